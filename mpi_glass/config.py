@@ -1,0 +1,292 @@
+"""TOML configuration, validated once into frozen dataclasses.
+
+Every key has a type, a range and a documented default (the README's config table is
+generated from the same ``doc`` strings by ``config_table_markdown``).  Unknown keys are
+errors with a "did you mean" suggestion; every problem is one line naming the file and key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from .errors import InputError
+from .model import MAX_CUTOFF, box_side, composition_counts
+
+PRESET_NAMES = ("laptop", "paper", "ci")
+DEFAULT_PRESET = "laptop"
+
+
+def _key(doc, default=dataclasses.MISSING, *, low=None, high=None, low_open=False,
+         choices=None, number_ok=False):
+    """A config field with its documentation and allowed range.
+
+    ``number_ok`` lets a string-valued key also take a number (kept as its string form).
+    """
+    meta = dict(doc=doc, low=low, high=high, low_open=low_open, choices=choices,
+                number_ok=number_ok)
+    if isinstance(default, (list, tuple)):
+        value = tuple(default)
+        return field(default_factory=lambda: value, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    n: int = _key("number of particles N", 1000, low=3)
+    composition: tuple = _key("S, M, L as counts summing to N or fractions summing to 1",
+                              (0.44, 0.20, 0.36))
+    density: float = _key("number density N / L^2", 1.024, low=0.0, low_open=True)
+    temperature: float = _key("temperature T (eps_LS / k_B)", 0.50, low=0.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class MCConfig:
+    delta_max: float = _key("side of the square of trial displacements (sigma_LS)", 0.12,
+                            low=0.0, low_open=True, high=1.0)
+
+
+@dataclass(frozen=True)
+class EquilibrationConfig:
+    sweeps: int = _key("MC sweeps to equilibrate each configuration", 20000, low=0)
+    swap_probability: float = _key("fraction of trials that are species swaps (equilibration only)",
+                                   0.2, low=0.0, high=1.0)
+    sample_every: int = _key("sweeps between energy samples of the stationarity check", 100, low=1)
+
+
+@dataclass(frozen=True)
+class DynamicsConfig:
+    configurations: int = _key("C: independent equilibrium configurations", 4, low=1)
+    replicas: int = _key("R: iso-configurational trajectories per configuration", 8, low=1)
+    t_max: int = _key("last recorded time (MC sweeps)", 10000, low=1)
+    per_decade: int = _key("log-spaced recording times per decade", 8, low=1)
+    extra_times: tuple = _key("explicit extra recording times (sweeps), increasing", ())
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    every_sweeps: int = _key("checkpoint at least every this many sweeps of a work item", 2000,
+                             low=1)
+    every_minutes: float = _key("and at least every this many wall minutes", 10.0,
+                                low=0.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class RelaxationScanConfig:
+    temperatures: tuple = _key("temperatures of the F_s^CR scan (paper Fig. 1); empty: no scan",
+                               ())
+    configurations: int = _key("configurations per temperature", 1, low=1)
+    replicas: int = _key("trajectories per configuration", 2, low=1)
+    t_max: int = _key("last recorded time of the scan (sweeps)", 10000, low=1)
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    d_max: int = _key("largest number of selected features d", 15, low=1)
+    k: int = _key("neighbours k in the information imbalance", 1, low=1)
+    protocol: str = _key("'honest' (selection on training configurations only) or 'paper'",
+                         "honest", choices=("honest", "paper"))
+    time: str = _key("propensity time: 'tau_alpha' (nearest recorded) or a number of sweeps",
+                     "tau_alpha", number_ok=True)
+    second_time: float = _key("second propensity time (sweeps, paper Fig. 10); 0: none", 0.0,
+                              low=0.0)
+    random_draws: int = _key("random feature selections per d (baseline)", 1000, low=1)
+    lengths: tuple = _key("coarse-graining lengths l (sigma_LS)",
+                          (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0))
+    noise_seed: int = _key("seed of the Gaussian-noise control feature", 0, low=0)
+
+
+_SECTIONS = {
+    "system": SystemConfig,
+    "mc": MCConfig,
+    "equilibration": EquilibrationConfig,
+    "dynamics": DynamicsConfig,
+    "checkpoint": CheckpointConfig,
+    "relaxation_scan": RelaxationScanConfig,
+    "select": SelectConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    seed: int
+    system: SystemConfig
+    mc: MCConfig
+    equilibration: EquilibrationConfig
+    dynamics: DynamicsConfig
+    checkpoint: CheckpointConfig
+    relaxation_scan: RelaxationScanConfig
+    select: SelectConfig
+    source: str = ""   #: the TOML text this config was read from (provenance)
+
+    @property
+    def counts(self):
+        return composition_counts(self.system.n, self.system.composition)
+
+    @property
+    def box(self):
+        return box_side(self.system.n, self.system.density)
+
+    def physics_dict(self):
+        """Everything that changes the simulated data (used to refuse foreign checkpoints)."""
+        return {"seed": self.seed, **{
+            name: dataclasses.asdict(getattr(self, name))
+            for name in ("system", "mc", "equilibration", "dynamics", "relaxation_scan")}}
+
+
+def _check_type(where, value, default, number_ok=False):
+    expected = type(default)
+    if number_ok and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = repr(value)
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif expected is tuple:
+        ok = isinstance(value, list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        value = tuple(value) if ok else value
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        kind = {tuple: "a list of numbers"}.get(expected, expected.__name__)
+        raise InputError(f"{where}: expected {kind}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{where}: expected a finite number, got {value!r}")
+    return value
+
+
+def _check_range(where, value, meta):
+    values = value if isinstance(value, tuple) else (value,)
+    low, high = meta["low"], meta["high"]
+    for v in values:
+        if isinstance(v, str):
+            break
+        if low is not None and (v < low or (meta["low_open"] and v == low)):
+            bound = "> " if meta["low_open"] else ">= "
+            raise InputError(f"{where}: must be {bound}{low:g}, got {v!r}")
+        if high is not None and v > high:
+            raise InputError(f"{where}: must be <= {high:g}, got {v!r}")
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise InputError(f"{where}: must be one of {', '.join(meta['choices'])}, got {value!r}")
+
+
+def _unknown_key_error(where, key, allowed):
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(allowed)})"
+    return InputError(f"{where}: unknown key '{key}'{hint}")
+
+
+def _build_section(origin, section, cls, table):
+    if not isinstance(table, dict):
+        raise InputError(f"{origin}: [{section}] must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        if key not in fields:
+            raise _unknown_key_error(f"{origin}: [{section}]", key, list(fields))
+        f = fields[key]
+        where = f"{origin}: {section}.{key}"
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        value = _check_type(where, value, default, f.metadata["number_ok"])
+        _check_range(where, value, f.metadata)
+        values[key] = value
+    return cls(**values)
+
+
+def _cross_checks(origin, cfg):
+    """Checks that involve several keys."""
+    try:
+        cfg.counts
+    except ValueError as exc:
+        raise InputError(f"{origin}: system.composition: {exc}") from None
+    if cfg.box < 2.0 * MAX_CUTOFF:
+        raise InputError(f"{origin}: system.n: box side {cfg.box:.3g} is smaller than twice the "
+                         f"largest cutoff {MAX_CUTOFF:.3g}; use more particles")
+    extra = cfg.dynamics.extra_times
+    if any(b <= a for a, b in zip(extra, extra[1:])) or any(t <= 0 for t in extra):
+        raise InputError(f"{origin}: dynamics.extra_times: times must be positive and increasing")
+    if any(t != int(t) for t in extra):
+        raise InputError(f"{origin}: dynamics.extra_times: times are whole MC sweeps")
+    temps = cfg.relaxation_scan.temperatures
+    if any(t <= 0 for t in temps):
+        raise InputError(f"{origin}: relaxation_scan.temperatures: must be > 0")
+    if any(length <= 0 for length in cfg.select.lengths) or not cfg.select.lengths:
+        raise InputError(f"{origin}: select.lengths: need positive lengths")
+    if cfg.select.time != "tau_alpha":
+        try:
+            if float(cfg.select.time) <= 0:
+                raise ValueError
+        except ValueError:
+            raise InputError(f"{origin}: select.time: 'tau_alpha' or a positive number of "
+                             f"sweeps, got {cfg.select.time!r}") from None
+
+
+def parse_config(text, origin="<config>", name=None):
+    """Validate TOML text into a Config; every problem raises a one-line InputError."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{origin}: not valid TOML ({exc})") from None
+    top = {"name": str, "seed": int}
+    for key in data:
+        if key not in top and key not in _SECTIONS:
+            raise _unknown_key_error(origin, key, list(top) + list(_SECTIONS))
+    seed = data.get("seed", 2024)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise InputError(f"{origin}: seed: expected a non-negative integer, got {seed!r}")
+    cfg_name = data.get("name", name or Path(origin).stem)
+    if not isinstance(cfg_name, str) or not cfg_name or "/" in cfg_name:
+        raise InputError(f"{origin}: name: expected a plain non-empty string, got {cfg_name!r}")
+    sections = {s: _build_section(origin, s, cls, data.get(s, {})) for s, cls in _SECTIONS.items()}
+    cfg = Config(name=cfg_name, seed=seed, source=text, **sections)
+    _cross_checks(origin, cfg)
+    return cfg
+
+
+def preset_text(name):
+    """The TOML text of a packaged preset (laptop, paper, ci)."""
+    if name not in PRESET_NAMES:
+        raise InputError(f"unknown preset '{name}' (choose from {', '.join(PRESET_NAMES)})")
+    return resources.files("mpi_glass").joinpath("presets", f"{name}.toml").read_text()
+
+
+def load_config(path=None):
+    """Read a config file, or the embedded laptop default when path is None.
+
+    ``path`` may also name a packaged preset ('laptop', 'paper', 'ci').
+    """
+    if path is None or (str(path) in PRESET_NAMES and not Path(path).exists()):
+        name = DEFAULT_PRESET if path is None else str(path)
+        return parse_config(preset_text(name), origin=f"preset {name}", name=name)
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read config ({exc.strerror})") from None
+    return parse_config(text, origin=str(path))
+
+
+def config_table_markdown():
+    """The README's table of every key, its default and meaning."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |",
+            "| `name` | file stem | run name, names the output folder |",
+            "| `seed` | 2024 | root of every random stream |"]
+    for section, cls in _SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            shown = list(default) if isinstance(default, tuple) else default
+            rows.append(f"| `{section}.{f.name}` | `{shown!r}` | {f.metadata['doc']} |")
+    return "\n".join(rows)

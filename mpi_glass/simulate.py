@@ -1,0 +1,319 @@
+"""``mpi_glass simulate``: equilibrium configurations and their iso-configurational dynamics.
+
+The run is a set of independent Markov chains (work items):
+
+* equilibration of configuration c of ensemble e (MC + optional swaps at T_e), and
+* trajectory r of configuration c of ensemble e (plain translational MC, no swaps), which
+  records unwrapped displacements at the ensemble's log-spaced times.
+
+Ensemble 0 is the main run (C configurations x R replicas at system.temperature); ensembles
+1.. are the optional relaxation scan (paper Fig. 1), one per scan temperature.  Items are
+split over ranks by cost; every random stream is keyed by (seed, stage, e, c, r), never by
+rank, and each item checkpoints itself to its own file, so any rank count - including a
+restart on a different one - gives bit-identical data.  When all chains are done the owners
+of each configuration compute p, q and F_s^CR, and the ranks write sim.h5 together
+(parallel HDF5) or through the root.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import dynamics, mc
+from .errors import InputError
+from .model import species_array
+from .progress import Progress, log
+from .store import (check_writable_dir, first_difference, load_npz, read_physics,
+                    save_npz_atomic, write_json_atomic)
+
+EQUILIBRATE, TRAJECTORY = 0, 1
+#: Sweeps per call into the MC kernel are capped so signals and progress are seen every
+#: ~CHUNK_TRIALS trial moves (a few seconds); results do not depend on the chunking.
+CHUNK_TRIALS = 20_000_000
+EXIT_INTERRUPTED = 75   # EX_TEMPFAIL: checkpointed on a signal, rerun to resume
+
+
+class Interrupted(Exception):
+    """A signal asked us to stop; every active chain has been checkpointed."""
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    index: int
+    temperature: float
+    configurations: int
+    replicas: int
+    times: np.ndarray
+
+
+@dataclass(frozen=True)
+class Item:
+    stage: int
+    ensemble: int
+    c: int
+    r: int          # -1 for an equilibration
+    sweeps: int
+
+    @property
+    def key(self):
+        if self.stage == EQUILIBRATE:
+            return f"eq_e{self.ensemble}_c{self.c}"
+        return f"tr_e{self.ensemble}_c{self.c}_r{self.r}"
+
+    def seed_sequence(self, seed):
+        return np.random.SeedSequence([seed, self.stage, self.ensemble, self.c, max(self.r, 0)])
+
+
+def build_ensembles(cfg):
+    dyn, scan = cfg.dynamics, cfg.relaxation_scan
+    extra = tuple(int(t) for t in dyn.extra_times)
+    main = Ensemble(0, cfg.system.temperature, dyn.configurations, dyn.replicas,
+                    dynamics.log_times(dyn.t_max, dyn.per_decade, extra))
+    scans = [Ensemble(i + 1, float(t), scan.configurations, scan.replicas,
+                      dynamics.log_times(scan.t_max, dyn.per_decade, ()))
+             for i, t in enumerate(scan.temperatures)]
+    return [main] + scans
+
+
+def build_items(cfg, ensembles, stage):
+    if stage == EQUILIBRATE:
+        return [Item(EQUILIBRATE, e.index, c, -1, cfg.equilibration.sweeps)
+                for e in ensembles for c in range(e.configurations)]
+    return [Item(TRAJECTORY, e.index, c, r, int(e.times[-1]))
+            for e in ensembles for c in range(e.configurations) for r in range(e.replicas)]
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGUSR1 (SLURM's warning before a time limit)."""
+
+    def __init__(self):
+        self.raised = None
+
+    def install(self):
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum, frame):
+        self.raised = signal.Signals(signum).name
+
+
+class Simulation:
+    """One ``simulate`` run: cfg + output directory + distributor."""
+
+    def __init__(self, cfg, out_dir, dist, force=False):
+        self.cfg, self.dist, self.force = cfg, dist, force
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / "sim.h5"
+        self.ckpt_dir = self.out_dir / "sim.h5.checkpoint"
+        self.ensembles = build_ensembles(cfg)
+        self.counts = cfg.counts
+        self.n = cfg.system.n
+        self.box = cfg.box
+        self.stop = _StopFlag()
+        self.timings = {}
+
+    # -- orchestration --------------------------------------------------------------
+    def run(self):
+        """Run (or resume) to a finished sim.h5; returns its path."""
+        if self._finished_already():
+            return self.path
+        self._prepare_checkpoint_dir()
+        self.stop.install()
+        for stage, name in ((EQUILIBRATE, "equilibrate"), (TRAJECTORY, "trajectories")):
+            start = time.perf_counter()
+            self._run_stage(stage, name)
+            self.dist.barrier()
+            self.timings[name] = time.perf_counter() - start
+        start = time.perf_counter()
+        self._assemble()
+        self.timings["assemble_and_write"] = time.perf_counter() - start
+        if self.dist.is_root:
+            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        self.dist.barrier()
+        return self.path
+
+    def _finished_already(self):
+        """A finished file with the same physics is not redone; a different one needs --force."""
+        exists = self.path.exists()
+        if exists and not self.force:
+            diff = first_difference(read_physics(self.path) or {}, self.cfg.physics_dict())
+            if diff is None:
+                log(f"{self.path} is complete for this config; nothing to do", self.dist.is_root)
+                return True
+            raise InputError(f"{self.path}: exists and was made with a different config "
+                             f"({diff} differs); use --force to overwrite")
+        return False
+
+    def _prepare_checkpoint_dir(self):
+        """Create, reuse or (with --force) reset the per-item checkpoint directory."""
+        if self.dist.is_root:
+            check_writable_dir(self.out_dir)
+            if self.force:
+                shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+                self.path.unlink(missing_ok=True)
+            self.ckpt_dir.mkdir(exist_ok=True)
+            manifest = self.ckpt_dir / "run.json"
+            physics = self.cfg.physics_dict()
+            if manifest.exists():
+                old = json.loads(manifest.read_text())
+                diff = first_difference(old, physics)
+                if diff is not None:
+                    raise InputError(f"{self.ckpt_dir}: checkpoint was made with a different "
+                                     f"config ({diff} differs); rerun with that config or use "
+                                     f"--force to start over")
+                log(f"resuming from checkpoints in {self.ckpt_dir}")
+            else:
+                write_json_atomic(manifest, physics)
+            for stale in self.ckpt_dir.glob("progress_rank*.json"):
+                stale.unlink()
+        self.dist.barrier()
+
+    # -- chains -----------------------------------------------------------------------
+    def _run_stage(self, stage, name):
+        items = build_items(self.cfg, self.ensembles, stage)
+        costs = [it.sweeps * self.n for it in items]
+        mine = [items[i] for i in self.dist.my_items(costs)]
+        done_before = (sum(self._sweeps_done(it) * self.n for it in items)
+                       if self.dist.is_root else 0)
+        progress = _SharedProgress(self, name, total=sum(costs), done_before=done_before)
+        for item in mine:
+            self._run_item(item, progress)
+        progress.finish()
+
+    def _sweeps_done(self, item):
+        path = self._item_path(item)
+        if not path.exists():
+            return 0
+        return int(load_npz(path)["sweeps_done"])
+
+    def _item_path(self, item):
+        return self.ckpt_dir / f"{item.key}.npz"
+
+    def _run_item(self, item, progress):
+        state = self._load_or_start(item)
+        if bool(state["done"]):
+            return
+        ens = self.ensembles[item.ensemble]
+        swap = self.cfg.equilibration.swap_probability if item.stage == EQUILIBRATE else 0.0
+        points = self._record_points(item)
+        chunk = max(1, CHUNK_TRIALS // self.n)
+        last_save = (int(state["sweeps_done"]), time.monotonic())
+        while int(state["sweeps_done"]) < item.sweeps:
+            done = int(state["sweeps_done"])
+            k = int(state["n_recorded"])
+            target = min(item.sweeps, done + chunk, points[k] if k < len(points) else item.sweeps)
+            stats = mc.run_sweeps(state["positions"], state["images"], state["species"],
+                                  self.box, state["rng"], target - done, ens.temperature,
+                                  self.cfg.mc.delta_max, swap)
+            state["mc_counts"] += np.asarray(stats, dtype=np.int64)[:4]
+            state["sweeps_done"] = np.int64(target)
+            if k < len(points) and target == points[k]:
+                self._record(item, state, k)
+                state["n_recorded"] = np.int64(k + 1)
+            progress.advance((target - done) * self.n)
+            last_save = self._maybe_checkpoint(item, state, last_save)
+        state["done"] = np.bool_(True)
+        save_npz_atomic(self._item_path(item), **state)
+
+    def _maybe_checkpoint(self, item, state, last_save):
+        done, when = last_save
+        ck = self.cfg.checkpoint
+        now_done = int(state["sweeps_done"])
+        due = (now_done - done >= ck.every_sweeps
+               or time.monotonic() - when >= 60.0 * ck.every_minutes)
+        if self.stop.raised:
+            save_npz_atomic(self._item_path(item), **state)
+            raise Interrupted(self.stop.raised)
+        if due and now_done < item.sweeps:
+            save_npz_atomic(self._item_path(item), **state)
+            return now_done, time.monotonic()
+        return last_save
+
+    def _record_points(self, item):
+        if item.stage == EQUILIBRATE:
+            every = self.cfg.equilibration.sample_every
+            return list(range(every, item.sweeps + 1, every))
+        return [int(t) for t in self.ensembles[item.ensemble].times]
+
+    def _record(self, item, state, k):
+        if item.stage == EQUILIBRATE:
+            state["energy"][k] = mc.total_energy(state["positions"], state["species"],
+                                                 self.box) / self.n
+        else:
+            unwrapped = mc.unwrap(state["positions"], state["images"], self.box)
+            state["records"][k] = (unwrapped - state["start"]).astype(np.float32)
+
+    def _load_or_start(self, item):
+        path = self._item_path(item)
+        if path.exists():
+            return load_npz(path)
+        if item.stage == EQUILIBRATE:
+            rng = mc.new_rng_state(item.seed_sequence(self.cfg.seed))
+            species = species_array(self.counts)
+            positions = mc.initial_configuration(self.counts, self.box, rng)
+            n_samples = len(self._record_points(item))
+            extra = dict(energy=np.full(n_samples, np.nan))
+        else:
+            eq = load_npz(self._item_path(Item(EQUILIBRATE, item.ensemble, item.c, -1, 0)))
+            rng = mc.new_rng_state(item.seed_sequence(self.cfg.seed))
+            positions, species = eq["positions"].copy(), eq["species"].copy()
+            n_times = len(self.ensembles[item.ensemble].times)
+            extra = dict(start=positions.copy(),
+                         records=np.zeros((n_times, self.n, 2), dtype=np.float32))
+        return dict(positions=positions, images=np.zeros((self.n, 2), dtype=np.int64),
+                    species=species, rng=rng, sweeps_done=np.int64(0), n_recorded=np.int64(0),
+                    mc_counts=np.zeros(4, dtype=np.int64), done=np.bool_(False), **extra)
+
+    # -- the file -------------------------------------------------------------------
+    def _assemble(self):
+        from .simfile import write_sim_file
+        write_sim_file(self)
+
+
+class _SharedProgress:
+    """Run-wide progress seen from rank 0, without collectives.
+
+    Each rank writes its own count of trial moves to a small file in the checkpoint
+    directory (at most every few seconds); rank 0 sums them.  Ranks may own different
+    numbers of items, so a collective here could deadlock; files cannot.
+    """
+
+    def __init__(self, sim, label, total, done_before):
+        self.sim, self.mine = sim, 0
+        self.path = sim.ckpt_dir / f"progress_rank{sim.dist.rank}.json"
+        self.last_write = 0.0
+        self.done_before = done_before
+        self.bar = Progress(f"{label}", total, unit="trials", enabled=sim.dist.is_root,
+                            start_done=done_before)
+
+    def advance(self, trials):
+        self.mine += trials
+        now = time.monotonic()
+        if now - self.last_write < 2.0:
+            return
+        self.last_write = now
+        write_json_atomic(self.path, {"trials": self.mine})
+        if self.sim.dist.is_root:
+            self.bar.update(self.done_before + self._others() + self.mine)
+
+    def _others(self):
+        total = 0
+        for path in self.sim.ckpt_dir.glob("progress_rank*.json"):
+            if path != self.path:
+                try:
+                    total += json.loads(path.read_text())["trials"]
+                except (OSError, ValueError, KeyError):
+                    pass
+        return total
+
+    def finish(self):
+        self.path.unlink(missing_ok=True)
+        if self.sim.dist.is_root:
+            self.bar.update(self.bar.total, force=True)
+            self.bar.close()

@@ -1,0 +1,157 @@
+"""Files: the HDF5 schema of sim.h5 / select.h5, atomic writes and checkpoints.
+
+Every output is written under a temporary name and renamed when complete, so a reader never
+sees a half-written file.  HDF5 files carry self-describing attributes: the package version,
+the config TOML, the model tables and units.  Checkpoints are one ``.npz`` per work item
+(keyed by what the item is, never by rank), so a run may resume on a different rank count.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .errors import InputError
+from .model import EPSILON, SIGMA, SPECIES_NAMES
+
+UNITS = {
+    "length": "sigma_LS",
+    "energy": "epsilon_LS",
+    "temperature": "epsilon_LS / k_B",
+    "time": "MC sweeps (N trial moves)",
+}
+
+
+def default_out_dir(cfg):
+    return Path("mpi_glass_out") / cfg.name
+
+
+def check_writable_dir(path):
+    """Create ``path`` if needed and make sure we can write there (one-line error if not)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot create output directory ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: output directory is not writable")
+    return path
+
+
+def tmp_name(path):
+    path = Path(path)
+    return path.with_name(path.name + ".tmp")
+
+
+def publish(tmp, final):
+    """Atomically move a finished temporary file to its final name."""
+    os.replace(tmp, final)
+
+
+def save_npz_atomic(path, **arrays):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_npz(path):
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def write_json_atomic(path, obj):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_provenance(h5file, cfg, kind, extra=None):
+    """Root attributes shared by every file the package writes."""
+    attrs = h5file.attrs
+    attrs["mpi_glass_version"] = __version__
+    attrs["mpi_glass_file"] = kind
+    attrs["config_toml"] = cfg.source
+    attrs["config_name"] = cfg.name
+    attrs["physics_json"] = json.dumps(cfg.physics_dict(), sort_keys=True)
+    attrs["seed"] = cfg.seed
+    attrs["temperature"] = cfg.system.temperature
+    attrs["n"] = cfg.system.n
+    attrs["box"] = np.array([cfg.box, cfg.box])
+    attrs["density"] = cfg.system.density
+    attrs["sigma"] = np.asarray(SIGMA)
+    attrs["epsilon"] = np.asarray(EPSILON)
+    attrs["species_names"] = ",".join(SPECIES_NAMES)
+    attrs["units_json"] = json.dumps(UNITS)
+    for key, value in (extra or {}).items():
+        attrs[key] = value
+
+
+def open_input(path, kind, required=()):
+    """Open a file written by mpi_glass for reading; one-line errors for foreign files."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (run 'mpi_glass simulate' first?)")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise InputError(f"{path}: not an HDF5 file") from None
+    if f.attrs.get("mpi_glass_file") != kind:
+        f.close()
+        raise InputError(f"{path}: not an mpi_glass {kind} file")
+    for name in required:
+        if name not in f:
+            f.close()
+            raise InputError(f"{path}: missing dataset {name}")
+    return f
+
+
+def read_physics(path):
+    """The physics dict a finished file was made with (None if unreadable)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return json.loads(f.attrs["physics_json"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def first_difference(a, b, prefix=""):
+    """Dotted name of the first key whose value differs between two nested dicts."""
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            diff = first_difference(va, vb, f"{prefix}{key}.")
+            if diff:
+                return diff
+        elif _normal(va) != _normal(vb):
+            return prefix + key
+    return None
+
+
+def _normal(value):
+    return json.loads(json.dumps(value, default=_json_default))
