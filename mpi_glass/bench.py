@@ -82,8 +82,8 @@ def simulate_efficiency(rank_counts):
             result[f"wall_seconds_{k}"] = wall
             result[f"chain_seconds_{k}"] = chains
             result[f"trials_per_second_{k}"] = trials / chains
-            result[f"assemble_fraction_{k}"] = 1.0 - chains / (chains + timings.get(
-                "assemble_and_write", 0.0) + timings.get("write", 0.0))
+            io = timings["observables"] + timings["write"]
+            result[f"recording_and_io_fraction_{k}"] = io / (chains + io)
         base = rank_counts[0]
         for k in rank_counts[1:]:
             result[f"efficiency_{k}"] = (result[f"trials_per_second_{k}"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 
+import h5py
 import numpy as np
 
 from . import dynamics
@@ -63,7 +64,8 @@ def stationarity(series):
 
 
 def write_sim_file(sim):
-    dist, cfg = sim.dist, sim.cfg
+    dist = sim.dist
+    t0 = time.perf_counter()
     main = sim.ensembles[0]
     owner = _owner_of_configurations(sim, main)
     mine, my_disp = {}, {}
@@ -73,6 +75,7 @@ def write_sim_file(sim):
     for part in dist.allgather(mine):
         summaries.update(part)
     scan = _scan_results(sim)
+    sim.timings["observables"] = time.perf_counter() - t0
 
     start = time.perf_counter()
     tmp = tmp_name(sim.path)
@@ -80,7 +83,6 @@ def write_sim_file(sim):
     if collective:
         f = dist.open_h5(tmp, "w")
     elif dist.is_root:
-        import h5py
         f = h5py.File(tmp, "w")
     else:
         f = None
@@ -90,9 +92,13 @@ def write_sim_file(sim):
     if f is not None:
         f.close()
     dist.barrier()
-    if dist.is_root:
-        publish(tmp, sim.path)
     sim.timings["write"] = time.perf_counter() - start
+    if dist.is_root:
+        with h5py.File(tmp, "r+") as f:    # the timings are only known now
+            f.attrs["timings_json"] = json.dumps(
+                {k: round(v, 3) for k, v in sim.timings.items()})
+        publish(tmp, sim.path)
+    dist.barrier()
     _log_summary(sim, summaries)
 
 
@@ -135,8 +141,7 @@ def _write_layout(f, sim, main, summaries, scan, io_path):
     cfg = sim.cfg
     C = main.configurations
     write_provenance(f, cfg, "sim", extra={
-        "io_path": io_path, "ranks": sim.dist.size,
-        "timings_json": json.dumps({k: round(v, 3) for k, v in sim.timings.items()})})
+        "io_path": io_path, "ranks": sim.dist.size})
     stack = lambda key: np.stack([summaries[c][key] for c in range(C)])  # noqa: E731
 
     conf = f.create_group("configurations")

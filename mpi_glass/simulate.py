@@ -130,9 +130,7 @@ class Simulation:
             self._run_stage(stage, name)
             self.dist.barrier()
             self.timings[name] = time.perf_counter() - start
-        start = time.perf_counter()
         self._assemble()
-        self.timings["assemble_and_write"] = time.perf_counter() - start
         if self.dist.is_root:
             shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         self.dist.barrier()

@@ -1,0 +1,93 @@
+"""Shared helpers: tiny configs, running the CLI, comparing HDF5 files bit for bit."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Small but not trivial: 3 configurations x 2 replicas of N = 150, plus a one-temperature
+#: relaxation scan, so every code path of simulate runs in a couple of seconds.
+TINY_TOML = """
+name = "tiny"
+seed = 11
+[system]
+n = 150
+temperature = 0.8
+[equilibration]
+sweeps = {eq_sweeps}
+swap_probability = 0.2
+sample_every = 10
+[dynamics]
+configurations = 3
+replicas = 2
+t_max = {t_max}
+per_decade = 4
+[checkpoint]
+every_sweeps = 25
+[relaxation_scan]
+temperatures = [1.5]
+configurations = 2
+replicas = 2
+t_max = 50
+"""
+
+
+def write_config(folder, eq_sweeps=200, t_max=200, **replace):
+    text = TINY_TOML.format(eq_sweeps=eq_sweeps, t_max=t_max)
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    path = Path(folder) / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    return write_config(tmp_path)
+
+
+def mpiexec():
+    """The mpiexec that matches this Python's mpi4py (venv MPICH first, then PATH)."""
+    local = Path(sys.executable).with_name("mpiexec")
+    found = str(local) if local.exists() else shutil.which("mpiexec")
+    if found is None:
+        pytest.fail("no mpiexec found: install the 'laptop' extra or a system MPI")
+    return found
+
+
+def cli(*args, ranks=None, env=None, check=True, **kwargs):
+    """Run ``python -m mpi_glass ARGS`` (under mpiexec -n RANKS if given)."""
+    cmd = [sys.executable, "-m", "mpi_glass", *map(str, args)]
+    if ranks is not None:
+        cmd = [mpiexec(), "-n", str(ranks), *cmd]
+    full_env = dict(os.environ, **(env or {}))
+    if ranks is None:
+        full_env["MPI_GLASS_SERIAL"] = "1"
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def datasets(path):
+    """{name: array} of every dataset in an HDF5 file."""
+    found = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: found.__setitem__(name, obj[()])
+                     if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def assert_identical_files(a, b):
+    da, db = datasets(a), datasets(b)
+    assert sorted(da) == sorted(db)
+    for name in da:
+        x, y = np.asarray(da[name]), np.asarray(db[name])
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        assert x.tobytes() == y.tobytes(), f"dataset {name} differs"

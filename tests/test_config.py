@@ -1,0 +1,64 @@
+"""Config: presets load, bad input gives one-line errors naming the key."""
+from pathlib import Path
+
+import pytest
+
+from mpi_glass.config import load_config, parse_config, preset_text
+from mpi_glass.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["laptop", "paper", "ci"])
+def test_packaged_presets_equal_run_folder(name):
+    assert preset_text(name) == (ROOT / "run" / f"{name}.toml").read_text()
+
+
+def test_paper_preset_is_the_paper():
+    cfg = load_config(ROOT / "run" / "paper.toml")
+    assert list(cfg.counts) == [1760, 800, 1440]
+    assert cfg.system.n == 4000 and cfg.system.density == 1.024
+    assert cfg.system.temperature == 0.30 and cfg.mc.delta_max == 0.12
+    assert cfg.dynamics.configurations == 10 and cfg.dynamics.replicas == 30
+    assert abs(cfg.box - (4000 / 1.024) ** 0.5) < 1e-12
+
+
+def test_default_is_laptop():
+    assert load_config().name == "laptop"
+
+
+def test_fractions_for_any_n():
+    cfg = parse_config("[system]\nn = 777\ncomposition = [0.44, 0.2, 0.36]\n")
+    assert cfg.counts.sum() == 777
+
+
+BAD = [
+    ("[system]\nnn = 5\n", "system.*unknown key 'nn'.*did you mean 'n'"),
+    ("[sytem]\nn = 5\n", "unknown key 'sytem'.*did you mean 'system'"),
+    ("[system]\nn = 'many'\n", "system.n: expected int"),
+    ("[system]\nn = 0\n", "system.n: must be >= 3"),
+    ("[system]\ndensity = -1.0\n", "system.density: must be > 0"),
+    ("[system]\ntemperature = 0\n", "system.temperature: must be > 0"),
+    ("[system]\ncomposition = [10, 10, 10]\nn = 1000\n", "composition.*sum to 30"),
+    ("[system]\ncomposition = [0.5, 0.6, 0.1]\n", "composition.*sum to 1.2"),
+    ("[system]\nn = 20\n", "box side .* smaller than twice the largest cutoff"),
+    ("[dynamics]\nreplicas = 0\n", "dynamics.replicas: must be >= 1"),
+    ("[dynamics]\nconfigurations = 0\n", "dynamics.configurations: must be >= 1"),
+    ("[dynamics]\nextra_times = [500, 100]\n", "extra_times: times must be positive and increasing"),
+    ("[select]\nprotocol = 'cheat'\n", "select.protocol: must be one of honest, paper"),
+    ("[select]\ntime = 'soon'\n", "select.time"),
+    ("seed = -3\n", "seed: expected a non-negative integer"),
+    ("[system\n", "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("text, pattern", BAD)
+def test_bad_input_is_one_line(text, pattern):
+    with pytest.raises(InputError, match=pattern) as err:
+        parse_config(text, origin="bad.toml")
+    assert "\n" not in str(err.value) and str(err.value).startswith("bad.toml")
+
+
+def test_missing_file():
+    with pytest.raises(InputError, match="cannot read config"):
+        load_config("/nonexistent/x.toml")
