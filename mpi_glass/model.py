@@ -89,6 +89,20 @@ def pair_energy_x2(x2, epsilon):
     return epsilon * (_A0 + t * (_A1 + t * (_A2 + t * (_A3 + t * _A4))))
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def reduced_pair_energy_x2(x2):
+    """V / eps_ab for x2 = (r / sigma_ab)^2, branch-free: both branches are evaluated and the
+    right one selected, so loops over many pairs vectorise.  ``eps * reduced_pair_energy_x2(x2)``
+    is bit-identical to ``pair_energy_x2(x2, eps)``: the same operations in the same order.
+    """
+    inv6 = 1.0 / (x2 * x2 * x2)
+    lj = 4.0 * inv6 * (inv6 - 1.0) + LJ_SHIFT
+    t = math.sqrt(x2) - X_INNER
+    poly = _A0 + t * (_A1 + t * (_A2 + t * (_A3 + t * _A4)))
+    v = poly if x2 < X_CUT * X_CUT else 0.0
+    return lj if x2 < X_INNER * X_INNER else v
+
+
 def composition_counts(n, composition):
     """Particle counts (n_S, n_M, n_L) from counts or fractions summing to 1.
 

@@ -1,0 +1,314 @@
+"""The Monte Carlo engine against independent references.
+
+Energies are checked against an O(N^2) all-pairs sum written here with ``model.pair_potential``;
+the neighbour list against all pairs; sampling against the Boltzmann weight of two particles;
+the random stream and the image bookkeeping against a pure-Python xoshiro256**.
+"""
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from mpi_glass import mc, model, neighbours
+from mpi_glass.errors import InputError
+from mpi_glass.model import EPSILON, SIGMA
+
+MASK = (1 << 64) - 1
+
+
+# --- independent references --------------------------------------------------------------
+
+def brute_energy(pos, species, box):
+    """sum_{i<j} V(|r_ij|) over all pairs, nearest periodic image."""
+    d = pos[None, :, :] - pos[:, None, :]
+    d -= box * np.round(d / box)
+    r = np.sqrt((d**2).sum(-1))
+    i, j = np.triu_indices(len(pos), 1)
+    a, b = species[i], species[j]
+    return float(np.sum(model.pair_potential(r[i, j], SIGMA[a, b], EPSILON[a, b])))
+
+
+class PyXoshiro:
+    """xoshiro256** in plain Python integers (Blackman & Vigna's reference algorithm)."""
+
+    def __init__(self, state):
+        self.s = [int(w) for w in state]
+
+    def next(self):
+        s0, s1, s2, s3 = self.s
+        rotl = lambda x, k: ((x << k) | (x >> (64 - k))) & MASK   # noqa: E731
+        result = (rotl((s1 * 5) & MASK, 7) * 9) & MASK
+        t = (s1 << 17) & MASK
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        self.s = [s0, s1, s2, rotl(s3, 45)]
+        return result
+
+
+# --- systems -----------------------------------------------------------------------------
+
+def liquid(n, seed, density=1.024):
+    """A fresh random start of the paper's composition: (pos, images, species, box, rng)."""
+    counts = model.composition_counts(n, mc.PAPER_FRACTIONS)
+    box = model.box_side(n, density)
+    rng = mc.new_rng_state(np.random.SeedSequence(seed))
+    pos = mc.initial_configuration(counts, box, rng)
+    return pos, np.zeros((n, 2), np.int64), model.species_array(counts), box, rng
+
+
+def copy_state(state):
+    return tuple(x.copy() if isinstance(x, np.ndarray) else x for x in state)
+
+
+def same_bits(*pairs):
+    return all(a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in pairs)
+
+
+# --- energies ----------------------------------------------------------------------------
+
+def test_total_and_particle_energies_equal_brute_force():
+    for n, density in ((40, 1.0), (300, 1.024)):     # a box of < 5 cells, and a cell grid
+        pos, _, species, box, _ = liquid(n, 7, density)
+        expected = brute_energy(pos, species, box)
+        assert mc.total_energy(pos, species, box) == pytest.approx(expected, rel=1e-12)
+        assert mc.particle_energies(pos, species, box).sum() == pytest.approx(expected,
+                                                                               rel=1e-12)
+
+
+@pytest.mark.parametrize("swap_probability,skin,temperature,delta", [
+    (0.0, mc.SKIN, 0.5, 0.12), (0.5, 0.1, 0.5, 0.12), (0.0, 0.22, 2.0, 0.3)])
+def test_tracked_energy_equals_brute_force(swap_probability, skin, temperature, delta):
+    """The sum of accepted dE follows the all-pairs energy over thousands of moves (thin
+    skins and long steps put the list-rebuild rule to work)."""
+    pos, img, species, box, rng = liquid(100, 11)
+    composition = np.bincount(species, minlength=3)
+    tracked = brute_energy(pos, species, box)
+    accepted = swaps = 0
+    for _ in range(10):
+        st = mc.run_sweeps(pos, img, species, box, rng, 10, temperature, delta,
+                           swap_probability, skin=skin)
+        tracked += st.energy_change
+        accepted += st.moves_accepted
+        swaps += st.swaps_accepted
+        assert abs(tracked - brute_energy(pos, species, box)) / len(pos) <= 1e-10
+    assert accepted > 2000
+    assert np.array_equal(np.bincount(species, minlength=3), composition)
+    assert (swaps > 10) == (swap_probability > 0)
+
+
+# --- neighbour list ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("n,box", [(60, 6.2), (300, 15.0), (1500, 38.0)])
+def test_verlet_list_equals_all_pairs(n, box):
+    rng = np.random.default_rng(n)
+    pos = rng.uniform(0.0, box, (n, 2))
+    edge = [0.0, 1e-13, box / 2, np.nextafter(box, 0.0), box - 1e-13]
+    pos[:20, 0] = rng.choice(edge, 20)           # particles on and near the box edges
+    pos[10:30, 1] = rng.choice(edge, 20)
+    species = rng.integers(0, 3, n).astype(np.int8)
+    cut2 = (model.X_CUT * SIGMA + 0.4)**2
+    start, nbr = neighbours.verlet_list(pos, species, box, cut2)
+    d = pos[None, :, :] - pos[:, None, :]
+    d -= box * np.round(d / box)
+    close = ((d**2).sum(-1) < cut2[species[:, None], species[None, :]]) & ~np.eye(n, dtype=bool)
+    assert start[-1] == close.sum()
+    for i in range(n):
+        assert np.array_equal(nbr[start[i]:start[i + 1]], np.flatnonzero(close[i]))
+
+
+# --- sampling ----------------------------------------------------------------------------
+
+def test_two_particles_sample_the_boltzmann_weight():
+    """The minimum-image distance of an S and an L particle (sigma = eps = 1) has density
+    r exp(-V(r) / T) for r < L / 2 (the annulus lies inside the periodic cell there)."""
+    box, temperature = 8.0, 1.0
+    pos = np.array([[1.0, 1.0], [3.0, 2.0]])
+    img = np.zeros((2, 2), np.int64)
+    species = np.array([0, 2], np.int8)
+    rng = mc.new_rng_state(np.random.SeedSequence(2024))
+    samples = np.empty(20000)
+    for k in range(samples.size):
+        mc.run_sweeps(pos, img, species, box, rng, 5, temperature, 3.5, skin=2.6)
+        d = pos[1] - pos[0]
+        samples[k] = np.hypot(*(d - box * np.round(d / box)))
+    edges = np.array([0.9, 1.0, 1.1, 1.2, 1.4, 1.6, 2.0, 2.5, 3.0, 3.5, 4.0])
+    observed = np.histogram(samples, edges)[0]
+    weight = lambda r: r * np.exp(-model.pair_potential(r, 1.0, 1.0) / temperature)  # noqa
+    mass = np.array([integrate.quad(weight, lo, hi)[0] for lo, hi in zip(edges, edges[1:])])
+    expected = observed.sum() * mass / mass.sum()
+    chi2 = np.sum((observed - expected)**2 / expected)
+    assert stats.chi2.sf(chi2, len(observed) - 1) > 1e-3, (observed, expected.round())
+
+
+def test_swaps_sample_species_assignments_by_boltzmann_weight():
+    """With swaps only, three fixed particles (two S, one L) visit the three placements of
+    the L particle with probabilities exp(-E_k / T) / Z."""
+    box, temperature = 6.0, 1.0
+    pos = np.array([[1.0, 1.0], [2.1, 1.2], [1.4, 2.3]])
+    img = np.zeros((3, 2), np.int64)
+    species = np.array([2, 0, 0], np.int8)
+    rng = mc.new_rng_state(np.random.SeedSequence(7))
+    placements = np.eye(3, dtype=np.int8) * 2
+    weights = np.exp([-brute_energy(pos, p, box) / temperature for p in placements])
+    observed = np.zeros(3)
+    for _ in range(20000):
+        mc.run_sweeps(pos, img, species, box, rng, 1, temperature, 0.12, 1.0)
+        observed[np.argmax(species)] += 1
+    assert np.array_equal(np.sort(species), [0, 0, 2]) and np.array_equal(pos[0], [1.0, 1.0])
+    expected = observed.sum() * weights / weights.sum()
+    assert stats.chisquare(observed, expected).pvalue > 1e-3, (observed, expected.round())
+
+
+# --- reproducibility ---------------------------------------------------------------------
+
+def test_same_seed_same_run_other_seed_other_run():
+    def run(seed):
+        pos, img, species, box, rng = liquid(80, seed)
+        mc.run_sweeps(pos, img, species, box, rng, 20, 0.8, 0.12, 0.2)
+        return pos, img, species, rng
+    a, b, c = run(3), run(3), run(4)
+    assert same_bits(*zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+
+
+@pytest.mark.parametrize("swap_probability", [0.0, 0.3])
+def test_split_calls_and_skins_are_bit_identical(swap_probability):
+    """run_sweeps(a); run_sweeps(b) == run_sweeps(a + b), bit for bit, for any split and skin
+    (the list is rebuilt at other moments, with other skin members, every time)."""
+    base = liquid(150, 5)
+
+    def run(splits, skin=mc.SKIN):
+        pos, img, species, box, rng = copy_state(base)
+        builds = 0
+        for sweeps in splits:
+            builds += mc.run_sweeps(pos, img, species, box, rng, sweeps, 1.0, 0.12,
+                                    swap_probability, skin=skin).list_builds
+        return (pos, img, species, rng), builds
+
+    reference, builds = run([40], skin=0.25)
+    assert builds > 5     # rebuilt inside the call, not only at its start
+    for splits in ([1, 1, 1, 2, 35], [13, 27], [20, 0, 20]):
+        assert same_bits(*zip(reference, run(splits)[0])), splits
+    for skin in (0.4, 1.5):
+        assert same_bits(*zip(reference, run([40], skin)[0])), skin
+
+
+def test_energy_change_does_not_depend_on_the_list():
+    """dE of a trial is bit-identical whichever skin the list was built with: the kernel
+    sums exactly the interacting pairs, in index order.  (Positions alone could not show
+    this: rounding in dE changes them only by flipping a Metropolis decision.)"""
+    pos, _, species, box, _ = liquid(300, 4)
+    uspecies = species.view(np.uint8)
+    rng = np.random.default_rng(0)
+    trials = [(i, *rng.uniform(-0.06, 0.06, 2), b) for i, b in
+              zip(rng.integers(0, 300, 500), rng.integers(0, 3, 500))]
+    results = []
+    for skin in (0.09, 0.3, 1.2):      # all above the longest step, 0.06 * sqrt(2)
+        cut2 = np.full((3, 3), (model.MAX_CUTOFF + skin)**2)
+        start, nbr = neighbours.verlet_list(pos, species, box, cut2)
+        scratch = mc._new_scratch(start)
+        half = 0.5 * box
+        changes = []
+        for i, dx, dy, b in trials:
+            m = mc._gather(pos, uspecies, start, nbr, i, dx, dy, uspecies[i], -1, box, half,
+                           scratch)
+            changes.append(mc._change(scratch, m))
+            m = mc._gather(pos, uspecies, start, nbr, i, 0.0, 0.0, b, -1, box, half, scratch)
+            changes.append(mc._change(scratch, m))
+        results.append(np.array(changes))
+    assert same_bits((results[0], results[1]), (results[0], results[2]))
+    expected = []
+    for i, dx, dy, b in trials[:50]:
+        moved = pos.copy()
+        moved[i] = (moved[i] + [dx, dy]) % box
+        relabelled = species.copy()
+        relabelled[i] = b
+        before = brute_energy(pos, species, box)
+        expected += [brute_energy(moved, species, box) - before,
+                     brute_energy(pos, relabelled, box) - before]
+    assert np.allclose(results[0][:100], expected, rtol=1e-9, atol=1e-11)
+
+
+def test_stream_and_images_of_a_free_particle():
+    """A lone particle accepts every move: its unwrapped path is the sum of the steps drawn
+    from an independent xoshiro256** (three draws a trial: particle, step, acceptance)."""
+    box, delta = 6.0, 2.5
+    pos, img = np.array([[0.5, 5.9]]), np.zeros((1, 2), np.int64)
+    rng = mc.new_rng_state(np.random.SeedSequence(99))
+    reference = PyXoshiro(rng)
+    start = pos.copy()
+    steps = np.zeros(2)
+    st = mc.run_sweeps(pos, img, np.array([1], np.int8), box, rng, 3000, 0.5, delta, skin=2.0)
+    for _ in range(3000):
+        reference.next()                          # the particle (Lemire, n = 1: one draw)
+        r = reference.next()
+        steps += (np.array([r >> 32, r & 0xFFFFFFFF]) / 2.0**32 - 0.5) * delta
+        reference.next()                          # the acceptance uniform
+    assert st.moves_accepted == st.moves_attempted == 3000
+    assert [int(w) for w in rng] == reference.s
+    assert np.allclose(mc.unwrap(pos, img, box) - start, steps, rtol=0, atol=1e-9)
+    assert np.all((pos >= 0) & (pos < box)) and np.abs(img).max() > 3
+
+
+def test_images_keep_paths_continuous():
+    pos, img, species, box, rng = liquid(120, 8)
+    pos[:5, 0] = box - 1e-3                        # start some particles on the edge
+    previous = mc.unwrap(pos, img, box)
+    for _ in range(30):
+        mc.run_sweeps(pos, img, species, box, rng, 1, 1.0, 0.12)
+        now = mc.unwrap(pos, img, box)
+        assert np.all((pos >= 0) & (pos < box))
+        assert np.abs(now - previous).max() < 1.0     # no jumps of a box length
+        previous = now
+    assert np.any(img != 0)
+
+
+def test_rng_state_is_an_ordinary_uint64_array():
+    a = mc.new_rng_state(np.random.SeedSequence(1))
+    assert a.dtype == np.uint64 and a.shape == (4,)
+    assert np.array_equal(a, mc.new_rng_state(np.random.SeedSequence(1)))
+    assert not np.array_equal(a, mc.new_rng_state(np.random.SeedSequence(2)))
+
+
+# --- initial configurations and bad input ------------------------------------------------
+
+def test_initial_configuration():
+    pos, _, species, box, _ = liquid(500, 21)
+    assert pos.shape == (500, 2) and np.all((pos >= 0) & (pos < box))
+    d = pos[None, :, :] - pos[:, None, :]
+    d -= box * np.round(d / box)
+    r = np.sqrt((d**2).sum(-1)) + np.eye(500) * box
+    assert np.all(r >= 0.85 * SIGMA[species[:, None], species[None, :]] * (1 - 1e-12))
+    assert np.array_equal(pos, liquid(500, 21)[0])
+    dense, _, _, dense_box, _ = liquid(400, 1, density=2.5)     # falls back to a lattice
+    assert len(np.unique(dense.round(9), axis=0)) == 400
+    assert np.all((dense >= 0) & (dense < dense_box))
+
+
+def test_bad_input_is_refused():
+    pos, img, species, box, rng = liquid(60, 2)
+    with pytest.raises(InputError, match="box"):
+        mc.run_sweeps(pos, img, species, 5.0, rng, 1, 1.0, 0.12)
+    with pytest.raises(InputError, match="images"):
+        mc.run_sweeps(pos, img.astype(np.int32), species, box, rng, 1, 1.0, 0.12)
+    with pytest.raises(InputError, match="species"):
+        mc.run_sweeps(pos, img, species.astype(np.int64), box, rng, 1, 1.0, 0.12)
+    with pytest.raises(InputError, match="temperature"):
+        mc.run_sweeps(pos, img, species, box, rng, 1, 0.0, 0.12)
+    with pytest.raises(InputError, match="delta_max"):
+        mc.run_sweeps(pos, img, species, box, rng, 1, 1.0, box)
+    with pytest.raises(InputError, match="positions"):
+        mc.run_sweeps(pos + box, img, species, box, rng, 1, 1.0, 0.12)
+    with pytest.raises(InputError, match="box"):
+        mc.total_energy(pos, species, 5.0)
+
+
+def test_benchmark_reports_throughput():
+    result = mc.benchmark(n=300, temperature=1.0, sweeps=5)
+    for key in ("trials_per_second_cpu", "trials_per_second_wall", "acceptance", "n",
+                "temperature", "sweeps", "ns_per_trial", "mean_neighbours"):
+        assert key in result
+    assert result["n"] == 300 and 0 < result["acceptance"] < 1
+    assert 10 < result["mean_neighbours"] < 60
