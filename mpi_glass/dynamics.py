@@ -1,0 +1,339 @@
+"""Dynamical observables of iso-configurational Monte Carlo (paper Sec. II A, Eqs. 1-4).
+
+All functions take plain numpy arrays; nothing here knows about MPI or files.  Positions are
+those of the configuration at t = 0, wrapped into the periodic square box [0, L)^2;
+displacements are raw *unwrapped* displacements Delta r_i(t) = r_i(t) - r_i(0), shaped
+(..., N, 2) with any leading axes (times, replicas).  Lengths are in sigma_LS, times in MC
+sweeps, species 0 = S, 1 = M, 2 = L as in ``model.SIGMA``.
+
+Definitions
+-----------
+Cage neighbours NN_i: the particles j != i with minimum-image distance
+|r_ij(0)| < 1.4 sigma_{a_i a_j} at t = 0; n_i = |NN_i|.  (``cage_neighbours``)
+
+Cage-relative displacement (Eq. 2), after removing the centre-of-mass drift:
+
+    Delta r_i^CR(t) = Delta r_i(t) - (1/n_i) sum_{j in NN_i} Delta r_j(t).
+
+Subtracting the particle mean displacement first (the paper removes the MC drift) changes
+nothing for n_i > 0 - the same vector leaves both terms - but it is done explicitly, so an
+isolated particle (n_i = 0, which keeps its own displacement) is measured in the
+centre-of-mass frame like everything else.  (``cage_relative``)
+
+Self-intermediate scattering function (Eq. 1), isotropic in 2-D: averaging
+exp(-i k . Delta r) over the directions of k gives the Bessel function J0(k |Delta r|), so
+
+    F_s^CR(k, t) = (1/N) sum_i J0(k |Delta r_i^CR(t)|),   k = 6.3,
+
+and the paper's time average becomes the average over the R iso-configurational replicas.
+tau_alpha is the first time at which F_s^CR = 1/e.  (``fs_cr``, ``tau_alpha``)
+
+Propensities over the iso-configurational ensemble <...>_iso (the R replicas):
+
+    p_i(t) = < |Delta r_i^CR(t)| >_iso                                          (Eq. 3)
+    q_i(t) = < n_i(t) / n_i(0) >_iso                                            (Eq. 4)
+
+with n_i(t) the number of initial neighbours NN_i still within 1.8 sigma_ab at time t.
+(``propensities``, ``bond_survival``)
+
+Recording times are log-spaced whole sweeps (``log_times``).  The propensities that
+``select`` studies are read at a *recorded* time, the one nearest to tau_alpha in log t
+(``nearest_time_index``): p there is a genuine replica average of displacements over the
+same time span.  ``interpolate_in_time`` (linear in log t) is for analysis only.
+"""
+import math
+
+import numpy as np
+from numba import njit
+from scipy.special import j0
+
+from .errors import InputError
+from .model import N_SPECIES, SIGMA
+from .neighbours import verlet_list
+
+CAGE_FACTOR = 1.4       #: cage / initial-bond radius, in units of sigma_ab (paper)
+BOND_FACTOR = 1.8       #: a bond survives while r_ij < 1.8 sigma_ab (paper)
+K_DEFAULT = 6.3         #: wavenumber of F_s^CR, near the first peak of S(k) (paper)
+INV_E = math.exp(-1.0)
+
+
+# --- neighbours at t = 0 ---------------------------------------------------------------------
+
+def cage_neighbours(positions0, species, box, cutoff_factor=CAGE_FACTOR):
+    """CSR neighbour lists of the t = 0 configuration: j != i with minimum-image distance
+    < cutoff_factor * sigma_{a_i a_j}.
+
+    Returns (offsets (N+1,) int64, indices (nnz,) int64); the neighbours of i are
+    ``indices[offsets[i]:offsets[i + 1]]``, sorted by index.  The lists are symmetric.  Built
+    with the shared cell list (``neighbours.verlet_list``), O(N) for a dense liquid.
+    """
+    positions0, species, box = _configuration(positions0, species, box, cutoff_factor)
+    cut2 = (cutoff_factor * SIGMA) ** 2
+    offsets, indices = verlet_list(positions0, species, box, cut2)
+    return offsets, indices.astype(np.int64)
+
+
+# --- cage-relative displacement and F_s ------------------------------------------------------
+
+def cage_relative(displacements, offsets, indices):
+    """Delta r^CR (Eq. 2) of displacements shaped (..., N, 2), drift removed; float64.
+
+    Particles with no cage neighbour keep their (drift-removed) displacement.
+    """
+    offsets, indices = _csr(offsets, indices)
+    d = _displacements(displacements, offsets)
+    d = d - d.mean(axis=-2, keepdims=True)   # centre-of-mass drift; exact no-op for n_i > 0
+    flat = np.ascontiguousarray(d.reshape(-1, d.shape[-2], 2))
+    out = np.empty_like(flat)
+    _cage_relative_kernel(flat, offsets, indices, out)
+    return out.reshape(d.shape)
+
+
+@njit(cache=True)
+def _cage_relative_kernel(d, offsets, indices, out):
+    for b in range(d.shape[0]):
+        for i in range(d.shape[1]):
+            lo, hi = offsets[i], offsets[i + 1]
+            sx = sy = 0.0
+            for k in range(lo, hi):
+                sx += d[b, indices[k], 0]
+                sy += d[b, indices[k], 1]
+            n = max(hi - lo, 1)             # n_i = 0: sums are 0, the displacement stays
+            out[b, i, 0] = d[b, i, 0] - sx / n
+            out[b, i, 1] = d[b, i, 1] - sy / n
+
+
+def fs_cr(dcr, k=K_DEFAULT):
+    """Isotropic F_s(k) = mean over particles (axis -2) of J0(k |dcr|); shape dcr.shape[:-2]."""
+    dcr = np.asarray(dcr, dtype=np.float64)
+    if dcr.ndim < 2 or dcr.shape[-1] != 2:
+        raise InputError(f"dcr: expected displacements shaped (..., N, 2), got {dcr.shape}")
+    return j0(k * np.hypot(dcr[..., 0], dcr[..., 1])).mean(axis=-1)
+
+
+# --- bond breaking ---------------------------------------------------------------------------
+
+def bond_survival(displacements, positions0, species, box, offsets, indices,
+                  cutoff_factor=BOND_FACTOR):
+    """n_i(t) / n_i(0) for displacements shaped (..., N, 2); returns shape (..., N).
+
+    n_i(t) counts the initial neighbours (the CSR lists, normally ``cage_neighbours`` at
+    1.4 sigma) whose minimum-image distance at time t, with r(t) = r(0) + Delta r(t), is
+    below cutoff_factor * sigma_ab.  The count is instantaneous: a neighbour that leaves and
+    comes back counts again.  A particle without initial neighbours has nothing to lose:
+    its ratio is 1.
+    """
+    offsets, indices = _csr(offsets, indices)
+    d = _displacements(displacements, offsets)
+    bonds = _bonds(positions0, species, box, offsets, indices, cutoff_factor)
+    return _survival(d, bonds)
+
+
+def _survival(d, bonds):
+    flat = np.ascontiguousarray(d.reshape(-1, d.shape[-2], 2), dtype=np.float64)
+    out = np.empty(flat.shape[:2])
+    _survival_kernel(flat, *bonds, out)
+    return out.reshape(d.shape[:-1])
+
+
+def _bonds(positions0, species, box, offsets, indices, cutoff_factor):
+    """(offsets, indices, r0, cut2, box): per bond k = (i, indices[k]) the t = 0
+    minimum-image vector r_j - r_i and the squared survival radius.  Following a bond from
+    its t = 0 vector needs no positions later on, and unwrapped displacements of any size
+    are fine."""
+    positions0, species, box = _configuration(positions0, species, box, cutoff_factor)
+    i = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    r0 = positions0[indices] - positions0[i]
+    r0 -= box * np.rint(r0 / box)
+    cut2 = (cutoff_factor * SIGMA[species[i], species[indices]]) ** 2
+    return offsets, indices, r0, cut2, box
+
+
+@njit(cache=True)
+def _survival_kernel(d, offsets, indices, r0, cut2, box, out):
+    for b in range(d.shape[0]):
+        for i in range(d.shape[1]):
+            lo, hi = offsets[i], offsets[i + 1]
+            kept = 0
+            for k in range(lo, hi):
+                j = indices[k]
+                dx = r0[k, 0] + d[b, j, 0] - d[b, i, 0]
+                dy = r0[k, 1] + d[b, j, 1] - d[b, i, 1]
+                dx -= box * math.floor(dx / box + 0.5)    # minimum image, any distance
+                dy -= box * math.floor(dy / box + 0.5)
+                kept += dx * dx + dy * dy < cut2[k]
+            out[b, i] = kept / (hi - lo) if hi > lo else 1.0
+
+
+# --- propensities of one configuration -------------------------------------------------------
+
+def propensities(displacements_replicas, positions0, species, box):
+    """p (T, N), q (T, N) and F_s^CR (T,) of one configuration from its R replicas.
+
+    ``displacements_replicas`` is (R, T, N, 2) (float32 is fine).  Replicas are processed
+    one at a time, so the extra memory is O(T N) whatever R is.
+    """
+    disp = np.asarray(displacements_replicas)
+    if disp.ndim != 4 or disp.shape[-1] != 2 or disp.shape[0] < 1:
+        raise InputError(f"displacements: expected (R, T, N, 2) with R >= 1, got {disp.shape}")
+    offsets, indices = cage_neighbours(positions0, species, box)
+    bonds = _bonds(positions0, species, box, offsets, indices, BOND_FACTOR)
+    n_rep, n_times, n = disp.shape[:3]
+    p, q, fs = np.zeros((n_times, n)), np.zeros((n_times, n)), np.zeros(n_times)
+    for replica in disp:
+        dcr = cage_relative(replica, offsets, indices)
+        p += np.hypot(dcr[..., 0], dcr[..., 1])
+        fs += fs_cr(dcr)
+        q += _survival(replica, bonds)
+    return p / n_rep, q / n_rep, fs / n_rep
+
+
+# --- times -----------------------------------------------------------------------------------
+
+def tau_alpha(times, fs):
+    """First time at which fs falls to 1/e, interpolating fs linearly in log t.
+
+    The crossing is bracketed by the last recorded time with fs > 1/e and the next one
+    (fs <= 1/e).  NaN when fs never reaches 1/e, or when it is already there at the first
+    recorded positive time (the crossing lies below the record and log t has no
+    interpolation down to t = 0).  A t = 0 entry (fs = 1) may lead the record.
+    """
+    times, fs = np.asarray(times, dtype=np.float64), np.asarray(fs, dtype=np.float64)
+    _check_times(times, "times")
+    if fs.shape != times.shape:
+        raise InputError(f"fs: expected shape {times.shape} like times, got {fs.shape}")
+    below = np.flatnonzero(fs <= INV_E)
+    if below.size == 0 or below[0] == 0 or times[below[0] - 1] <= 0.0:
+        return float("nan")
+    k = below[0]
+    if fs[k] == INV_E:              # hit at a recorded time: return it exactly
+        return float(times[k])
+    (t0, t1), (f0, f1) = times[k - 1:k + 1], fs[k - 1:k + 1]
+    s = (f0 - INV_E) / (f0 - f1)
+    return float(math.exp(math.log(t0) + s * (math.log(t1) - math.log(t0))))
+
+
+def log_times(t_max, per_decade=8, extra=()):
+    """Recording times (int64, sorted, unique): 10^(k / per_decade) rounded to whole sweeps,
+    from 1 to t_max inclusive, merged with the explicit ``extra`` times.
+
+    An extra time beyond t_max is recorded too (the run then lasts until it); the log grid
+    still stops at t_max.  Rounding merges the coincident small times (1, 2, 3, ...).
+    """
+    t_max = _whole_number(t_max, "log_times: t_max")
+    per_decade = _whole_number(per_decade, "log_times: per_decade")
+    extra = [_whole_number(t, "log_times: extra time") for t in extra]
+    if any(b <= a for a, b in zip(extra, extra[1:])):
+        raise InputError(f"log_times: extra times must be increasing, got {extra}")
+    top = math.floor(per_decade * math.log10(t_max) + 1e-9)
+    grid = np.rint(10.0 ** (np.arange(top + 1) / per_decade)).astype(np.int64)
+    merged = np.concatenate([grid[grid <= t_max], [t_max], np.asarray(extra, np.int64)])
+    return np.unique(merged)
+
+
+def nearest_time_index(times, t):
+    """Index of the recorded time nearest to t > 0 in log t (ties: the earlier time).
+
+    This is what ``select`` uses to read p and q "at tau_alpha": a recorded time keeps p an
+    actual replica average.  t = 0 entries are never nearest.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    _check_times(times, "times")
+    t = _positive_time(t)
+    with np.errstate(divide="ignore"):
+        distance = np.abs(np.log(times) - math.log(t))
+    return int(np.argmin(distance))
+
+
+def interpolate_in_time(times, values, t):
+    """values (T, ...) at time t, linear in log t between the recorded times bracketing t.
+
+    t must lie within the positive recorded times (no extrapolation).  Analysis helper:
+    ``select`` reads propensities at ``nearest_time_index`` instead.
+    """
+    times, values = np.asarray(times, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    _check_times(times, "times")
+    if values.shape[:1] != times.shape:
+        raise InputError(f"values: expected {len(times)} rows like times, got {values.shape}")
+    t, positive = _positive_time(t), times[times > 0]
+    if positive.size == 0 or not positive[0] <= t <= positive[-1]:
+        raise InputError(f"t = {t:g} lies outside the positive recorded times of "
+                         f"{times[0]:g} ... {times[-1]:g}")
+    k = int(np.searchsorted(times, t))          # times[k - 1] < t <= times[k]
+    if times[k] == t:
+        return values[k].copy()
+    s = math.log(t / times[k - 1]) / math.log(times[k] / times[k - 1])   # times[k - 1] > 0
+    return (1.0 - s) * values[k - 1] + s * values[k]
+
+
+# --- input checks ----------------------------------------------------------------------------
+
+def _configuration(positions0, species, box, cutoff_factor):
+    """Validated (positions float64 wrapped into [0, L), species int8, L)."""
+    positions0 = np.asarray(positions0, dtype=np.float64)
+    species = np.ascontiguousarray(species, dtype=np.int8)
+    n = positions0.shape[0] if positions0.ndim == 2 else -1
+    if positions0.shape != (n, 2) or species.shape != (n,):
+        raise InputError(f"positions0 (N, 2) and species (N,) expected, got shapes "
+                         f"{positions0.shape} and {species.shape}")
+    if n and (species.min() < 0 or species.max() >= N_SPECIES):
+        raise InputError("species: labels must be 0 (S), 1 (M) or 2 (L)")
+    box = _box_side(box)
+    reach = cutoff_factor * SIGMA.max()
+    if not 0 < reach < box / 2:     # one image per pair: the minimum image is the bond
+        raise InputError(f"box: side {box:g} must exceed twice the neighbour cutoff "
+                         f"{reach:.4g} (cutoff_factor {cutoff_factor:g})")
+    wrapped = np.ascontiguousarray(np.mod(positions0, box))
+    wrapped[wrapped >= box] = 0.0       # np.mod(-tiny, L) rounds to L
+    return wrapped, species, box
+
+
+def _box_side(box):
+    sides = np.atleast_1d(np.asarray(box, dtype=np.float64))
+    if sides.ndim != 1 or sides.size not in (1, 2) or np.any(sides != sides[0]) \
+            or not np.isfinite(sides[0]) or sides[0] <= 0:
+        raise InputError(f"box: expected one positive side or two equal sides, got {box!r}")
+    return float(sides[0])
+
+
+def _csr(offsets, indices):
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    n = len(offsets) - 1
+    if offsets.ndim != 1 or n < 0 or offsets[0] != 0 or offsets[-1] != len(indices) \
+            or np.any(np.diff(offsets) < 0) or np.any((indices < 0) | (indices >= n)):
+        raise InputError("offsets, indices: not a CSR neighbour list of N particles")
+    return offsets, indices
+
+
+def _displacements(displacements, offsets):
+    d = np.asarray(displacements, dtype=np.float64)
+    n = len(offsets) - 1
+    if d.ndim < 2 or d.shape[-2:] != (n, 2):
+        raise InputError(f"displacements: expected (..., {n}, 2) to match the neighbour "
+                         f"lists, got {d.shape}")
+    return d
+
+
+def _check_times(times, what):
+    if times.ndim != 1 or times.size == 0:
+        raise InputError(f"{what}: expected a non-empty 1-D array, got shape {times.shape}")
+    if not np.all(np.isfinite(times)) or times[0] < 0 or np.any(np.diff(times) <= 0):
+        raise InputError(f"{what}: must be finite, non-negative and strictly increasing")
+
+
+def _positive_time(t):
+    t = float(t)
+    if not math.isfinite(t) or t <= 0:
+        raise InputError(f"t: expected a positive time in sweeps, got {t!r}")
+    return t
+
+
+def _whole_number(value, what):
+    """A positive integer given as an int or an integral float (not a bool or a string)."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, bool) and math.isfinite(value)
+    ok = number and value == int(value) and value >= 1
+    if not ok:
+        raise InputError(f"{what}: expected a positive whole number of sweeps, got {value!r}")
+    return int(value)
