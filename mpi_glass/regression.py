@@ -1,0 +1,302 @@
+"""Predicting propensity from selected features (paper Sec. III D, Figs. 7-10).
+
+Leave-one-configuration-out (LOCO) ordinary least squares: to predict configuration c, the
+linear model p = w . X_S + w0 (Eq. 17) is fitted on the particles of every *other*
+configuration, the features standardised with the mean and (population) standard deviation
+of that training set only, and scored by the Pearson coefficient rho(p, p_hat) over the
+particles of c - all species together, and per species (S, M, L; Fig. 9).
+
+How it is computed
+------------------
+OLS only needs first and second moments, so each configuration is reduced once to the
+count, mean and centred scatter matrix of (X, p), overall and per species.  The training
+moments of a fold are these combined over the other configurations (Chan's pairwise update,
+exact and free of the cancellation of raw moments).  A model on any subset S of features
+is then a d x d solve of the standardised normal equations, and rho(p, p_hat) on the test
+configuration follows from the test moments:
+
+    rho = cov(p, X_S) b / sqrt(var(p) * b' cov(X_S, X_S) b).
+
+This is the same estimator as ``StandardScaler`` + ``LinearRegression`` on the pooled
+training particles (the tests check it against sklearn), but one model costs O(d^3) instead
+of O(N C d^2), which is what makes 1,000 random subsets per d affordable.
+
+Selections compared (each gives, per fold, an ordered list of features; the model with d
+features uses the first d):
+
+* information-imbalance selections (``mpi_glass.imbalance``; chosen by ``study``);
+* Lasso (``lasso_order``): the order in which features first enter the Lasso path;
+* random (``random_curves``): 1,000 seeded uniform d-subsets per d, rho averaged over draws.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import lars_path_gram
+
+from .errors import InputError
+
+#: Particle groups scored separately: every particle, then species codes 0, 1, 2.
+SPECIES = ("S", "M", "L")
+GROUPS = ("all",) + SPECIES
+#: Random-baseline streams are SeedSequence([seed, RANDOM_STREAM, d, draw]).  The tag keeps
+#: them apart from other streams of the same seed: SeedSequence pads short entropy with
+#: zeros, so ([s, c]) and ([s, c, 0]) would otherwise be the same stream.
+RANDOM_STREAM = 0x52414E44  # "RAND"
+#: Random draws per work item.  Fixed (not derived from the rank count), so the blocks and
+#: hence every summation order are the same for any number of ranks.
+DRAWS_PER_BLOCK = 50
+
+
+# ---------------------------------------------------------------------------------------
+# Moments
+# ---------------------------------------------------------------------------------------
+
+def _moments(Z):
+    """(n, mean, centred scatter) of the rows of Z (n, K)."""
+    mean = Z.mean(axis=0)
+    centred = Z - mean
+    return len(Z), mean, centred.T @ centred
+
+
+def _combine(parts):
+    """Moments of the union of disjoint row sets (Chan et al.'s pairwise formula)."""
+    n = sum(part[0] for part in parts)
+    mean = sum(part[0] * part[1] for part in parts) / n
+    scatter = sum(s + m_n * np.outer(m - mean, m - mean) for m_n, m, s in parts)
+    return n, mean, scatter
+
+
+class LocoRegression:
+    """Leave-one-configuration-out OLS of p on raw features, from per-configuration moments.
+
+    features: (C, N, M) raw feature values; p: (C, N) propensity; species: (C, N) codes
+    0 (S), 1 (M), 2 (L), or None (then only the all-particle group is scored).
+    """
+
+    def __init__(self, features, p, species=None):
+        features = np.asarray(features, dtype=np.float64)
+        p = np.asarray(p, dtype=np.float64)
+        if features.ndim != 3 or p.shape != features.shape[:2]:
+            raise InputError(f"regression: features (C, N, M) and p (C, N) expected, got "
+                             f"{features.shape} and {p.shape}")
+        self.C, self.N, self.M = features.shape
+        if self.C < 2:
+            raise InputError(f"regression: leave-one-configuration-out needs at least 2 "
+                             f"configurations, got {self.C}")
+        self.features, self.p = features, p
+        self.groups = GROUPS if species is not None else GROUPS[:1]
+        self._test = [self._group_moments(c, species) for c in range(self.C)]
+        self._train = [self._standardised(_combine([self._test[k][0] for k in range(self.C)
+                                                    if k != c])) for c in range(self.C)]
+
+    # -- moments ------------------------------------------------------------------------
+    def _group_moments(self, c, species):
+        """Moments of (X, p) of configuration c: all particles, then each species."""
+        Z = np.column_stack([self.features[c], self.p[c]])
+        masks = [np.ones(self.N, bool)]
+        if species is not None:
+            masks += [np.asarray(species[c]) == code for code in range(len(SPECIES))]
+        return [_moments(Z[mask]) if mask.sum() >= 2 else None for mask in masks]
+
+    def _standardised(self, moments):
+        """Standardised normal equations (R, r) of a row set, and what undoes the scaling.
+
+        R is the correlation matrix of the features, r their correlation with p; a
+        constant feature (zero variance) would make the system singular and is an error.
+        """
+        n, mean, scatter = moments
+        cov = scatter / n
+        scale = np.sqrt(np.diag(cov)[:self.M])
+        if np.any(scale == 0):
+            raise InputError(f"regression: feature {int(np.argmin(scale))} is constant on the "
+                             "training configurations")
+        R = cov[:self.M, :self.M] / np.outer(scale, scale)
+        r = cov[:self.M, self.M] / scale
+        return {"n": n, "R": R, "r": r, "mean": mean, "scale": scale}
+
+    def standardised_moments(self, configurations):
+        """(R, r, n) of the pooled particles of ``configurations`` (for Lasso selection)."""
+        block = self._standardised(_combine([self._test[k][0] for k in configurations]))
+        return block["R"], block["r"], block["n"]
+
+    def training_moments(self, fold):
+        """(R, r, n) of the training set of ``fold`` (every configuration but ``fold``)."""
+        train = self._train[fold]
+        return train["R"], train["r"], train["n"]
+
+    # -- models -------------------------------------------------------------------------
+    def coefficients(self, fold, subsets):
+        """Raw-unit OLS weights (B, d) and intercepts (B,) for index subsets (B, d)."""
+        train = self._train[fold]
+        subsets = np.atleast_2d(np.asarray(subsets, dtype=np.int64))
+        R = train["R"][subsets[:, :, None], subsets[:, None, :]]
+        r = train["r"][subsets]
+        beta = _solve(R, r) / train["scale"][subsets]
+        intercept = train["mean"][self.M] - np.einsum("bd,bd->b", beta,
+                                                      train["mean"][subsets])
+        return beta, intercept
+
+    def predict(self, fold, subset):
+        """p_hat (N,) of configuration ``fold`` from the model trained without it."""
+        beta, intercept = self.coefficients(fold, [subset])
+        return self.features[fold][:, subset] @ beta[0] + intercept[0]
+
+    def pearson(self, fold, subsets):
+        """rho(p, p_hat) on configuration ``fold``, shape (B, groups), for subsets (B, d).
+
+        A group with fewer than two particles, or a constant prediction, scores NaN.
+        """
+        subsets = np.atleast_2d(np.asarray(subsets, dtype=np.int64))
+        beta, _ = self.coefficients(fold, subsets)
+        out = np.full((len(subsets), len(self.groups)), np.nan)
+        for g, moments in enumerate(self._test[fold]):
+            if moments is not None:
+                out[:, g] = _group_pearson(moments[2], subsets, beta, self.M)
+        return out
+
+
+def _solve(R, r):
+    """Batched solve of R b = r; a singular system (exactly collinear features) falls back
+    to the minimum-norm least-squares solution, as ``LinearRegression`` would."""
+    try:
+        return np.linalg.solve(R, r[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return (np.linalg.pinv(R) @ r[..., None])[..., 0]
+
+
+def _group_pearson(scatter, subsets, beta, target):
+    """rho(p, X_S b) of one particle group from its centred scatter matrix (any scale)."""
+    S_xx = scatter[subsets[:, :, None], subsets[:, None, :]]
+    cov = np.einsum("bd,bd->b", scatter[target, subsets], beta)
+    var_hat = np.einsum("bd,bde,be->b", beta, S_xx, beta)
+    var_p = scatter[target, target]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = cov / np.sqrt(var_hat * var_p)
+    return np.where((var_hat > 0) & (var_p > 0), rho, np.nan)
+
+
+# ---------------------------------------------------------------------------------------
+# Curves rho(d)
+# ---------------------------------------------------------------------------------------
+
+def loco_curves(reg, orders, d_max):
+    """rho[c, d-1, group] for per-fold ordered feature lists ``orders[c]`` (len >= d_max)."""
+    if len(orders) != reg.C:
+        raise InputError(f"regression: {len(orders)} feature orders for {reg.C} folds")
+    rho = np.empty((reg.C, d_max, len(reg.groups)))
+    for c, order in enumerate(orders):
+        if len(order) < d_max:
+            raise InputError(f"regression: fold {c} orders {len(order)} features, "
+                             f"need d_max = {d_max}")
+        for d in range(1, d_max + 1):
+            rho[c, d - 1] = reg.pearson(c, [list(order[:d])])[0]
+    return rho
+
+
+def random_subset(seed, d, draw, m):
+    """The ``draw``-th random d-subset of range(m) (sorted), a pure function of its key."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, RANDOM_STREAM, d, draw]))
+    return np.sort(rng.choice(m, size=d, replace=False))
+
+
+def random_curves(reg, d_max, draws, seed=0, mapper=None):
+    """Random-selection baseline: rho[c, d-1, group] averaged over ``draws`` subsets per d.
+
+    Draw j at size d is ``random_subset(seed, d, j, M)``, the same subset for every fold.
+    Work items are (d, block of DRAWS_PER_BLOCK draws) spread over the mapper; the average
+    is taken after gathering, in draw order, so the result is identical for any rank count.
+    Also returns the standard deviation over draws, rho_draw_std[c, d-1, group].
+    """
+    from .imbalance import SerialMapper
+    mapper = mapper or SerialMapper()
+    blocks = [(d, start, min(draws, start + DRAWS_PER_BLOCK))
+              for d in range(1, d_max + 1) for start in range(0, draws, DRAWS_PER_BLOCK)]
+
+    def item(i):
+        d, start, stop = blocks[i]
+        subsets = np.array([random_subset(seed, d, j, reg.M) for j in range(start, stop)])
+        return np.stack([reg.pearson(c, subsets) for c in range(reg.C)])  # (C, B, G)
+
+    parts = mapper.map(item, len(blocks))
+    mean = np.empty((reg.C, d_max, len(reg.groups)))
+    std = np.empty_like(mean)
+    for d in range(1, d_max + 1):
+        rho = np.concatenate([part for part, blk in zip(parts, blocks) if blk[0] == d], axis=1)
+        with warnings.catch_warnings():  # an all-NaN species group stays NaN quietly
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean[:, d - 1] = np.nanmean(rho, axis=1)
+            std[:, d - 1] = np.nanstd(rho, axis=1)
+    return mean, std
+
+
+# ---------------------------------------------------------------------------------------
+# Lasso selection
+# ---------------------------------------------------------------------------------------
+
+def lasso_order(R, r, n, d):
+    """The first d features to enter the Lasso path of standardised data (R, r, n).
+
+    The path (``lars_path_gram``, method "lasso", from alpha_max down to 0) is computed on
+    the correlation matrix R and correlations r of the selection data, so the penalty treats
+    every standardised feature alike.  "Exactly d features" is the first d of one nested
+    order, which makes the Lasso curve rho(d) comparable with the greedy ones:
+
+    1. features that ever become active, by the path step at which they are *first* active
+       (a feature the path drops and re-adds keeps its first entry);
+    2. features entering at the same step, by decreasing |r| (then by index);
+    3. if fewer than d features ever enter (degenerate, collinear data), the rest by
+       decreasing |r| (then by index).
+
+    For a path without drops this is the active set at the largest alpha with d active
+    features - the paper's "tune alpha to select d features".
+    """
+    m = len(r)
+    if not 1 <= d <= m:
+        raise InputError(f"lasso: d must lie in [1, {m}], got {d}")
+    with warnings.catch_warnings():  # collinear features: LARS drops them and says so
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        _, _, coefs = lars_path_gram(Xy=r * n, Gram=R * n, n_samples=n, method="lasso")
+    active = coefs != 0
+    first = np.where(active.any(axis=1), active.argmax(axis=1), np.iinfo(np.int64).max)
+    order = sorted(range(m), key=lambda j: (first[j], -abs(r[j]), j))
+    return [int(j) for j in order[:d]]
+
+
+def lasso_orders(reg, d, protocol="honest"):
+    """Per-fold Lasso orders: selection on the training configurations ("honest") or on
+    the test configuration itself ("paper")."""
+    orders = []
+    for c in range(reg.C):
+        if protocol == "honest":
+            R, r, n = reg.training_moments(c)
+        else:
+            R, r, n = reg.standardised_moments([c])
+        orders.append(lasso_order(R, r, n, d))
+    return orders
+
+
+# ---------------------------------------------------------------------------------------
+# Summaries (JSON-ready)
+# ---------------------------------------------------------------------------------------
+
+def summarise(rho, groups=GROUPS):
+    """Mean and standard deviation (over configurations, NaN-aware, ddof 0) of rho[c, d, g].
+
+    Returns {"d", "pearson" (C x D), "pearson_mean", "pearson_std", "species": {S, M, L: same
+    three keys}} with plain lists.
+    """
+    C, D, _ = rho.shape
+
+    def stats(values):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return {"pearson": values.tolist(),
+                    "pearson_mean": np.nanmean(values, axis=0).tolist(),
+                    "pearson_std": np.nanstd(values, axis=0).tolist()}
+
+    out = {"d": list(range(1, D + 1)), **stats(rho[:, :, 0])}
+    out["species"] = {name: stats(rho[:, :, g]) for g, name in enumerate(groups) if g > 0}
+    return out
