@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -120,9 +122,13 @@ def main(argv=None):
     try:
         _COMMANDS[args.command](args, dist)
     except Interrupted as exc:
-        if dist.is_root:
-            print(f"mpi_glass: stopped by {exc}; checkpoints written, rerun the same command "
-                  f"to resume", file=sys.stderr)
+        print(f"mpi_glass: [rank {dist.rank}] stopped by {exc}; checkpoint written, rerun the "
+              f"same command to resume", file=sys.stderr, flush=True)
+        if dist.parallel:
+            # The signal reached every rank (srun/mpiexec forward it); give the others a
+            # moment to finish their chunk and checkpoint before ending the job.
+            time.sleep(float(os.environ.get("MPI_GLASS_SIGNAL_GRACE", "20")))
+            dist.abort(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the CLI boundary turns errors into one line
         if args.debug:

@@ -121,7 +121,8 @@ class Selection:
         p_by_time = {label: data["p"][:, k, :] for label, k in picked.items()}
         main = picked["main"]
         results = run_study(values, names, p_by_time, data["q"][:, main, :], data["species"],
-                            self.cfg.select, mapper=self.dist, log=self._log)
+                            self.cfg.select, mapper=self.dist, log=self._log,
+                            seed=self.cfg.seed)
         results["tau_alpha"] = data["tau_alpha"]
         results["propensity_time"] = {label: int(data["times"][k]) for label, k in picked.items()}
         results["timings"] = dict(results.get("timings", {}), **self.timings)
@@ -169,4 +170,5 @@ def _write_selections(f, results):
 
 def _sim_summary(data, values, names, results, picked):
     """What the figures need beyond the study's numbers (see report.write_report)."""
-    raise NotImplementedError  # filled in when the report module lands
+    from .report import summary_from_simulation
+    return summary_from_simulation(data, values, names, results, picked)
