@@ -313,5 +313,5 @@ class _SharedProgress:
     def finish(self):
         self.path.unlink(missing_ok=True)
         if self.sim.dist.is_root:
-            self.bar.update(self.bar.total, force=True)
+            self.bar.done = self.bar.total
             self.bar.close()
