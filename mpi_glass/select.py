@@ -40,7 +40,7 @@ def time_index(times, wanted, what):
     """Index of the recorded time nearest to ``wanted`` (in log t); errors if none is near."""
     if not np.isfinite(wanted) or wanted <= 0:
         raise InputError(f"{what}: no valid time ({wanted!r}); is t_max past tau_alpha?")
-    index = int(np.argmin(np.abs(np.log(times) - np.log(wanted))))
+    index = dynamics.nearest_time_index(times, wanted)
     if abs(np.log(times[index] / wanted)) > np.log(2.0):
         raise InputError(f"{what}: nearest recorded time {times[index]} is not within a "
                          f"factor 2 of {wanted:g} sweeps")
