@@ -46,6 +46,12 @@ def run(args):
     if args.what == "imbalance":
         from .imbalance import benchmark
         return benchmark(n=args.n, m=args.m, d=args.d)
+    if args.what == "equilibrate":
+        from .equilibrium import benchmark
+        return benchmark(n=args.n, temperature=args.temperature, sweeps=args.sweeps,
+                         swap_probability=args.swap_probability,
+                         sample_every=args.sample_every, plain_sweeps=args.plain_sweeps,
+                         seed=args.seed, save=args.save)
     if args.what == "simulate":
         return simulate_efficiency([int(k) for k in args.ranks.split(",")])
     raise ValueError(args.what)

@@ -64,6 +64,18 @@ def build_parser():
     b.add_argument("--n", type=int, default=4000)
     b.add_argument("--m", type=int, default=60)
     b.add_argument("--d", type=int, default=15)
+    b = bsub.add_parser("equilibrate", help="tau_eq, swap acceptances and trials/s of a "
+                                            "certified equilibration from a random start")
+    b.add_argument("--n", type=int, default=1000)
+    b.add_argument("--temperature", type=float, default=0.3)
+    b.add_argument("--sweeps", type=int, default=1_000_000, help="budget (sweeps)")
+    b.add_argument("--swap-probability", type=float, default=0.2)
+    b.add_argument("--sample-every", type=int, default=None,
+                   help="sweeps between samples (default: budget / 1000)")
+    b.add_argument("--plain-sweeps", type=int, default=0,
+                   help="then run plain MC this long for tau_alpha and the speed-up")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--save", metavar="FILE.npz", help="save U/N(t), q(t) for analysis/")
     b = bsub.add_parser("simulate", help="parallel efficiency of simulate at 1 and 2 ranks")
     b.add_argument("--ranks", default="1,2", help="comma-separated rank counts")
     for b in bsub.choices.values():

@@ -56,10 +56,20 @@ class MCConfig:
 
 @dataclass(frozen=True)
 class EquilibrationConfig:
-    sweeps: int = _key("MC sweeps to equilibrate each configuration", 20000, low=0)
-    swap_probability: float = _key("fraction of trials that are species swaps (equilibration only)",
-                                   0.2, low=0.0, high=1.0)
-    sample_every: int = _key("sweeps between energy samples of the stationarity check", 100, low=1)
+    sweeps: int = _key("MC sweeps to equilibrate each configuration; with until = "
+                       "'certified' the budget", 20000, low=0)
+    swap_probability: float = _key("fraction of trials that are species swaps S<->M, M<->L "
+                                   "(equilibration only)", 0.2, low=0.0, high=1.0)
+    sample_every: int = _key("sweeps between samples of U/N and the overlap q (certificate)",
+                             100, low=1)
+    until: str = _key("'certified': stop each chain once certified, at most `sweeps`; "
+                      "'sweeps' or a number: exactly that many sweeps, certificate only "
+                      "reported", "sweeps", number_ok=True)
+    require_certificate: bool = _key("with until = 'certified', stop simulate if a "
+                                     "configuration is not certified; false: keep it, "
+                                     "flagged", True)
+    certificate_threshold: float = _key("certified when q(middle, end) < this, in (0, 1)",
+                                        0.1)
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,16 @@ class Config:
     @property
     def counts(self):
         return composition_counts(self.system.n, self.system.composition)
+
+    @property
+    def equilibration_sweeps(self):
+        """Sweeps of every equilibration chain: the budget, the fixed length or `until`."""
+        until = self.equilibration.until
+        return self.equilibration.sweeps if until in ("certified", "sweeps") else int(float(until))
+
+    @property
+    def certified_mode(self):
+        return self.equilibration.until == "certified"
 
     @property
     def box(self):
@@ -220,6 +240,7 @@ def _cross_checks(origin, cfg):
         raise InputError(f"{origin}: dynamics.extra_times: times must be positive and increasing")
     if any(t != int(t) for t in extra):
         raise InputError(f"{origin}: dynamics.extra_times: times are whole MC sweeps")
+    _check_equilibration(origin, cfg.equilibration)
     temps = cfg.relaxation_scan.temperatures
     if any(t <= 0 for t in temps):
         raise InputError(f"{origin}: relaxation_scan.temperatures: must be > 0")
@@ -232,6 +253,21 @@ def _cross_checks(origin, cfg):
         except ValueError:
             raise InputError(f"{origin}: select.time: 'tau_alpha' or a positive number of "
                              f"sweeps, got {cfg.select.time!r}") from None
+
+
+def _check_equilibration(origin, eq):
+    if not 0.0 < eq.certificate_threshold < 1.0:
+        raise InputError(f"{origin}: equilibration.certificate_threshold: must be in (0, 1), "
+                         f"got {eq.certificate_threshold!r}")
+    if eq.until in ("certified", "sweeps"):
+        return
+    try:
+        number = float(eq.until)
+    except ValueError:
+        number = -1.0
+    if not (number >= 1 and number == int(number)):
+        raise InputError(f"{origin}: equilibration.until: expected \"certified\", \"sweeps\" "
+                         f"or a whole number of sweeps >= 1, got {eq.until!r}")
 
 
 def parse_config(text, origin="<config>", name=None):

@@ -2,8 +2,9 @@
 
 Moves.  One sweep is N trials.  A displacement trial picks a particle uniformly and moves it
 by a vector uniform in the square [-delta_max/2, delta_max/2)^2; a swap trial (chosen with
-probability ``swap_probability``, equilibration only) picks two particles of different
-species uniformly and exchanges their species.  Both are accepted with min(1, exp(-dE/T)).
+probability ``swap_probability``, equilibration only) exchanges the species of two particles
+of species adjacent in size, S<->M or M<->L (``_swap_partner``).  Both are accepted with
+min(1, exp(-dE/T)).
 
 Neighbours.  dE needs only the moved (or relabelled) particle's pairs, found in a Verlet list
 (``neighbours``) of radius r_c,ab + skin.  Without swaps the radius is per species pair (an
@@ -61,12 +62,19 @@ _ENERGY_CUT2 = (_CUT * (1.0 + 1e-9))**2
 
 MCStats = namedtuple("MCStats", ["moves_accepted", "moves_attempted", "swaps_accepted",
                                  "swaps_attempted", "energy_change", "list_builds",
-                                 "neighbours_examined"])
+                                 "neighbours_examined", "pair_swaps_accepted",
+                                 "pair_swaps_attempted"])
 MCStats.__doc__ = """Counts of one ``run_sweeps`` call; ``energy_change`` is the sum of the
-accepted dE; ``neighbours_examined`` counts list entries visited (for the benchmark)."""
+accepted dE; ``neighbours_examined`` counts list entries visited (for the benchmark);
+``pair_swaps_*`` are (3,) int64 arrays of swap counts per species pair, in the order of
+``SWAP_PAIRS``."""
+
+#: Species pairs of the per-pair swap counters: slot a + b - 1 counts the a<->b exchanges.
+SWAP_PAIRS = ("S-M", "S-L", "M-L")
 
 # Slots of the int64 counter array the kernel fills.
 _MOVES_ACC, _MOVES, _SWAPS_ACC, _SWAPS, _BUILDS, _VISITED = range(6)
+_PAIR_ACC, _PAIR = 6, 9     # + (a + b - 1): accepted, attempted swaps of species pair (a, b)
 
 
 # --- xoshiro256** -------------------------------------------------------------------------
@@ -303,24 +311,43 @@ def _relabel_change(pos, species, start, nbr, i, b, skip, box, scratch, counts):
 
 
 @njit(cache=True, inline="always")
+def _swap_partner(rng, species, n, i):
+    """A particle j of a species adjacent in size to i's (S<->M, M<->L), uniform among them.
+
+    S<->L exchanges (sigma 0.62 vs 1.18) are essentially never accepted, so proposing them
+    only wastes trials.  The proposal is symmetric: {i, j} of species (a, b) is proposed
+    with probability (1/N) [1/N_adj(a) + 1/N_adj(b)] (i drawn first, or j), where N_adj(a)
+    counts the particles adjacent in size to a; the exchange keeps every N_adj, and the
+    reverse exchange is the same sum with the roles of i and j swapped.  Requires M and one
+    of S or L to be present (``_check_parameters``), else the rejection loop never ends.
+    """
+    a = np.int64(species[i])
+    j = _below(rng, n)
+    while abs(np.int64(species[j]) - a) != 1:
+        j = _below(rng, n)
+    return j
+
+
+@njit(cache=True, inline="always")
 def _swap_trial(pos, species, start, nbr, box, rng, beta, scratch, counts):
-    """Metropolis trial of exchanging the species of two particles of different species,
-    uniform among unlike pairs (a symmetric proposal); returns dE if accepted, else 0.
-    The pair i-j itself keeps its energy, so it is left out of both rows."""
+    """Metropolis trial of exchanging the species of two particles (``_swap_partner``);
+    returns dE if accepted, else 0.  The pair i-j itself keeps its energy, so it is left
+    out of both rows."""
     n = pos.shape[0]
     i = _below(rng, n)
-    j = _below(rng, n)
-    while species[j] == species[i]:
-        j = _below(rng, n)
+    j = _swap_partner(rng, species, n, i)
     a, b = species[i], species[j]
     u = _uniform(rng)
     de = (_relabel_change(pos, species, start, nbr, i, b, j, box, scratch, counts)
           + _relabel_change(pos, species, start, nbr, j, a, i, box, scratch, counts))
+    pair = np.int64(a) + np.int64(b) - 1
     counts[_SWAPS] += 1
+    counts[_PAIR + pair] += 1
     if not _metropolis(u, beta, de):
         return 0.0
     species[i], species[j] = b, a
     counts[_SWAPS_ACC] += 1
+    counts[_PAIR_ACC + pair] += 1
     return de
 
 
@@ -389,14 +416,15 @@ def run_sweeps(positions, images, species, box, rng_state, n_sweeps, temperature
     if not skin > largest_step:
         raise InputError(f"skin {skin:g} must exceed the largest trial step {largest_step:g}")
     cut = np.full_like(_CUT, _CUT.max()) if swap_probability > 0.0 else _CUT
-    counts = np.zeros(6, np.int64)
+    counts = np.zeros(12, np.int64)
     # The slack keeps rounding in distances (~1e-15) from ever deciding list membership.
     de = _run_trials(positions, images, species.view(np.uint8), box, rng_state,
                      n_sweeps * positions.shape[0], 1.0 / temperature, delta_max,
                      swap_probability, (cut + skin)**2, skin - 1e-9, counts)
     return MCStats(int(counts[_MOVES_ACC]), int(counts[_MOVES]), int(counts[_SWAPS_ACC]),
                    int(counts[_SWAPS]), float(de), int(counts[_BUILDS]),
-                   int(counts[_VISITED]))
+                   int(counts[_VISITED]), counts[_PAIR_ACC:_PAIR].copy(),
+                   counts[_PAIR:_PAIR + 3].copy())
 
 
 # --- input checks ------------------------------------------------------------------------
@@ -458,8 +486,9 @@ def _check_parameters(n_sweeps, temperature, delta_max, swap_probability, specie
     if not 0.0 <= swap_probability <= 1.0:
         raise InputError(f"swap_probability: expected a number in [0, 1], got "
                          f"{swap_probability!r}")
-    if len(np.unique(species)) < 2:
-        swap_probability = 0.0      # nothing to swap with
+    present = np.bincount(species.view(np.uint8), minlength=N_SPECIES) > 0
+    if not (present[1] and (present[0] or present[2])):
+        swap_probability = 0.0      # no pair adjacent in size to exchange (see _swap_partner)
     return int(n_sweeps), float(temperature), float(delta_max), float(swap_probability)
 
 

@@ -15,7 +15,8 @@ import time
 import h5py
 import numpy as np
 
-from . import dynamics
+from . import dynamics, equilibrium
+from .mc import SWAP_PAIRS
 from .store import load_npz, publish, tmp_name, write_provenance
 
 TRAJECTORY_STAGE = 1
@@ -37,30 +38,10 @@ def _load_configuration(sim, ensemble, c):
 def _summarise_configuration(sim, ensemble, c):
     eq, disp = _load_configuration(sim, ensemble, c)
     p, q, fs = dynamics.propensities(disp, eq["positions"], eq["species"], sim.box)
-    counts = eq["mc_counts"]
-    return dict(positions=eq["positions"], species=eq["species"], energy=eq["energy"], p=p, q=q, fs=fs,
-                swap_acceptance=counts[2] / max(counts[3], 1)), disp
-
-
-def stationarity(series):
-    """Drift of <U>/N between the two quarters of the second half of the series.
-
-    Returns (drift, error, passed): error is the combined standard error of the two means
-    from block averages (10 blocks each); the check passes when |drift| < 3 error.
-    """
-    half = np.asarray(series[len(series) // 2:], dtype=float)
-    if len(half) < 20:
-        return float("nan"), float("nan"), False
-    first, second = np.array_split(half, 2)
-
-    def mean_and_sem(x):
-        blocks = np.array([b.mean() for b in np.array_split(x, 10)])
-        return x.mean(), blocks.std(ddof=1) / np.sqrt(len(blocks))
-
-    m1, e1 = mean_and_sem(first)
-    m2, e2 = mean_and_sem(second)
-    drift, error = m2 - m1, float(np.hypot(e1, e2))
-    return float(drift), error, bool(abs(drift) < 3.0 * error or drift == 0.0)
+    return dict(positions=eq["positions"], species=eq["species"], energy=eq["energy"],
+                overlap=eq["overlap"], pair_swaps=eq["pair_swaps"],
+                sweeps=int(eq["sweeps_done"]), certificate=sim.certificate(eq),
+                p=p, q=q, fs=fs), disp
 
 
 def write_sim_file(sim):
@@ -128,12 +109,14 @@ def _scan_results(sim):
         mine = {}
         for c in np.flatnonzero(owner == sim.dist.rank):
             eq, disp = _load_configuration(sim, ens, int(c))
-            mine[int(c)] = dynamics.propensities(disp, eq["positions"], eq["species"],
-                                                 sim.box)[2]
-        fs = {}
+            cert = sim.certificate(eq)
+            mine[int(c)] = (dynamics.propensities(disp, eq["positions"], eq["species"],
+                                                  sim.box)[2], bool(cert and cert.certified))
+        done = {}
         for part in sim.dist.allgather(mine):
-            fs.update(part)
-        results[ens.index] = np.array([fs[c] for c in range(ens.configurations)])
+            done.update(part)
+        results[ens.index] = [np.array([done[c][k] for c in range(ens.configurations)])
+                              for k in (0, 1)]
     return results
 
 
@@ -151,13 +134,12 @@ def _write_layout(f, sim, main, summaries, scan, io_path):
     conf["species"].attrs["labels"] = "0 S, 1 M, 2 L"
     conf["energy_series"] = stack("energy")
     conf["energy_series"].attrs["units"] = "epsilon_LS per particle"
+    conf["energy_series"].attrs["description"] = ("U/N during equilibration at energy_times; "
+                                                  "NaN after a chain stopped certified")
     every = cfg.equilibration.sample_every
     conf["energy_times"] = np.arange(1, conf["energy_series"].shape[1] + 1, dtype=np.int64) * every
-    checks = np.array([stationarity(summaries[c]["energy"]) for c in range(C)])
-    conf["stationarity_drift"] = checks[:, 0]
-    conf["stationarity_error"] = checks[:, 1]
-    conf["stationarity_passed"] = checks[:, 2].astype(bool)
-    conf["swap_acceptance"] = np.array([summaries[c]["swap_acceptance"] for c in range(C)])
+    conf["energy_times"].attrs["units"] = "MC sweeps"
+    _write_certificate(conf.create_group("certificate"), cfg, [summaries[c] for c in range(C)])
 
     dyn = f.create_group("dynamics")
     dyn["times"] = main.times.astype(np.int64)
@@ -180,14 +162,73 @@ def _write_layout(f, sim, main, summaries, scan, io_path):
         _write_scan(f, sim, scan)
 
 
+#: (name, dtype, units, description) of the per-configuration certificate datasets.
+_CERTIFICATE_FIELDS = (
+    ("certified", bool, "", "stationary and decorrelated: an equilibrium sample"),
+    ("stationary", bool, "", "|drift| <= 2 drift_error"),
+    ("drift", float, "epsilon_LS per particle",
+     "<U>/N over the last quarter minus over the third quarter of the run"),
+    ("drift_error", float, "epsilon_LS per particle",
+     "standard error of drift, blocking analysis of both quarters"),
+    ("decorrelated", bool, "", "overlap < threshold"),
+    ("overlap", float, "", "normalised species-resolved collective overlap q (a = 0.3 sigma_LS) "
+                           "between reference_sweeps and sweeps_examined; 0: unrelated"),
+    ("tau_eq", float, "MC sweeps", "lag at which q falls to 1/e (see tau_eq_kind)"),
+    ("tau_eq_kind", np.int8, "", "0 measured, -1 tau_eq is an upper bound, +1 a lower bound"),
+    ("sweeps_examined", np.int64, "MC sweeps", "length of the run at its last check point"),
+    ("reference_sweeps", np.int64, "MC sweeps", "time of the reference (middle) configuration"),
+)
+
+
+def _write_certificate(g, cfg, summaries):
+    """/configurations/certificate: every configuration's certificate and its swap counts."""
+    g.attrs["description"] = ("equilibrium certificate of each configuration "
+                              "(mpi_glass.equilibrium): stationary <U>/N and decorrelated "
+                              "structure")
+    g.attrs["threshold"] = cfg.equilibration.certificate_threshold
+    g.attrs["overlap_radius"] = equilibrium.OVERLAP_RADIUS
+    g.attrs["until"] = cfg.equilibration.until
+    certs = [s["certificate"] for s in summaries]
+    for name, dtype, units, description in _CERTIFICATE_FIELDS:
+        values = [_certificate_value(cert, name) for cert in certs]
+        g[name] = np.array(values, dtype=dtype)
+        g[name].attrs["units"] = units
+        g[name].attrs["description"] = description
+    columns = (("sweeps", np.array([s["sweeps"] for s in summaries], np.int64), "MC sweeps",
+                "equilibration sweeps run"),
+               ("overlap_series", np.stack([s["overlap"] for s in summaries]), "",
+                "q at energy_times against the previous check point's configuration"),
+               ("swap_accepted", np.stack([s["pair_swaps"][0] for s in summaries]), "",
+                "accepted swaps per species pair (pairs attribute)"),
+               ("swap_attempted", np.stack([s["pair_swaps"][1] for s in summaries]), "",
+                "attempted swaps per species pair (pairs attribute)"))
+    for name, values, units, description in columns:
+        g[name] = values
+        g[name].attrs["units"] = units
+        g[name].attrs["description"] = description
+    for name in ("swap_accepted", "swap_attempted"):
+        g[name].attrs["pairs"] = ",".join(SWAP_PAIRS)
+
+
+def _certificate_value(cert, name):
+    """A field of a certificate (None: too short to examine, so not certified)."""
+    if cert is None:
+        return {"tau_eq_kind": equilibrium.TAU_ABOVE}.get(name, False if name in (
+            "certified", "stationary", "decorrelated") else (0 if "sweeps" in name else np.nan))
+    renamed = {"sweeps_examined": "sweeps"}.get(name, name)
+    return getattr(cert, renamed) if name != "certified" else cert.certified
+
+
 def _write_scan(f, sim, scan):
     ens = sim.ensembles[1:]
     g = f.create_group("relaxation_scan")
     g["temperatures"] = np.array([e.temperature for e in ens])
     g["times"] = ens[0].times.astype(np.int64)
-    g["fs_cr"] = np.stack([scan[e.index] for e in ens])
-    g["tau_alpha"] = np.array([dynamics.tau_alpha(e.times, scan[e.index].mean(axis=0))
+    g["fs_cr"] = np.stack([scan[e.index][0] for e in ens])
+    g["tau_alpha"] = np.array([dynamics.tau_alpha(e.times, scan[e.index][0].mean(axis=0))
                                for e in ens])
+    g["certified"] = np.stack([scan[e.index][1] for e in ens])
+    g["certified"].attrs["description"] = "equilibrium certificate of each scan configuration"
     g["tau_alpha"].attrs["units"] = "MC sweeps"
 
 
@@ -198,9 +239,10 @@ def _log_summary(sim, summaries):
     main = sim.ensembles[0]
     fs = np.stack([summaries[c]["fs"] for c in range(main.configurations)])
     tau = dynamics.tau_alpha(main.times, fs.mean(axis=0))
-    for c in range(main.configurations):
-        drift, err, ok = stationarity(summaries[c]["energy"])
-        log(f"configuration {c}: stationarity {'passed' if ok else 'FAILED'} "
-            f"(drift of <U>/N {drift:+.2e} vs error {err:.1e})")
+    flagged = [c for c in range(main.configurations)
+               if not (summaries[c]["certificate"] and summaries[c]["certificate"].certified)]
+    log(f"equilibrium certificate: {main.configurations - len(flagged)} of "
+        f"{main.configurations} configurations certified"
+        + (f"; NOT certified (kept, flagged in sim.h5): {flagged}" if flagged else ""))
     log(f"tau_alpha = {tau:.4g} sweeps (F_s^CR = 1/e); wrote {sim.path}")
     log("timings (s): " + json.dumps({k: round(v, 2) for k, v in sim.timings.items()}))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dynamics, mc
+from . import dynamics, equilibrium, mc
 from .errors import InputError
 from .model import species_array
 from .progress import Progress, log
@@ -83,7 +83,7 @@ def build_ensembles(cfg):
 
 def build_items(cfg, ensembles, stage):
     if stage == EQUILIBRATE:
-        return [Item(EQUILIBRATE, e.index, c, -1, cfg.equilibration.sweeps)
+        return [Item(EQUILIBRATE, e.index, c, -1, cfg.equilibration_sweeps)
                 for e in ensembles for c in range(e.configurations)]
     return [Item(TRAJECTORY, e.index, c, r, int(e.times[-1]))
             for e in ensembles for c in range(e.configurations) for r in range(e.replicas)]
@@ -130,6 +130,8 @@ class Simulation:
             self._run_stage(stage, name)
             self.dist.barrier()
             self.timings[name] = time.perf_counter() - start
+            if stage == EQUILIBRATE:
+                self._check_certificates()
         self._assemble()
         if self.dist.is_root:
             shutil.rmtree(self.ckpt_dir, ignore_errors=True)
@@ -197,8 +199,10 @@ class Simulation:
         state = self._load_or_start(item)
         if bool(state["done"]):
             return
+        if item.stage == EQUILIBRATE:
+            self._equilibrate(item, state, progress)
+            return
         ens = self.ensembles[item.ensemble]
-        swap = self.cfg.equilibration.swap_probability if item.stage == EQUILIBRATE else 0.0
         points = self._record_points(item)
         chunk = max(1, CHUNK_TRIALS // self.n)
         last_save = (int(state["sweeps_done"]), time.monotonic())
@@ -208,8 +212,8 @@ class Simulation:
             target = min(item.sweeps, done + chunk, points[k] if k < len(points) else item.sweeps)
             stats = mc.run_sweeps(state["positions"], state["images"], state["species"],
                                   self.box, state["rng"], target - done, ens.temperature,
-                                  self.cfg.mc.delta_max, swap)
-            state["mc_counts"] += np.asarray(stats, dtype=np.int64)[:4]
+                                  self.cfg.mc.delta_max)
+            state["mc_counts"] += np.array(stats[:4], dtype=np.int64)
             state["sweeps_done"] = np.int64(target)
             if k < len(points) and target == points[k]:
                 self._record(item, state, k)
@@ -218,6 +222,50 @@ class Simulation:
             last_save = self._maybe_checkpoint(item, state, last_save)
         state["done"] = np.bool_(True)
         save_npz_atomic(self._item_path(item), **state)
+
+    def equilibration_chain(self, item, state):
+        """The chain object that advances and certifies an equilibration item's state."""
+        eq = self.cfg.equilibration
+        return equilibrium.EquilibrationChain(
+            state, box=self.box, temperature=self.ensembles[item.ensemble].temperature,
+            delta_max=self.cfg.mc.delta_max, swap_probability=eq.swap_probability,
+            sweeps=item.sweeps, sample_every=eq.sample_every,
+            threshold=eq.certificate_threshold, stop_when_certified=self.cfg.certified_mode)
+
+    def _equilibrate(self, item, state, progress):
+        chain = self.equilibration_chain(item, state)
+        chunk = max(1, CHUNK_TRIALS // self.n)
+        last_save = (int(state["sweeps_done"]), time.monotonic())
+        while not chain.done:
+            progress.advance(chain.advance(chunk) * self.n)
+            last_save = self._maybe_checkpoint(item, state, last_save)
+        save_npz_atomic(self._item_path(item), **state)
+
+    def certificate(self, state):
+        """The certificate an equilibration item's final state holds (None: never examined)."""
+        eq = self.cfg.equilibration
+        return equilibrium.certificate_of(state, eq.sample_every, eq.certificate_threshold)
+
+    def _check_certificates(self):
+        """After equilibration: log every certificate on rank 0; in the certified mode an
+        uncertified configuration stops the run (unless require_certificate = false)."""
+        failed = None
+        for item in build_items(self.cfg, self.ensembles, EQUILIBRATE):
+            cert = self.certificate(load_npz(self._item_path(item)))
+            temperature = self.ensembles[item.ensemble].temperature
+            what = f"configuration {item.c} at T = {temperature:g}"
+            log(f"{what}: " + (cert.summary() if cert else "too short to certify"),
+                self.dist.is_root)
+            if failed is None and not (cert and cert.certified):
+                failed = (what, cert)
+        eq = self.cfg.equilibration
+        if failed and self.cfg.certified_mode and eq.require_certificate:
+            what, cert = failed
+            q = f" (q = {cert.overlap:.3f}, threshold {cert.threshold:g})" if cert else ""
+            raise InputError(f"{what} is not certified within equilibration.sweeps = "
+                             f"{eq.sweeps}{q}: raise equilibration.sweeps (rerun with --force) "
+                             f"or set equilibration.require_certificate = false to keep it "
+                             f"flagged")
 
     def _maybe_checkpoint(self, item, state, last_save):
         done, when = last_save
@@ -234,18 +282,11 @@ class Simulation:
         return last_save
 
     def _record_points(self, item):
-        if item.stage == EQUILIBRATE:
-            every = self.cfg.equilibration.sample_every
-            return list(range(every, item.sweeps + 1, every))
         return [int(t) for t in self.ensembles[item.ensemble].times]
 
     def _record(self, item, state, k):
-        if item.stage == EQUILIBRATE:
-            state["energy"][k] = mc.total_energy(state["positions"], state["species"],
-                                                 self.box) / self.n
-        else:
-            unwrapped = mc.unwrap(state["positions"], state["images"], self.box)
-            state["records"][k] = (unwrapped - state["start"]).astype(np.float32)
+        unwrapped = mc.unwrap(state["positions"], state["images"], self.box)
+        state["records"][k] = (unwrapped - state["start"]).astype(np.float32)
 
     def _load_or_start(self, item):
         path = self._item_path(item)
@@ -255,8 +296,8 @@ class Simulation:
             rng = mc.new_rng_state(item.seed_sequence(self.cfg.seed))
             species = species_array(self.counts)
             positions = mc.initial_configuration(self.counts, self.box, rng)
-            n_samples = len(self._record_points(item))
-            extra = dict(energy=np.full(n_samples, np.nan))
+            n_samples = item.sweeps // self.cfg.equilibration.sample_every
+            extra = equilibrium.new_chain_records(positions, species, n_samples)
         else:
             eq = load_npz(self._item_path(Item(EQUILIBRATE, item.ensemble, item.c, -1, 0)))
             rng = mc.new_rng_state(item.seed_sequence(self.cfg.seed))

@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Small but not trivial: 3 configurations x 2 replicas of N = 150, plus a one-temperature
-#: relaxation scan, so every code path of simulate runs in a couple of seconds.
+#: relaxation scan, so every code path of simulate runs in a couple of seconds.  Equilibration
+#: runs in the certified mode (stopping early when certified, else flagged and kept).
 TINY_TOML = """
 name = "tiny"
 seed = 11
@@ -23,6 +24,8 @@ temperature = 0.8
 sweeps = {eq_sweeps}
 swap_probability = 0.2
 sample_every = 10
+until = "certified"
+require_certificate = false
 [dynamics]
 configurations = 3
 replicas = 2

@@ -4,6 +4,8 @@ Energies are checked against an O(N^2) all-pairs sum written here with ``model.p
 the neighbour list against all pairs; sampling against the Boltzmann weight of two particles;
 the random stream and the image bookkeeping against a pure-Python xoshiro256**.
 """
+import itertools
+
 import numpy as np
 import pytest
 from scipy import integrate, stats
@@ -143,20 +145,24 @@ def test_two_particles_sample_the_boltzmann_weight():
 
 
 def test_swaps_sample_species_assignments_by_boltzmann_weight():
-    """With swaps only, three fixed particles (two S, one L) visit the three placements of
-    the L particle with probabilities exp(-E_k / T) / Z."""
+    """With swaps only, four fixed particles (S, S, M, L) visit the 12 distinct species
+    assignments with probabilities exp(-E_k / T) / Z (exact enumeration): the S<->M / M<->L
+    proposal is symmetric and connects them all, and S<->L is never proposed."""
     box, temperature = 6.0, 1.0
-    pos = np.array([[1.0, 1.0], [2.1, 1.2], [1.4, 2.3]])
-    img = np.zeros((3, 2), np.int64)
-    species = np.array([2, 0, 0], np.int8)
+    pos = np.array([[1.0, 1.0], [2.1, 1.2], [1.4, 2.3], [2.5, 2.4]])
+    img = np.zeros((4, 2), np.int64)
+    species = np.array([0, 0, 1, 2], np.int8)
     rng = mc.new_rng_state(np.random.SeedSequence(7))
-    placements = np.eye(3, dtype=np.int8) * 2
-    weights = np.exp([-brute_energy(pos, p, box) / temperature for p in placements])
-    observed = np.zeros(3)
-    for _ in range(20000):
-        mc.run_sweeps(pos, img, species, box, rng, 1, temperature, 0.12, 1.0)
-        observed[np.argmax(species)] += 1
-    assert np.array_equal(np.sort(species), [0, 0, 2]) and np.array_equal(pos[0], [1.0, 1.0])
+    states = sorted(set(itertools.permutations([0, 0, 1, 2])))
+    index = {s: k for k, s in enumerate(states)}
+    weights = np.exp([-brute_energy(pos, np.array(s), box) / temperature for s in states])
+    observed = np.zeros(len(states))
+    attempted = np.zeros(3, np.int64)
+    for _ in range(30000):
+        attempted += mc.run_sweeps(pos, img, species, box, rng, 1, temperature, 0.12,
+                                   1.0).pair_swaps_attempted
+        observed[index[tuple(species)]] += 1
+    assert np.array_equal(pos[0], [1.0, 1.0]) and attempted[1] == 0 and attempted[[0, 2]].min() > 0
     expected = observed.sum() * weights / weights.sum()
     assert stats.chisquare(observed, expected).pvalue > 1e-3, (observed, expected.round())
 

@@ -40,7 +40,7 @@ def test_file_layout_and_physics(reference):
         fs = f["dynamics/fs_cr"][()]
         assert np.all(fs <= 1.0) and np.all(np.diff(fs.mean(axis=0)) < 0.05)
         assert f.attrs["io_path"] == "root-gather" and f.attrs["config_toml"] == cfg.source
-        assert f["configurations/stationarity_passed"].shape == (C,)
+        assert f["configurations/certificate/certified"].shape == (C,)
         assert f["relaxation_scan/fs_cr"].shape[:2] == (1, 2)
         pos = f["configurations/positions"][()]
         assert np.all((pos >= 0) & (pos < f.attrs["box"][0]))

@@ -1,0 +1,475 @@
+"""The equilibrium certificate of one equilibration chain (kernels on plain arrays).
+
+A configuration is certified as an equilibrium sample when the run itself shows two things
+(DESIGN.md, "Equilibrium, certified"):
+
+* **stationarity** -- <U>/N over the last two quarters of the run agree within
+  ``STATIONARITY_SIGMAS`` = 2 combined standard errors, each error from a blocking analysis
+  (Flyvbjerg & Petersen 1989; the naive error of correlated samples is 2-3x too small here);
+* **decorrelation** -- the structure has forgotten its state from the middle of the run: the
+  normalised collective overlap q between the configuration at the middle and at the end is
+  below ``DEFAULT_THRESHOLD``.  A frozen glass is stationary too; only this second test
+  tells it from an equilibrium liquid.
+
+Collective overlap.  With the species-resolved overlap
+
+    Q(A, B) = (1/N) #{ i : some particle of i's species lies within a of r_i^A in B },
+
+a = 0.3 sigma_LS, particles are counted by *place*, not identity, so swap moves (which change
+species at fixed positions) decorrelate it exactly as they should.  The centre-of-mass drift
+of the MC walk (~0.6 sigma_LS after 10^6 sweeps of N = 1000) is removed first, else a frozen
+glass would look decorrelated.  For two unrelated structures Q equals the area fraction
+covered by discs of radius a around the reference's particles of each species,
+
+    Q_0 = pi a^2 sum_a N_a^2 / (N L^2)        (about 0.105 at the paper's composition),
+
+exact while like particles stay more than 2 a = 0.6 apart (the S-S diameter is 0.62), and
+
+    q = (Q - Q_0) / (1 - Q_0)
+
+is 1 for identical and 0 (+- sqrt(Q_0 / N)) for unrelated structures.  Q streams a cell list
+of the reference (``neighbours.cell_grid``): O(N) time and memory, no N x N matrix.
+
+Threshold.  ``DEFAULT_THRESHOLD`` = 0.1: for an exponential q(t) the second half of the run
+then lasts >= 2.3 tau_eq, so the whole run lasts >= 4.6 tau_eq and the memory of the start is
+below 1 %; 0.1 is still >= 3 standard deviations of the noise of unrelated structures for
+N >= 150 (0.03 at N = 150, 0.011 at N = 1000), so a decorrelated liquid is not refused by
+chance.  1/e (one tau_eq per half) would certify runs whose start is still visible at the
+10 % level.
+
+tau_eq.  The relaxation time of the equilibration dynamics: the lag at which q(t) against a
+reference configuration falls to 1/e (``dynamics.tau_alpha``: interpolated in log t).  During
+a run the reference is the previous check point (``check_points``), so tau_eq is read from
+the lags of the last interval.
+
+Check points.  An equilibration of L sweeps is examined at t_k ~ L / 2^(K - k) (whole
+samples, the first with at least ``MIN_CHECK_SAMPLES`` samples); the certificate at t_k compares
+the configuration with the one kept at t_(k-1), the middle of the run so far.  With
+``until = "certified"`` the chain stops at the first certified check point, so the
+equilibration is extended in doubling chunks until certified or the budget L is spent.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from .dynamics import tau_alpha
+from .model import N_SPECIES
+from .neighbours import cell_grid, minimum_image
+
+#: Overlap radius a (sigma_LS).
+OVERLAP_RADIUS = 0.3
+#: Certified when q(middle, end) is below this (see the module docstring).
+DEFAULT_THRESHOLD = 0.1
+#: Stationary when the two quarter means agree within this many combined standard errors.
+STATIONARITY_SIGMAS = 2.0
+#: Blocking levels are used while at least this many blocks remain.
+MIN_BLOCKS = 16
+#: The first check point has at least this many energy samples (a quarter holds >= 4).
+MIN_CHECK_SAMPLES = 16
+#: tau_eq_kind values: measured, or only bounded by the recorded lags.
+TAU_MEASURED, TAU_BELOW, TAU_ABOVE = 0, -1, 1
+
+
+# --- blocking ----------------------------------------------------------------------------
+
+def blocking_error(series, min_blocks=MIN_BLOCKS):
+    """Standard error of the mean of a correlated series by blocking (Flyvbjerg-Petersen).
+
+    The series is halved repeatedly by averaging neighbouring pairs; at each level with at
+    least ``min_blocks`` blocks (the raw series always counts) the naive error
+    std(blocks) / sqrt(n_blocks) is computed, and the largest is returned: the naive error
+    grows with the block length until blocks are longer than the correlation time, then
+    stays on a plateau.  NaN for fewer than two samples.
+    """
+    x = np.asarray(series, dtype=float)
+    best = math.nan
+    level = 0
+    while x.size >= 2 and (level == 0 or x.size >= min_blocks):
+        error = float(np.std(x, ddof=1) / math.sqrt(x.size))
+        best = error if math.isnan(best) else max(best, error)
+        x = 0.5 * (x[0:x.size // 2 * 2:2] + x[1:x.size // 2 * 2:2])
+        level += 1
+    return best
+
+
+def stationarity(series, sigmas=STATIONARITY_SIGMAS):
+    """Drift of <U>/N between the last two quarters of ``series`` and its blocking error.
+
+    Returns (drift, error, passed): drift = mean(4th quarter) - mean(3rd quarter), error the
+    two blocking errors combined in quadrature, passed when |drift| <= sigmas * error.
+    Fewer than 8 samples cannot be judged: (nan, nan, False).
+    """
+    x = np.asarray(series, dtype=float)
+    if x.size < 8 or not np.all(np.isfinite(x)):
+        return math.nan, math.nan, False
+    third, fourth = np.array_split(x[x.size // 2:], 2)
+    drift = float(fourth.mean() - third.mean())
+    error = float(math.hypot(blocking_error(third), blocking_error(fourth)))
+    return drift, error, bool(abs(drift) <= sigmas * error)
+
+
+# --- collective overlap ------------------------------------------------------------------
+
+@njit(cache=True)
+def _overlap_count(pos, species, ref, ref_species, box, radius):
+    """#{i : a particle of i's species lies within ``radius`` of pos[i] in ``ref``}."""
+    n, half, r2 = pos.shape[0], 0.5 * box, radius * radius
+    m, start, members = cell_grid(ref, box, radius)
+    scale = m / box
+    reach = 1 if m >= 3 else 0
+    hits = 0
+    for i in range(n):
+        x, y, a = pos[i, 0], pos[i, 1], species[i]
+        cx, cy = min(int(x * scale), m - 1), min(int(y * scale), m - 1)
+        found = False
+        for oy in range(-reach, reach + 1) if m >= 3 else range(m):
+            for ox in range(-reach, reach + 1) if m >= 3 else range(m):
+                c = (((cy + oy) % m) * m + (cx + ox) % m) if m >= 3 else oy * m + ox
+                for k in range(start[c], start[c + 1]):
+                    j = members[k]
+                    if ref_species[j] != a:
+                        continue
+                    dx = minimum_image(ref[j, 0] - x, box, half)
+                    dy = minimum_image(ref[j, 1] - y, box, half)
+                    if dx * dx + dy * dy < r2:
+                        found = True
+                        break
+                if found:
+                    break
+            if found:
+                break
+        hits += found
+    return hits
+
+
+def collective_overlap(positions, species, ref_positions, ref_species, box,
+                       radius=OVERLAP_RADIUS):
+    """Raw species-resolved collective overlap Q in [0, 1] of two wrapped configurations.
+
+    No drift is removed here (``drift_corrected_overlap`` does that).  ``box`` is the side of
+    the square box; positions lie in [0, box).
+    """
+    positions = np.ascontiguousarray(positions, dtype=np.float64)
+    ref_positions = np.ascontiguousarray(ref_positions, dtype=np.float64)
+    n = positions.shape[0]
+    hits = _overlap_count(positions, np.asarray(species, np.int64), ref_positions,
+                          np.asarray(ref_species, np.int64), float(box), float(radius))
+    return hits / n
+
+
+def unrelated_overlap(species, box, radius=OVERLAP_RADIUS):
+    """Q_0 = pi a^2 sum_a N_a^2 / (N L^2): the overlap of two unrelated structures."""
+    counts = np.bincount(np.asarray(species, np.int64), minlength=N_SPECIES).astype(float)
+    return float(math.pi * radius**2 * np.sum(counts**2) / (counts.sum() * box**2))
+
+
+def normalised_overlap(raw, species, box, radius=OVERLAP_RADIUS):
+    """q = (Q - Q_0) / (1 - Q_0): 1 for identical, ~0 for unrelated structures."""
+    q0 = unrelated_overlap(species, box, radius)
+    return (raw - q0) / (1.0 - q0)
+
+
+def drift_corrected_overlap(unwrapped, species, ref_unwrapped, ref_species, box,
+                            radius=OVERLAP_RADIUS):
+    """Normalised overlap q of two configurations of one chain, centre-of-mass drift removed.
+
+    ``unwrapped`` and ``ref_unwrapped`` are continuous (N, 2) coordinates of the same
+    particles (positions + images * box); species may differ (swap moves).
+    """
+    shift = np.mean(np.asarray(ref_unwrapped) - np.asarray(unwrapped), axis=0)
+    now = np.mod(np.asarray(unwrapped) + shift, box)
+    now[now >= box] = 0.0          # a tiny negative coordinate can round up to box
+    ref = np.mod(np.asarray(ref_unwrapped), box)
+    ref[ref >= box] = 0.0
+    return normalised_overlap(collective_overlap(now, species, ref, ref_species, box, radius),
+                              species, box, radius)
+
+
+# --- relaxation time, check points and the certificate -----------------------------------
+
+def relaxation_time(lags, q):
+    """tau_eq: the lag at which q falls to 1/e, and how it is known.
+
+    Returns (tau, kind): kind ``TAU_MEASURED`` (interpolated in log t), ``TAU_BELOW`` (q is
+    already below 1/e at the first lag: tau <= lags[0]) or ``TAU_ABOVE`` (never below 1/e:
+    tau >= lags[-1]); NaN and ``TAU_ABOVE`` without lags.
+    """
+    lags, q = np.asarray(lags, float), np.asarray(q, float)
+    keep = np.isfinite(q) & (lags > 0)
+    lags, q = lags[keep], q[keep]
+    if lags.size == 0:
+        return math.nan, TAU_ABOVE
+    if q[0] <= 1.0 / math.e:
+        return float(lags[0]), TAU_BELOW
+    tau = tau_alpha(lags, q)
+    if math.isnan(tau):
+        return float(lags[-1]), TAU_ABOVE
+    return float(tau), TAU_MEASURED
+
+
+def check_points(n_samples, min_samples=MIN_CHECK_SAMPLES):
+    """Sample counts at which an equilibration of ``n_samples`` energy samples is examined.
+
+    n_samples, ceil(n_samples / 2), ceil(n_samples / 4), ... down to the first with at least
+    ``min_samples`` (ascending, without repeats).  The first is only a reference point; the
+    certificate is evaluated at the following ones.  Fewer than two points: just [n].
+    """
+    points = [int(n_samples)]
+    while math.ceil(points[-1] / 2) >= min_samples and math.ceil(points[-1] / 2) < points[-1]:
+        points.append(math.ceil(points[-1] / 2))
+    return sorted(points)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The equilibrium certificate of one chain at a check point (see the module docstring)."""
+    sweeps: int                 #: sweeps of the run when examined
+    reference_sweeps: int       #: sweeps at the reference (middle) configuration
+    drift: float                #: <U>/N (4th quarter) - <U>/N (3rd quarter)
+    drift_error: float          #: its blocking error
+    stationary: bool
+    overlap: float              #: q(reference, end)
+    threshold: float
+    decorrelated: bool
+    tau_eq: float               #: sweeps; see tau_eq_kind
+    tau_eq_kind: int            #: TAU_MEASURED, TAU_BELOW (tau <= value) or TAU_ABOVE
+
+    @property
+    def certified(self):
+        return self.stationary and self.decorrelated
+
+    def summary(self):
+        """One line for the log."""
+        tau = {TAU_MEASURED: "", TAU_BELOW: "<= ", TAU_ABOVE: ">= "}[self.tau_eq_kind]
+        verdict = "CERTIFIED" if self.certified else "NOT certified"
+        return (f"{verdict} after {self.sweeps} sweeps: <U>/N drift {self.drift:+.1e} "
+                f"(2 sigma = {STATIONARITY_SIGMAS * self.drift_error:.1e}, "
+                f"{'ok' if self.stationary else 'FAILED'}); overlap with sweep "
+                f"{self.reference_sweeps} q = {self.overlap:.3f} "
+                f"({'<' if self.decorrelated else '>='} {self.threshold:g}); "
+                f"tau_eq {tau}{self.tau_eq:.3g} sweeps")
+
+
+def certify(energy, overlap, sample_every, reference_sample, threshold=DEFAULT_THRESHOLD):
+    """The certificate of a chain from its records up to now.
+
+    ``energy`` holds U/N at samples 1..n (every ``sample_every`` sweeps; n = len(energy)),
+    ``overlap`` q at the same samples against the configuration at sample
+    ``reference_sample`` (used for the samples after it).  The run is examined at sample n.
+    """
+    energy, overlap = np.asarray(energy, float), np.asarray(overlap, float)
+    n = energy.size
+    drift, error, stationary = stationarity(energy)
+    q_end = float(overlap[n - 1])
+    lags = (np.arange(reference_sample + 1, n + 1) - reference_sample) * sample_every
+    tau, kind = relaxation_time(lags, overlap[reference_sample:n])
+    return Certificate(n * sample_every, reference_sample * sample_every, drift, error,
+                       stationary, q_end, float(threshold), bool(q_end < threshold), tau, kind)
+
+
+# --- a chain that records and examines itself --------------------------------------------
+
+def new_chain_records(positions, species, n_samples):
+    """The arrays an equilibration chain keeps beside its MC state (all checkpointable).
+
+    energy and overlap (n_samples,) are NaN until recorded; the reference starts as the
+    initial configuration (sample 0); pair_swaps (2, 3) counts accepted / attempted swaps
+    per species pair (``mc.SWAP_PAIRS``).
+    """
+    return dict(energy=np.full(n_samples, np.nan), overlap=np.full(n_samples, np.nan),
+                ref_unwrapped=np.array(positions, dtype=np.float64), ref_species=species.copy(),
+                ref_sample=np.int64(0), checked_sample=np.int64(0),
+                checked_reference=np.int64(0), certified=np.bool_(False),
+                pair_swaps=np.zeros((2, 3), dtype=np.int64))
+
+
+class EquilibrationChain:
+    """Advance one equilibration chain, recording U/N and q and examining it at check points.
+
+    ``state`` is a dict of arrays (MC state: positions, images, species, rng, sweeps_done,
+    n_recorded, mc_counts, done; plus ``new_chain_records``) changed in place, so the caller
+    checkpoints it whenever it likes and a resumed chain continues bit-identically.  With
+    ``stop_when_certified`` the chain is done at the first certified check point, else after
+    ``sweeps``.
+    """
+
+    def __init__(self, state, *, box, temperature, delta_max, swap_probability, sweeps,
+                 sample_every, threshold=DEFAULT_THRESHOLD, stop_when_certified=False):
+        self.state, self.box, self.sweeps = state, float(box), int(sweeps)
+        self.mc_args = (float(temperature), float(delta_max), float(swap_probability))
+        self.sample_every, self.threshold = int(sample_every), float(threshold)
+        self.stop_when_certified = bool(stop_when_certified)
+        self.n_samples = state["energy"].size
+        points = check_points(self.n_samples) if self.n_samples else []
+        self.checks = set(points)
+
+    @property
+    def done(self):
+        return bool(self.state["done"])
+
+    def advance(self, max_sweeps):
+        """Run up to ``max_sweeps`` sweeps (stopping at the next sample); returns sweeps run."""
+        st = self.state
+        done, k = int(st["sweeps_done"]), int(st["n_recorded"])
+        next_sample = (k + 1) * self.sample_every if k < self.n_samples else self.sweeps
+        target = min(self.sweeps, done + int(max_sweeps), next_sample)
+        from . import mc
+        stats = mc.run_sweeps(st["positions"], st["images"], st["species"], self.box, st["rng"],
+                              target - done, *self.mc_args)
+        st["mc_counts"] += np.array(stats[:4], dtype=np.int64)
+        st["pair_swaps"] += np.stack([stats.pair_swaps_accepted, stats.pair_swaps_attempted])
+        st["sweeps_done"] = np.int64(target)
+        if k < self.n_samples and target == next_sample:
+            self._record(k)
+            st["n_recorded"] = np.int64(k + 1)
+            if k + 1 in self.checks:
+                self._examine(k + 1)
+        if target >= self.sweeps:
+            st["done"] = np.bool_(True)
+        return target - done
+
+    def _unwrapped(self):
+        return self.state["positions"] + self.state["images"] * self.box
+
+    def _record(self, k):
+        from . import mc
+        st = self.state
+        st["energy"][k] = mc.total_energy(st["positions"], st["species"], self.box) / \
+            st["positions"].shape[0]
+        st["overlap"][k] = drift_corrected_overlap(self._unwrapped(), st["species"],
+                                                   st["ref_unwrapped"], st["ref_species"],
+                                                   self.box)
+
+    def _examine(self, n):
+        """At check point n (samples): certify against the reference, then make the current
+        configuration the reference of the next interval."""
+        st = self.state
+        if n > min(self.checks):
+            st["checked_sample"], st["checked_reference"] = np.int64(n), st["ref_sample"]
+            st["certified"] = np.bool_(self.certificate().certified)
+            if st["certified"] and self.stop_when_certified:
+                st["done"] = np.bool_(True)
+        st["ref_unwrapped"] = self._unwrapped()
+        st["ref_species"] = st["species"].copy()
+        st["ref_sample"] = np.int64(n)
+
+    def certificate(self):
+        """The certificate at the last check point (None before the second one)."""
+        return certificate_of(self.state, self.sample_every, self.threshold)
+
+
+def certificate_of(state, sample_every, threshold=DEFAULT_THRESHOLD):
+    """The certificate a chain's records hold at its last check point (None if none yet)."""
+    n = int(state["checked_sample"])
+    if n == 0:
+        return None
+    return certify(state["energy"][:n], state["overlap"][:n], sample_every,
+                   int(state["checked_reference"]), threshold)
+
+
+# --- benchmark ---------------------------------------------------------------------------
+
+def _fresh_chain_state(n, seed):
+    """A random start of the paper's composition and density, as simulate makes one."""
+    from . import mc
+    from .model import box_side, composition_counts, species_array
+    counts = composition_counts(n, mc.PAPER_FRACTIONS)
+    box = box_side(n, mc.PAPER_DENSITY)
+    rng = mc.new_rng_state(np.random.SeedSequence(seed))
+    positions = mc.initial_configuration(counts, box, rng)
+    state = dict(positions=positions, images=np.zeros((n, 2), np.int64),
+                 species=species_array(counts), rng=rng, sweeps_done=np.int64(0),
+                 n_recorded=np.int64(0), mc_counts=np.zeros(4, np.int64), done=np.bool_(False))
+    return state, box
+
+
+def _plain_relaxation(state, box, temperature, delta_max, sweeps):
+    """Plain MC (no swaps) from a chain's final configuration: F_s^CR(t) and q(t) against the
+    start on log-spaced times; returns (times, fs, q, tau_alpha, tau_q) with the taus as
+    (value, kind) from ``relaxation_time``."""
+    from . import dynamics, mc
+    pos, species = state["positions"].copy(), state["species"].copy()
+    images, rng = np.zeros_like(state["images"]), state["rng"].copy()
+    start = pos.copy()
+    times = dynamics.log_times(sweeps, 8, ())
+    disp = np.zeros((1, len(times), pos.shape[0], 2))
+    q = np.empty(len(times))
+    done = 0
+    for k, t in enumerate(times):
+        mc.run_sweeps(pos, images, species, box, rng, int(t) - done, temperature, delta_max)
+        done = int(t)
+        unwrapped = pos + images * box
+        disp[0, k] = unwrapped - start
+        q[k] = drift_corrected_overlap(unwrapped, species, start, species, box)
+    fs = dynamics.propensities(disp, start, species, box)[2]
+    return times, fs, q, relaxation_time(times, fs), relaxation_time(times, q)
+
+
+def benchmark(n=1000, temperature=0.3, sweeps=None, swap_probability=0.2, sample_every=None,
+              plain_sweeps=0, seed=0, threshold=DEFAULT_THRESHOLD, save=None):
+    """Equilibrate one chain from a random start in the certified mode and time it.
+
+    Returns tau_eq, the sweeps to certification, swap acceptance per species pair and trial
+    moves per CPU second (process time, so a shared machine does not distort it).  With
+    ``plain_sweeps`` > 0, plain MC then runs from the final configuration and the result
+    adds its tau_alpha (F_s^CR) and the relaxation time of q, for the speed-up.  ``save``
+    names an .npz file for ``analysis/equilibration.py``.
+    """
+    import time
+    sweeps = int(sweeps or 1_000_000)
+    sample_every = int(sample_every or max(1, sweeps // 1000))
+    state, box = _fresh_chain_state(int(n), seed)
+    state.update(new_chain_records(state["positions"], state["species"], sweeps // sample_every))
+    chain = EquilibrationChain(state, box=box, temperature=temperature, delta_max=0.12,
+                               swap_probability=swap_probability, sweeps=sweeps,
+                               sample_every=sample_every, threshold=threshold,
+                               stop_when_certified=True)
+    cpu = time.process_time()
+    while not chain.done:
+        chain.advance(sweeps)
+    cpu = time.process_time() - cpu
+    cert = chain.certificate()
+    counts = state["mc_counts"]
+    accepted, attempted = state["pair_swaps"]
+    from .mc import SWAP_PAIRS
+    trials = int(state["sweeps_done"]) * int(n)
+    result = {
+        "n": int(n), "temperature": float(temperature), "budget_sweeps": sweeps,
+        "swap_probability": float(swap_probability), "sample_every": sample_every,
+        "certified": bool(cert is not None and cert.certified),
+        "sweeps_run": int(state["sweeps_done"]), "cpu_seconds": cpu,
+        "trials_per_second_cpu": trials / cpu,
+        "tau_eq": cert.tau_eq if cert else math.nan,
+        "tau_eq_kind": cert.tau_eq_kind if cert else TAU_ABOVE,
+        "tau_eq_cpu_seconds": (cert.tau_eq * n / (trials / cpu)) if cert else math.nan,
+        "overlap_mid_end": cert.overlap if cert else math.nan,
+        "stationary": bool(cert and cert.stationary),
+        "energy_per_particle_last_quarter": float(np.nanmean(
+            state["energy"][3 * int(state["n_recorded"]) // 4:int(state["n_recorded"])])),
+        "move_acceptance": counts[0] / max(counts[1], 1),
+        "swap_acceptance": counts[2] / max(counts[3], 1),
+        **{f"swap_acceptance_{p}": accepted[k] / max(attempted[k], 1)
+           for k, p in enumerate(SWAP_PAIRS)},
+        **{f"swap_attempts_{p}": int(attempted[k]) for k, p in enumerate(SWAP_PAIRS)},
+    }
+    series = dict(energy=state["energy"], overlap=state["overlap"],
+                  energy_times=np.arange(1, state["energy"].size + 1) * sample_every,
+                  check_points=np.array(sorted(chain.checks)) * sample_every)
+    if plain_sweeps:
+        cpu = time.process_time()
+        times, fs, q, (tau_a, kind_a), (tau_q, kind_q) = _plain_relaxation(
+            state, box, temperature, 0.12, int(plain_sweeps))
+        cpu = time.process_time() - cpu
+        result.update(plain_sweeps=int(plain_sweeps), plain_cpu_seconds=cpu,
+                      plain_tau_alpha=tau_a, plain_tau_alpha_kind=kind_a,
+                      plain_tau_q=tau_q, plain_tau_q_kind=kind_q,
+                      speedup_q=tau_q / result["tau_eq"] if cert else math.nan)
+        series.update(plain_times=times, plain_fs=fs, plain_overlap=q)
+    if save:
+        np.savez(save, **series, result_json=np.array(__import__("json").dumps(
+            result, default=float)))
+    return result

@@ -1,0 +1,146 @@
+"""The equilibrium certificate: blocking, the collective overlap, tau_eq, and the verdicts on a
+frozen glass (must fail) and a liquid (must pass)."""
+import math
+
+import numpy as np
+import pytest
+
+from mpi_glass import equilibrium as eq
+from mpi_glass import mc
+from mpi_glass.model import box_side, composition_counts, species_array
+
+
+def ar1(phi, n, seed, sigma=1.0):
+    """x_t = phi x_(t-1) + e_t, started in its stationary distribution."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0.0, sigma, n)
+    x = np.empty(n)
+    x[0] = noise[0] / math.sqrt(1.0 - phi**2)
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + noise[t]
+    return x
+
+
+def liquid(n, seed, temperature=1.0, sweeps=100):
+    counts = composition_counts(n, mc.PAPER_FRACTIONS)
+    box = box_side(n, mc.PAPER_DENSITY)
+    rng = mc.new_rng_state(np.random.SeedSequence(seed))
+    pos = mc.initial_configuration(counts, box, rng)
+    img = np.zeros((n, 2), np.int64)
+    species = species_array(counts)
+    mc.run_sweeps(pos, img, species, box, rng, sweeps, temperature, 0.12, 0.2)
+    return pos, img, species, box, rng
+
+
+def brute_overlap(pos, species, ref, ref_species, box, radius):
+    """O(N^2): count i with a same-species reference particle within radius."""
+    d = pos[:, None, :] - ref[None, :, :]
+    d -= box * np.round(d / box)
+    close = (np.hypot(d[..., 0], d[..., 1]) < radius) & (species[:, None] == ref_species[None])
+    return close.any(axis=1).mean()
+
+
+# --- blocking and stationarity -----------------------------------------------------------
+
+@pytest.mark.parametrize("phi", [0.0, 0.8])
+def test_blocking_error_matches_the_analytic_error_of_an_ar1_mean(phi):
+    """Var(mean) of AR(1) for large n: sigma_x^2 / n (1 + phi) / (1 - phi)."""
+    n = 2**15
+    x = ar1(phi, n, seed=3)
+    exact = math.sqrt(1.0 / (1.0 - phi**2) / n * (1.0 + phi) / (1.0 - phi))
+    assert eq.blocking_error(x) == pytest.approx(exact, rel=0.2)
+    naive = x.std(ddof=1) / math.sqrt(n)
+    if phi:     # the naive error is 3x too small here; blocking is not fooled
+        assert naive < 0.5 * eq.blocking_error(x)
+
+
+def test_stationarity_passes_a_stationary_series_and_fails_a_drift():
+    x = ar1(0.8, 4000, seed=5)
+    assert eq.stationarity(x)[2]
+    drift, error, passed = eq.stationarity(x + np.linspace(0.0, 2.0, x.size))
+    assert not passed and drift == pytest.approx(0.5, abs=4 * error)
+    assert eq.stationarity(x[:5]) [2] is False
+
+
+# --- the collective overlap --------------------------------------------------------------
+
+def test_overlap_equals_brute_force_for_moved_and_relabelled_particles():
+    pos, _, species, box, _ = liquid(300, 1)
+    rng = np.random.default_rng(2)
+    moved = np.mod(pos + rng.normal(0.0, 0.2, pos.shape), box)
+    relabelled = species.copy()
+    flip = rng.choice(300, 60, replace=False)
+    relabelled[flip] = rng.integers(0, 3, 60)
+    for radius in (0.3, 0.5, 2.0):       # 2.0: the grid is too coarse for 3 x 3 blocks
+        got = eq.collective_overlap(moved, relabelled, pos, species, box, radius)
+        assert got == brute_overlap(moved, relabelled, pos, species, box, radius), radius
+    assert eq.collective_overlap(pos, species, pos, species, box) == 1.0
+
+
+def test_unrelated_structures_average_to_the_analytic_q0():
+    """Q against randomly translated copies of a liquid (an unrelated structure with the same
+    local order) averages to pi a^2 sum N_a^2 / (N L^2)."""
+    pos, _, species, box, _ = liquid(400, 4)
+    rng = np.random.default_rng(5)
+    values = [eq.collective_overlap(np.mod(pos + rng.uniform(0, box, 2), box), species, pos,
+                                    species, box) for _ in range(400)]
+    q0 = eq.unrelated_overlap(species, box)
+    assert q0 == pytest.approx(0.105, abs=0.002)
+    assert np.mean(values) == pytest.approx(q0, abs=4 * np.std(values) / math.sqrt(400))
+
+
+def test_drift_is_removed_and_normalisation_spans_zero_to_one():
+    pos, _, species, box, _ = liquid(300, 6)
+    shifted = pos + np.array([0.7, -13.3])        # a rigid drift, several boxes far
+    assert eq.drift_corrected_overlap(shifted, species, pos, species, box) == 1.0
+    q0 = eq.unrelated_overlap(species, box)
+    assert eq.normalised_overlap(q0, species, box) == pytest.approx(0.0, abs=1e-15)
+
+
+# --- tau_eq and check points -------------------------------------------------------------
+
+def test_relaxation_time_of_an_exponential_and_its_bounds():
+    lags = np.geomspace(1, 1e4, 41)
+    tau, kind = eq.relaxation_time(lags, np.exp(-lags / 300.0))
+    assert kind == eq.TAU_MEASURED and tau == pytest.approx(300.0, rel=0.02)
+    assert eq.relaxation_time(lags, np.full(41, 0.9)) == (1e4, eq.TAU_ABOVE)
+    assert eq.relaxation_time(lags, np.full(41, 0.1)) == (1.0, eq.TAU_BELOW)
+
+
+def test_check_points_halve_the_run():
+    assert eq.check_points(1000) == [16, 32, 63, 125, 250, 500, 1000]
+    assert eq.check_points(20) == [20]
+
+
+# --- verdicts ----------------------------------------------------------------------------
+
+def run_chain(n, temperature, sweeps, swap_probability, sample_every, seed):
+    state, box = eq._fresh_chain_state(n, seed)
+    state.update(eq.new_chain_records(state["positions"], state["species"],
+                                      sweeps // sample_every))
+    chain = eq.EquilibrationChain(state, box=box, temperature=temperature, delta_max=0.12,
+                                  swap_probability=swap_probability, sweeps=sweeps,
+                                  sample_every=sample_every, stop_when_certified=True)
+    while not chain.done:
+        chain.advance(1000)
+    return chain, state
+
+
+def test_a_frozen_glass_is_stationary_enough_but_not_certified():
+    """Plain MC at T = 0.30 after a quench: 10^4 sweeps leave the structure in place."""
+    chain, state = run_chain(150, 0.30, 10_000, 0.0, 50, seed=1)
+    cert = chain.certificate()
+    assert int(state["sweeps_done"]) == 10_000 and not cert.certified
+    assert not cert.decorrelated and cert.overlap > 0.5
+    assert cert.tau_eq_kind == eq.TAU_ABOVE
+
+
+def test_a_liquid_at_t_1_is_certified_early():
+    chain, state = run_chain(150, 1.0, 8000, 0.2, 10, seed=1)
+    cert = chain.certificate()
+    assert cert.certified and int(state["sweeps_done"]) < 8000
+    assert cert.overlap < eq.DEFAULT_THRESHOLD and cert.tau_eq_kind == eq.TAU_MEASURED
+    assert cert.reference_sweeps * 2 == pytest.approx(cert.sweeps, abs=10)
+    accepted, attempted = state["pair_swaps"]
+    assert attempted[1] == 0 and attempted[0] > 0 and attempted[2] > 0     # no S<->L
+    assert np.all(accepted <= attempted) and accepted.sum() == state["mc_counts"][2]
