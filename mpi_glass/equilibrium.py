@@ -34,8 +34,10 @@ Threshold.  ``DEFAULT_THRESHOLD`` = 0.1: for an exponential q(t) the second half
 then lasts >= 2.3 tau_eq, so the whole run lasts >= 4.6 tau_eq and the memory of the start is
 below 1 %; 0.1 is still >= 3 standard deviations of the noise of unrelated structures for
 N >= 150 (0.03 at N = 150, 0.011 at N = 1000), so a decorrelated liquid is not refused by
-chance.  1/e (one tau_eq per half) would certify runs whose start is still visible at the
-10 % level.
+chance.  It also demands that the *positions* rearrange, not only the species: swap moves
+alone, shuffling species over fixed sites (S<->M<->L via M), can lower Q at most to
+sum_a x_a^2 = 0.363, i.e. q = 0.29 at the paper's composition -- above 0.1 but below 1/e.
+1/e (one tau_eq per half) would therefore certify a structure whose sites never moved.
 
 tau_eq.  The relaxation time of the equilibration dynamics: the lag at which q(t) against a
 reference configuration falls to 1/e (``dynamics.tau_alpha``: interpolated in log t).  During

@@ -604,6 +604,7 @@ def _section_run(doc):
         f"- {doc['n_configurations']} configurations × {doc['n_particles']} particles, "
         f"{doc['n_features']} features",
         f"- tau_alpha = {tau:.4g} sweeps" if tau is not None else "- tau_alpha: not given",
+        _certificate_line(doc.get("certified")),
         "- propensity times: " + (", ".join(f"{k} = {v} sweeps" for k, v in times.items())
                                   or ", ".join(doc.get("time_labels", []))),
         f"- protocol: **{doc['protocol']}** — {doc.get('protocol_description', '')}",
@@ -612,6 +613,16 @@ def _section_run(doc):
         f"= {params.get('noise_seed')}",
     ]
     return "## What was run\n\n" + "\n".join(lines)
+
+
+def _certificate_line(certified):
+    """The equilibrium certificate of the configurations (simulate's, from sim.h5)."""
+    if certified is None:
+        return "- equilibrium certificate: not recorded in sim.h5"
+    flagged = [c for c, ok in enumerate(certified) if not ok]
+    line = f"- equilibrium certificate: {len(certified) - len(flagged)} of {len(certified)} " \
+           f"configurations certified"
+    return line + (f"; **NOT certified (kept, flagged): {flagged}**" if flagged else "")
 
 
 def _section_figures(doc):

@@ -32,6 +32,8 @@ def load_simulation(path):
         data["tau_alpha"] = float(f["dynamics/fs_cr"].attrs["tau_alpha"])
         data["scan"] = ({k: f["relaxation_scan"][k][()] for k in f["relaxation_scan"]}
                         if "relaxation_scan" in f else None)
+        certified = f.get("configurations/certificate/certified")
+        data["certified"] = None if certified is None else certified[()].astype(bool)
     data["times"] = data["times"].astype(np.int64)
     return data
 
@@ -124,6 +126,8 @@ class Selection:
                             self.cfg.select, mapper=self.dist, log=self._log,
                             seed=self.cfg.seed)
         results["tau_alpha"] = data["tau_alpha"]
+        if data["certified"] is not None:
+            results["certified"] = [bool(x) for x in data["certified"]]
         results["propensity_time"] = {label: int(data["times"][k]) for label, k in picked.items()}
         results["timings"] = dict(results.get("timings", {}), **self.timings)
         return results, picked

@@ -1,12 +1,19 @@
 """The equilibrium certificate: blocking, the collective overlap, tau_eq, and the verdicts on a
 frozen glass (must fail) and a liquid (must pass)."""
 import math
+import re
 
+import h5py
 import numpy as np
 import pytest
 
+from conftest import cli, write_config
 from mpi_glass import equilibrium as eq
-from mpi_glass import mc
+from mpi_glass import mc, report
+from mpi_glass.config import load_config, parse_config
+from mpi_glass.errors import InputError
+from mpi_glass.parallel import serial
+from mpi_glass.simulate import Simulation
 from mpi_glass.model import box_side, composition_counts, species_array
 
 
@@ -144,3 +151,60 @@ def test_a_liquid_at_t_1_is_certified_early():
     accepted, attempted = state["pair_swaps"]
     assert attempted[1] == 0 and attempted[0] > 0 and attempted[2] > 0     # no S<->L
     assert np.all(accepted <= attempted) and accepted.sum() == state["mc_counts"][2]
+
+
+# --- simulate: the certified mode --------------------------------------------------------
+
+FROZEN = {"temperature = 0.8": "temperature = 0.3", "swap_probability = 0.2":
+          "swap_probability = 0.0", "require_certificate = false": "require_certificate = true"}
+
+
+def test_uncertified_configuration_stops_simulate_with_one_clear_line(tmp_path):
+    config = write_config(tmp_path, eq_sweeps=400, **FROZEN)
+    proc = cli("simulate", "--config", config, "--out", tmp_path / "out", check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("mpi_glass: error")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert "not certified within equilibration.sweeps = 400" in errors[0]
+    assert "require_certificate = false" in errors[0]
+    assert "configuration 0 at T = 0.3: NOT certified" in proc.stderr     # the log, rank 0
+    assert not (tmp_path / "out" / "sim.h5").exists()
+
+
+def test_uncertified_configuration_is_kept_and_flagged_when_allowed(tmp_path):
+    replace = dict(FROZEN, **{"require_certificate = false": "require_certificate = false"})
+    cfg = load_config(write_config(tmp_path, eq_sweeps=400, **replace))
+    path = Simulation(cfg, tmp_path / "out", serial()).run()
+    with h5py.File(path) as f:
+        g = f["configurations/certificate"]
+        assert not g["certified"][()].any() and g["overlap"][()].min() > 0.5
+        assert np.all(g["sweeps"][()] == 400) and g.attrs["threshold"] == 0.1
+        for name in ("overlap", "tau_eq", "drift", "swap_attempted", "overlap_series"):
+            assert "description" in g[name].attrs and "units" in g[name].attrs
+        assert not f["relaxation_scan/certified"][()].any()
+    assert "NOT certified (kept, flagged): [0, 1, 2]" in report._certificate_line(
+        [False, False, False])
+
+
+def test_a_liquid_is_certified_and_stops_early(tmp_path):
+    cfg = load_config(write_config(tmp_path, eq_sweeps=4000,
+                                   **{"temperature = 0.8": "temperature = 2.0"}))
+    path = Simulation(cfg, tmp_path / "out", serial()).run()
+    with h5py.File(path) as f:
+        g = f["configurations/certificate"]
+        assert g["certified"][()].all() and f["relaxation_scan/certified"][()].all()
+        sweeps = g["sweeps"][()]
+        assert np.all(sweeps < 4000) and np.all(sweeps == g["sweeps_examined"][()])
+        energy = f["configurations/energy_series"][()]
+        assert np.all(np.isnan(energy[:, -1])) and np.all(g["swap_attempted"][:, 1] == 0)
+
+
+@pytest.mark.parametrize("line, message", [
+    ('until = "certified"', 'equilibration.until: expected "certified", "sweeps" or a whole'),
+    ("until = 12.5", "equilibration.until"),
+    ("certificate_threshold = 1.0", "equilibration.certificate_threshold: must be in (0, 1)"),
+    ("certificate_threshold = 0", "equilibration.certificate_threshold: must be in (0, 1)"),
+])
+def test_bad_certificate_input_names_the_key(line, message):
+    text = "[equilibration]\n" + line.replace('"certified"', '"always"') + "\n"
+    with pytest.raises(InputError, match=re.escape(message)):
+        parse_config(text)
