@@ -239,3 +239,23 @@ def test_a_chain_resumed_from_its_saved_state_ends_bit_identical(tmp_path):
     assert whole.keys() == pieces.keys()
     for key in whole:
         assert whole[key].tobytes() == pieces[key].tobytes(), key
+
+
+def test_bench_equilibrate_and_the_analysis_script(tmp_path):
+    """``bench equilibrate --json`` reports tau_eq, per-pair acceptance and trials/s, and
+    analysis/equilibration.py draws its saved series."""
+    import json
+    import subprocess
+    import sys
+    from conftest import ROOT
+    saved = tmp_path / "run.npz"
+    proc = cli("bench", "equilibrate", "--n", 150, "--temperature", 1.0, "--sweeps", 4000,
+               "--sample-every", 10, "--plain-sweeps", 300, "--save", saved, "--json")
+    result = json.loads(proc.stdout)
+    assert result["certified"] and result["tau_eq"] > 0 and result["trials_per_second_cpu"] > 0
+    assert result["swap_attempts_S-L"] == 0 and 0 < result["swap_acceptance_S-M"] < 1
+    assert result["plain_tau_alpha_kind"] in (-1, 0, 1)
+    picture = tmp_path / "eq.png"
+    subprocess.run([sys.executable, str(ROOT / "analysis" / "equilibration.py"), str(saved),
+                    "--out", str(picture)], check=True, capture_output=True)
+    assert picture.stat().st_size > 10_000
