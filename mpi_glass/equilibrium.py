@@ -52,14 +52,17 @@ equilibration is extended in doubling chunks until certified or the budget L is 
 """
 from __future__ import annotations
 
+import json
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
+from . import dynamics, mc
 from .dynamics import tau_alpha
-from .model import N_SPECIES
+from .model import N_SPECIES, box_side, composition_counts, species_array
 from .neighbours import cell_grid, minimum_image
 
 #: Overlap radius a (sigma_LS).
@@ -319,7 +322,6 @@ class EquilibrationChain:
         done, k = int(st["sweeps_done"]), int(st["n_recorded"])
         next_sample = (k + 1) * self.sample_every if k < self.n_samples else self.sweeps
         target = min(self.sweeps, done + int(max_sweeps), next_sample)
-        from . import mc
         stats = mc.run_sweeps(st["positions"], st["images"], st["species"], self.box, st["rng"],
                               target - done, *self.mc_args)
         st["mc_counts"] += np.array(stats[:4], dtype=np.int64)
@@ -338,7 +340,6 @@ class EquilibrationChain:
         return self.state["positions"] + self.state["images"] * self.box
 
     def _record(self, k):
-        from . import mc
         st = self.state
         st["energy"][k] = mc.total_energy(st["positions"], st["species"], self.box) / \
             st["positions"].shape[0]
@@ -377,8 +378,6 @@ def certificate_of(state, sample_every, threshold=DEFAULT_THRESHOLD):
 
 def _fresh_chain_state(n, seed):
     """A random start of the paper's composition and density, as simulate makes one."""
-    from . import mc
-    from .model import box_side, composition_counts, species_array
     counts = composition_counts(n, mc.PAPER_FRACTIONS)
     box = box_side(n, mc.PAPER_DENSITY)
     rng = mc.new_rng_state(np.random.SeedSequence(seed))
@@ -393,7 +392,6 @@ def _plain_relaxation(state, box, temperature, delta_max, sweeps):
     """Plain MC (no swaps) from a chain's final configuration: F_s^CR(t) and q(t) against the
     start on log-spaced times; returns (times, fs, q, tau_alpha, tau_q) with the taus as
     (value, kind) from ``relaxation_time``."""
-    from . import dynamics, mc
     pos, species = state["positions"].copy(), state["species"].copy()
     images, rng = np.zeros_like(state["images"]), state["rng"].copy()
     start = pos.copy()
@@ -411,6 +409,31 @@ def _plain_relaxation(state, box, temperature, delta_max, sweeps):
     return times, fs, q, relaxation_time(times, fs), relaxation_time(times, q)
 
 
+def _chain_summary(state, cert, n, cpu):
+    """Certificate, acceptances and speed of a finished benchmark chain, as a flat dict."""
+    counts = state["mc_counts"]
+    accepted, attempted = state["pair_swaps"]
+    recorded = int(state["n_recorded"])
+    trials = int(state["sweeps_done"]) * n
+    return {
+        "certified": bool(cert is not None and cert.certified),
+        "sweeps_run": int(state["sweeps_done"]), "cpu_seconds": cpu,
+        "trials_per_second_cpu": trials / cpu,
+        "tau_eq": cert.tau_eq if cert else math.nan,
+        "tau_eq_kind": cert.tau_eq_kind if cert else TAU_ABOVE,
+        "tau_eq_cpu_seconds": (cert.tau_eq * n / (trials / cpu)) if cert else math.nan,
+        "overlap_mid_end": cert.overlap if cert else math.nan,
+        "stationary": bool(cert and cert.stationary),
+        "energy_per_particle_last_quarter": float(np.nanmean(
+            state["energy"][3 * recorded // 4:recorded])),
+        "move_acceptance": counts[0] / max(counts[1], 1),
+        "swap_acceptance": counts[2] / max(counts[3], 1),
+        **{f"swap_acceptance_{p}": accepted[k] / max(attempted[k], 1)
+           for k, p in enumerate(mc.SWAP_PAIRS)},
+        **{f"swap_attempts_{p}": int(attempted[k]) for k, p in enumerate(mc.SWAP_PAIRS)},
+    }
+
+
 def benchmark(n=1000, temperature=0.3, sweeps=None, swap_probability=0.2, sample_every=None,
               plain_sweeps=0, seed=0, threshold=DEFAULT_THRESHOLD, save=None):
     """Equilibrate one chain from a random start in the certified mode and time it.
@@ -421,7 +444,6 @@ def benchmark(n=1000, temperature=0.3, sweeps=None, swap_probability=0.2, sample
     adds its tau_alpha (F_s^CR) and the relaxation time of q, for the speed-up.  ``save``
     names an .npz file for ``analysis/equilibration.py``.
     """
-    import time
     sweeps = int(sweeps or 1_000_000)
     sample_every = int(sample_every or max(1, sweeps // 1000))
     state, box = _fresh_chain_state(int(n), seed)
@@ -435,29 +457,9 @@ def benchmark(n=1000, temperature=0.3, sweeps=None, swap_probability=0.2, sample
         chain.advance(sweeps)
     cpu = time.process_time() - cpu
     cert = chain.certificate()
-    counts = state["mc_counts"]
-    accepted, attempted = state["pair_swaps"]
-    from .mc import SWAP_PAIRS
-    trials = int(state["sweeps_done"]) * int(n)
-    result = {
-        "n": int(n), "temperature": float(temperature), "budget_sweeps": sweeps,
-        "swap_probability": float(swap_probability), "sample_every": sample_every,
-        "certified": bool(cert is not None and cert.certified),
-        "sweeps_run": int(state["sweeps_done"]), "cpu_seconds": cpu,
-        "trials_per_second_cpu": trials / cpu,
-        "tau_eq": cert.tau_eq if cert else math.nan,
-        "tau_eq_kind": cert.tau_eq_kind if cert else TAU_ABOVE,
-        "tau_eq_cpu_seconds": (cert.tau_eq * n / (trials / cpu)) if cert else math.nan,
-        "overlap_mid_end": cert.overlap if cert else math.nan,
-        "stationary": bool(cert and cert.stationary),
-        "energy_per_particle_last_quarter": float(np.nanmean(
-            state["energy"][3 * int(state["n_recorded"]) // 4:int(state["n_recorded"])])),
-        "move_acceptance": counts[0] / max(counts[1], 1),
-        "swap_acceptance": counts[2] / max(counts[3], 1),
-        **{f"swap_acceptance_{p}": accepted[k] / max(attempted[k], 1)
-           for k, p in enumerate(SWAP_PAIRS)},
-        **{f"swap_attempts_{p}": int(attempted[k]) for k, p in enumerate(SWAP_PAIRS)},
-    }
+    result = {"n": int(n), "temperature": float(temperature), "budget_sweeps": sweeps,
+              "swap_probability": float(swap_probability), "sample_every": sample_every,
+              **_chain_summary(state, cert, int(n), cpu)}
     series = dict(energy=state["energy"], overlap=state["overlap"],
                   energy_times=np.arange(1, state["energy"].size + 1) * sample_every,
                   check_points=np.array(sorted(chain.checks)) * sample_every)
@@ -472,6 +474,5 @@ def benchmark(n=1000, temperature=0.3, sweeps=None, swap_probability=0.2, sample
                       speedup_q=tau_q / result["tau_eq"] if cert else math.nan)
         series.update(plain_times=times, plain_fs=fs, plain_overlap=q)
     if save:
-        np.savez(save, **series, result_json=np.array(__import__("json").dumps(
-            result, default=float)))
+        np.savez(save, **series, result_json=np.array(json.dumps(result, default=float)))
     return result
