@@ -58,26 +58,22 @@ def sha256_of(value):
 
 
 def sim_arrays(path):
-    """{logical name: array} of every array and numeric attribute of sim.h5."""
-    found = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: found.__setitem__(name, obj[()])
-                     if isinstance(obj, h5py.Dataset) else None)
-        found["dynamics/tau_alpha"] = np.float64(f["dynamics/fs_cr"].attrs["tau_alpha"])
-    return found
+    """{logical name: array} of every array of sim.h5 (logical name: its path in schema 1)."""
+    from mpi_glass.schema import SIM_FIELDS, read_sim
+    data = read_sim(path, displacements=True)
+    return {spec.path.lstrip("/"): getattr(data, name) for name, spec in SIM_FIELDS.items()
+            if not name.endswith("_index") and getattr(data, name) is not None}
 
 
 def select_arrays(path):
     """{logical name: array} of select.h5's features and per-configuration selections."""
-    found = {}
-    with h5py.File(path, "r") as f:
-        found["features/values"] = f["features/values"][()]
-        found["features/names"] = f["features/names"][()]
-        for method in ("supervised", "unsupervised"):
-            for c in range(len(f[method])):
-                g = f[f"{method}/configuration_{c}"]
-                for key in ("names", "delta_forward", "delta_backward"):
-                    found[f"{method}/{c}/{key}"] = g[key][()]
+    from mpi_glass.schema import read_select
+    data = read_select(path)
+    found = {"features/values": data.feature_values, "features/names": data.feature_names}
+    for method in ("supervised", "unsupervised"):
+        for key in ("names", "delta_forward", "delta_backward"):
+            for c, row in enumerate(getattr(data, f"{method}_{key}")):
+                found[f"{method}/{c}/{key}"] = row
     return found
 
 
