@@ -30,6 +30,7 @@ import numpy as np
 from . import __version__
 from .errors import InputError
 from .model import EPSILON, SIGMA, SPECIES_NAMES
+from .store import load_npz, save_npz_atomic
 
 #: Version of the layout below; readers refuse files of another version with one line.
 SCHEMA_VERSION = 2
@@ -86,8 +87,9 @@ class Field:
 
     @property
     def shape_text(self):
-        return "(" + ", ".join(DIMS[d].symbol for d in self.dims) + ("," if len(self.dims) == 1
-                                                                     else "") + ")"
+        """The shape in symbols, as Python writes tuples: (C, T, N), (T,), ()."""
+        symbols = [DIMS[d].symbol for d in self.dims]
+        return "(" + ", ".join(symbols) + ("," if len(symbols) == 1 else "") + ")"
 
     def h5_dtype(self):
         return h5py.string_dtype() if self.dtype == "str" else np.dtype(self.dtype)
@@ -341,12 +343,10 @@ class SelectData:
     def from_results(cls, values, names, results=None, attrs=None):
         """From the study's per-configuration lists (``study.run_study``) to (C, d) arrays."""
         data = cls(np.asarray(values), np.asarray(names, dtype=str), attrs=dict(attrs or {}))
-        for method in ("supervised", "unsupervised") if results is not None else ():
-            for key in ("selected", "names", "delta_forward", "delta_backward",
-                        "delta_symmetric"):
-                name = f"{method}_{key}"
-                if hasattr(data, name):
-                    setattr(data, name, np.array([entry[key] for entry in results[method]]))
+        for name in SELECT_FIELDS if results is not None else ():
+            method, _, key = name.partition("_")    # e.g. supervised, delta_forward
+            if method in ("supervised", "unsupervised"):
+                setattr(data, name, np.array([entry[key] for entry in results[method]]))
         return data
 
 
@@ -367,14 +367,13 @@ class ChainState:
 
     def save(self, path):
         """Write atomically (temporary name, fsync, rename) with the schema version."""
-        from .store import save_npz_atomic
         arrays = {name: np.asarray(getattr(self, name))
                   for name in CHAIN_FIELDS if getattr(self, name) is not None}
         save_npz_atomic(path, schema_version=np.int64(SCHEMA_VERSION), **arrays)
 
     @classmethod
     def load(cls, path):
-        from .store import load_npz
+        """Read a checkpoint; one-line InputError for one of another schema version."""
         arrays = load_npz(path)
         version = int(arrays.pop("schema_version", 1))
         if version != SCHEMA_VERSION:
@@ -512,9 +511,11 @@ def _text(value):
 
 
 def _read(f, path, cls, fields, skip=()):
+    """{field: array} of the dataclass ``cls`` from an open file, plus its root ``attrs``."""
+    wanted = {fd.name for fd in dataclasses.fields(cls)} - set(skip)
     values = {}
     for name, spec in fields.items():
-        if name not in {fd.name for fd in dataclasses.fields(cls)} or name in skip:
+        if name not in wanted:      # derived scales (configuration index, step)
             continue
         if spec.path not in f:
             if spec.optional:
