@@ -462,10 +462,23 @@ def _attach_scales(fields, scales, written):
 
 
 def write_sim(f, data, displacement_shape=None):
-    """Write a ``SimData`` into the open file ``f`` (every rank, if collective).
+    """Write a ``SimData`` into an open, empty HDF5 file.
 
-    With ``displacement_shape`` and ``data.displacements`` None, /dynamics/displacements is
-    created empty for the owners of each configuration to fill (``f[path][c] = ...``).
+    Parameters
+    ----------
+    f : h5py.File
+        Opened for writing; under the collective (mpio) path every rank calls this with
+        identical arguments.
+    data : SimData
+        The contents; ``data.attrs`` become the root attributes.
+    displacement_shape : tuple, optional
+        (C, R, T, N, 2): with ``data.displacements`` None, /dynamics/displacements is created
+        empty for the owners of each configuration to fill (``f[path][c] = block``).
+
+    Examples
+    --------
+    >>> with h5py.File("sim.h5", "w") as f:                    # doctest: +SKIP
+    ...     write_sim(f, data)
     """
     empty = {"displacements": displacement_shape} if displacement_shape else {}
     _write(f, SIM_FIELDS, SIM_SCALES, data, empty)
@@ -530,7 +543,30 @@ def _read(f, path, cls, fields, skip=()):
 
 
 def read_sim(path, displacements=False):
-    """sim.h5 as a ``SimData`` (the large displacements only with ``displacements=True``)."""
+    """sim.h5 as a ``SimData``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A sim.h5 written by ``mpi_glass simulate``.
+    displacements : bool
+        Also load /dynamics/displacements, (C, R, T, N, 2) float32 - the largest array.
+
+    Returns
+    -------
+    SimData
+
+    Raises
+    ------
+    InputError
+        One line naming the file: missing, not HDF5, not a sim file, another schema version,
+        or a dataset missing.
+
+    Examples
+    --------
+    >>> data = read_sim("mpi_glass_out/laptop/sim.h5")         # doctest: +SKIP
+    >>> data.p.shape, data.times[-1], data.tau_alpha             # doctest: +SKIP
+    """
     with open_file(path, "sim") as f:
         values = _read(f, path, SimData, SIM_FIELDS,
                        skip=() if displacements else ("displacements",))
@@ -539,7 +575,18 @@ def read_sim(path, displacements=False):
 
 
 def read_select(path):
-    """select.h5 as a ``SelectData``."""
+    """select.h5 as a ``SelectData`` (names as ``str``, selections as (C, d) arrays).
+
+    Raises
+    ------
+    InputError
+        As ``read_sim``.
+
+    Examples
+    --------
+    >>> sel = read_select("mpi_glass_out/laptop/select.h5")    # doctest: +SKIP
+    >>> sel.supervised_names[0]          # features selected for configuration 0, in order
+    """
     with open_file(path, "select") as f:
         return SelectData(**_read(f, path, SelectData, SELECT_FIELDS))
 
