@@ -64,6 +64,7 @@ from . import dynamics, mc
 from .dynamics import tau_alpha
 from .model import N_SPECIES, box_side, composition_counts, species_array
 from .neighbours import cell_grid, minimum_image
+from .schema import ChainState
 
 #: Overlap radius a (sigma_LS).
 OVERLAP_RADIUS = 0.3
@@ -279,7 +280,7 @@ def certify(energy, overlap, sample_every, reference_sample, threshold=DEFAULT_T
 # --- a chain that records and examines itself --------------------------------------------
 
 def new_chain_records(positions, species, n_samples):
-    """The arrays an equilibration chain keeps beside its MC state (all checkpointable).
+    """The fields an equilibration chain keeps beside its MC state, for ``schema.ChainState``.
 
     energy and overlap (n_samples,) are NaN until recorded; the reference starts as the
     initial configuration (sample 0); pair_swaps (2, 3) counts accepted / attempted swaps
@@ -287,19 +288,17 @@ def new_chain_records(positions, species, n_samples):
     """
     return dict(energy=np.full(n_samples, np.nan), overlap=np.full(n_samples, np.nan),
                 ref_unwrapped=np.array(positions, dtype=np.float64), ref_species=species.copy(),
-                ref_sample=np.int64(0), checked_sample=np.int64(0),
-                checked_reference=np.int64(0), certified=np.bool_(False),
+                ref_sample=0, checked_sample=0, checked_reference=0, certified=False,
                 pair_swaps=np.zeros((2, 3), dtype=np.int64))
 
 
 class EquilibrationChain:
     """Advance one equilibration chain, recording U/N and q and examining it at check points.
 
-    ``state`` is a dict of arrays (MC state: positions, images, species, rng, sweeps_done,
-    n_recorded, mc_counts, done; plus ``new_chain_records``) changed in place, so the caller
-    checkpoints it whenever it likes and a resumed chain continues bit-identically.  With
-    ``stop_when_certified`` the chain is done at the first certified check point, else after
-    ``sweeps``.
+    ``state`` is a ``schema.ChainState`` with the fields of ``new_chain_records``, changed in
+    place, so the caller checkpoints it whenever it likes and a resumed chain continues
+    bit-identically.  With ``stop_when_certified`` the chain is done at the first certified
+    check point, else after ``sweeps``.
     """
 
     def __init__(self, state, *, box, temperature, delta_max, swap_probability, sweeps,
@@ -308,83 +307,86 @@ class EquilibrationChain:
         self.mc_args = (float(temperature), float(delta_max), float(swap_probability))
         self.sample_every, self.threshold = int(sample_every), float(threshold)
         self.stop_when_certified = bool(stop_when_certified)
-        self.n_samples = state["energy"].size
-        points = check_points(self.n_samples) if self.n_samples else []
-        self.checks = set(points)
+        self.n_samples = state.energy.size
+        self.checks = set(check_points(self.n_samples)) if self.n_samples else set()
 
     @property
     def done(self):
-        return bool(self.state["done"])
+        return bool(self.state.done)
 
     def advance(self, max_sweeps):
         """Run up to ``max_sweeps`` sweeps (stopping at the next sample); returns sweeps run."""
         st = self.state
-        done, k = int(st["sweeps_done"]), int(st["n_recorded"])
+        done, k = st.sweeps_done, st.n_recorded
         next_sample = (k + 1) * self.sample_every if k < self.n_samples else self.sweeps
         target = min(self.sweeps, done + int(max_sweeps), next_sample)
-        stats = mc.run_sweeps(st["positions"], st["images"], st["species"], self.box, st["rng"],
+        stats = mc.run_sweeps(st.positions, st.images, st.species, self.box, st.rng,
                               target - done, *self.mc_args)
-        st["mc_counts"] += np.array(stats[:4], dtype=np.int64)
-        st["pair_swaps"] += np.stack([stats.pair_swaps_accepted, stats.pair_swaps_attempted])
-        st["sweeps_done"] = np.int64(target)
+        st.mc_counts += np.array(stats[:4], dtype=np.int64)
+        st.pair_swaps += np.stack([stats.pair_swaps_accepted, stats.pair_swaps_attempted])
+        st.sweeps_done = target
         if k < self.n_samples and target == next_sample:
             self._record(k)
-            st["n_recorded"] = np.int64(k + 1)
+            st.n_recorded = k + 1
             if k + 1 in self.checks:
                 self._examine(k + 1)
         if target >= self.sweeps:
-            st["done"] = np.bool_(True)
+            st.done = True
         return target - done
 
     def _unwrapped(self):
-        return self.state["positions"] + self.state["images"] * self.box
+        return self.state.positions + self.state.images * self.box
 
     def _record(self, k):
         st = self.state
-        st["energy"][k] = mc.total_energy(st["positions"], st["species"], self.box) / \
-            st["positions"].shape[0]
-        st["overlap"][k] = drift_corrected_overlap(self._unwrapped(), st["species"],
-                                                   st["ref_unwrapped"], st["ref_species"],
-                                                   self.box)
+        st.energy[k] = mc.total_energy(st.positions, st.species, self.box) / st.species.size
+        st.overlap[k] = drift_corrected_overlap(self._unwrapped(), st.species, st.ref_unwrapped,
+                                                st.ref_species, self.box)
 
     def _examine(self, n):
         """At check point n (samples): certify against the reference, then make the current
         configuration the reference of the next interval."""
         st = self.state
         if n > min(self.checks):
-            st["checked_sample"], st["checked_reference"] = np.int64(n), st["ref_sample"]
-            st["certified"] = np.bool_(self.certificate().certified)
-            if st["certified"] and self.stop_when_certified:
-                st["done"] = np.bool_(True)
-        st["ref_unwrapped"] = self._unwrapped()
-        st["ref_species"] = st["species"].copy()
-        st["ref_sample"] = np.int64(n)
+            st.checked_sample, st.checked_reference = n, st.ref_sample
+            st.certified = self.certificate().certified
+            if st.certified and self.stop_when_certified:
+                st.done = True
+        st.ref_unwrapped = self._unwrapped()
+        st.ref_species = st.species.copy()
+        st.ref_sample = n
 
     def certificate(self):
         """The certificate at the last check point (None before the second one)."""
         return certificate_of(self.state, self.sample_every, self.threshold)
 
 
+def chain_certificate(state, equilibration):
+    """``certificate_of`` with the settings of a config's [equilibration] section."""
+    return certificate_of(state, equilibration.sample_every,
+                          equilibration.certificate_threshold)
+
+
 def certificate_of(state, sample_every, threshold=DEFAULT_THRESHOLD):
     """The certificate a chain's records hold at its last check point (None if none yet)."""
-    n = int(state["checked_sample"])
+    n = state.checked_sample or 0
     if n == 0:
         return None
-    return certify(state["energy"][:n], state["overlap"][:n], sample_every,
-                   int(state["checked_reference"]), threshold)
+    return certify(state.energy[:n], state.overlap[:n], sample_every, state.checked_reference,
+                   threshold)
 
 
 # --- benchmark ---------------------------------------------------------------------------
 
-def _fresh_chain_state(n, seed):
+def _fresh_chain_state(n, seed, n_samples):
     """A random start of the paper's composition and density, as simulate makes one."""
     counts = composition_counts(n, mc.PAPER_FRACTIONS)
     box = box_side(n, mc.PAPER_DENSITY)
     rng = mc.new_rng_state(np.random.SeedSequence(seed))
     positions = mc.initial_configuration(counts, box, rng)
-    state = dict(positions=positions, images=np.zeros((n, 2), np.int64),
-                 species=species_array(counts), rng=rng, sweeps_done=np.int64(0),
-                 n_recorded=np.int64(0), mc_counts=np.zeros(4, np.int64), done=np.bool_(False))
+    species = species_array(counts)
+    state = ChainState(positions=positions, images=np.zeros((n, 2), np.int64), species=species,
+                       rng=rng, **new_chain_records(positions, species, n_samples))
     return state, box
 
 
@@ -392,8 +394,8 @@ def _plain_relaxation(state, box, temperature, delta_max, sweeps):
     """Plain MC (no swaps) from a chain's final configuration: F_s^CR(t) and q(t) against the
     start on log-spaced times; returns (times, fs, q, tau_alpha, tau_q) with the taus as
     (value, kind) from ``relaxation_time``."""
-    pos, species = state["positions"].copy(), state["species"].copy()
-    images, rng = np.zeros_like(state["images"]), state["rng"].copy()
+    pos, species = state.positions.copy(), state.species.copy()
+    images, rng = np.zeros_like(state.images), state.rng.copy()
     start = pos.copy()
     times = dynamics.log_times(sweeps, 8, ())
     disp = np.zeros((1, len(times), pos.shape[0], 2))
@@ -411,13 +413,13 @@ def _plain_relaxation(state, box, temperature, delta_max, sweeps):
 
 def _chain_summary(state, cert, n, cpu):
     """Certificate, acceptances and speed of a finished benchmark chain, as a flat dict."""
-    counts = state["mc_counts"]
-    accepted, attempted = state["pair_swaps"]
-    recorded = int(state["n_recorded"])
-    trials = int(state["sweeps_done"]) * n
+    counts = state.mc_counts
+    accepted, attempted = state.pair_swaps
+    recorded = state.n_recorded
+    trials = state.sweeps_done * n
     return {
         "certified": bool(cert is not None and cert.certified),
-        "sweeps_run": int(state["sweeps_done"]), "cpu_seconds": cpu,
+        "sweeps_run": state.sweeps_done, "cpu_seconds": cpu,
         "trials_per_second_cpu": trials / cpu,
         "tau_eq": cert.tau_eq if cert else math.nan,
         "tau_eq_kind": cert.tau_eq_kind if cert else TAU_ABOVE,
@@ -425,7 +427,7 @@ def _chain_summary(state, cert, n, cpu):
         "overlap_mid_end": cert.overlap if cert else math.nan,
         "stationary": bool(cert and cert.stationary),
         "energy_per_particle_last_quarter": float(np.nanmean(
-            state["energy"][3 * recorded // 4:recorded])),
+            state.energy[3 * recorded // 4:recorded])),
         "move_acceptance": counts[0] / max(counts[1], 1),
         "swap_acceptance": counts[2] / max(counts[3], 1),
         **{f"swap_acceptance_{p}": accepted[k] / max(attempted[k], 1)
@@ -446,8 +448,7 @@ def benchmark(n=1000, temperature=0.3, sweeps=None, swap_probability=0.2, sample
     """
     sweeps = int(sweeps or 1_000_000)
     sample_every = int(sample_every or max(1, sweeps // 1000))
-    state, box = _fresh_chain_state(int(n), seed)
-    state.update(new_chain_records(state["positions"], state["species"], sweeps // sample_every))
+    state, box = _fresh_chain_state(int(n), seed, sweeps // sample_every)
     chain = EquilibrationChain(state, box=box, temperature=temperature, delta_max=0.12,
                                swap_probability=swap_probability, sweeps=sweeps,
                                sample_every=sample_every, threshold=threshold,
@@ -460,8 +461,8 @@ def benchmark(n=1000, temperature=0.3, sweeps=None, swap_probability=0.2, sample
     result = {"n": int(n), "temperature": float(temperature), "budget_sweeps": sweeps,
               "swap_probability": float(swap_probability), "sample_every": sample_every,
               **_chain_summary(state, cert, int(n), cpu)}
-    series = dict(energy=state["energy"], overlap=state["overlap"],
-                  energy_times=np.arange(1, state["energy"].size + 1) * sample_every,
+    series = dict(energy=state.energy, overlap=state.overlap,
+                  energy_times=np.arange(1, state.energy.size + 1) * sample_every,
                   check_points=np.array(sorted(chain.checks)) * sample_every)
     if plain_sweeps:
         cpu = time.process_time()

@@ -13,6 +13,7 @@ from mpi_glass import mc, report
 from mpi_glass.config import load_config, parse_config
 from mpi_glass.errors import InputError
 from mpi_glass.parallel import serial
+from mpi_glass.schema import CHAIN_FIELDS, ChainState
 from mpi_glass.simulate import Simulation
 from mpi_glass.model import box_side, composition_counts, species_array
 
@@ -122,9 +123,7 @@ def test_check_points_halve_the_run():
 # --- verdicts ----------------------------------------------------------------------------
 
 def run_chain(n, temperature, sweeps, swap_probability, sample_every, seed):
-    state, box = eq._fresh_chain_state(n, seed)
-    state.update(eq.new_chain_records(state["positions"], state["species"],
-                                      sweeps // sample_every))
+    state, box = eq._fresh_chain_state(n, seed, sweeps // sample_every)
     chain = eq.EquilibrationChain(state, box=box, temperature=temperature, delta_max=0.12,
                                   swap_probability=swap_probability, sweeps=sweeps,
                                   sample_every=sample_every, stop_when_certified=True)
@@ -137,7 +136,7 @@ def test_a_frozen_glass_is_stationary_enough_but_not_certified():
     """Plain MC at T = 0.30 after a quench: 10^4 sweeps leave the structure in place."""
     chain, state = run_chain(150, 0.30, 10_000, 0.0, 50, seed=1)
     cert = chain.certificate()
-    assert int(state["sweeps_done"]) == 10_000 and not cert.certified
+    assert state.sweeps_done == 10_000 and not cert.certified
     assert not cert.decorrelated and cert.overlap > 0.5
     assert cert.tau_eq_kind == eq.TAU_ABOVE
 
@@ -145,12 +144,12 @@ def test_a_frozen_glass_is_stationary_enough_but_not_certified():
 def test_a_liquid_at_t_1_is_certified_early():
     chain, state = run_chain(150, 1.0, 8000, 0.2, 10, seed=1)
     cert = chain.certificate()
-    assert cert.certified and int(state["sweeps_done"]) < 8000
+    assert cert.certified and state.sweeps_done < 8000
     assert cert.overlap < eq.DEFAULT_THRESHOLD and cert.tau_eq_kind == eq.TAU_MEASURED
     assert cert.reference_sweeps * 2 == pytest.approx(cert.sweeps, abs=10)
-    accepted, attempted = state["pair_swaps"]
+    accepted, attempted = state.pair_swaps
     assert attempted[1] == 0 and attempted[0] > 0 and attempted[2] > 0     # no S<->L
-    assert np.all(accepted <= attempted) and accepted.sum() == state["mc_counts"][2]
+    assert np.all(accepted <= attempted) and accepted.sum() == state.mc_counts[2]
 
 
 # --- simulate: the certified mode --------------------------------------------------------
@@ -177,7 +176,7 @@ def test_uncertified_configuration_is_kept_and_flagged_when_allowed(tmp_path):
     with h5py.File(path) as f:
         g = f["configurations/certificate"]
         assert not g["certified"][()].any() and g["overlap"][()].min() > 0.5
-        assert np.all(g["sweeps"][()] == 400) and g.attrs["threshold"] == 0.1
+        assert np.all(g["sweeps"][()] == 400) and g["threshold"][()] == 0.1
         for name in ("overlap", "tau_eq", "drift", "swap_attempted", "overlap_series"):
             assert "description" in g[name].attrs and "units" in g[name].attrs
         assert not f["relaxation_scan/certified"][()].any()
@@ -213,14 +212,11 @@ def test_bad_certificate_input_names_the_key(line, message):
 def test_a_chain_resumed_from_its_saved_state_ends_bit_identical(tmp_path):
     """Checkpoint (npz round trip) at awkward moments, rebuild the chain, carry on: the same
     records, reference, certificate and MC state as one uninterrupted chain."""
-    from mpi_glass.store import load_npz, save_npz_atomic
     settings = dict(temperature=1.0, delta_max=0.12, swap_probability=0.2, sweeps=3000,
                     sample_every=10, stop_when_certified=True)
 
     def start():
-        state, box = eq._fresh_chain_state(120, 9)
-        state.update(eq.new_chain_records(state["positions"], state["species"], 300))
-        return state, box
+        return eq._fresh_chain_state(120, 9, 300)
 
     whole, box = start()
     chain = eq.EquilibrationChain(whole, box=box, **settings)
@@ -231,14 +227,14 @@ def test_a_chain_resumed_from_its_saved_state_ends_bit_identical(tmp_path):
         chain = eq.EquilibrationChain(pieces, box=box, **settings)
         if not chain.done:
             chain.advance(step)
-        save_npz_atomic(tmp_path / "chain.npz", **pieces)
-        pieces = load_npz(tmp_path / "chain.npz")
+        pieces.save(tmp_path / "chain.npz")
+        pieces = ChainState.load(tmp_path / "chain.npz")
     chain = eq.EquilibrationChain(pieces, box=box, **settings)
     while not chain.done:
         chain.advance(37)
-    assert whole.keys() == pieces.keys()
-    for key in whole:
-        assert whole[key].tobytes() == pieces[key].tobytes(), key
+    for key in CHAIN_FIELDS:
+        mine, theirs = getattr(whole, key), getattr(pieces, key)
+        assert np.asarray(mine).tobytes() == np.asarray(theirs).tobytes(), key
 
 
 def test_bench_equilibrate_and_the_analysis_script(tmp_path):
