@@ -72,16 +72,6 @@ def finished(tmp_path_factory):
     return folder / "tiny.toml", folder / "out"
 
 
-@pytest.fixture(scope="module")
-def selected(finished, tmp_path_factory):
-    """A copy of ``finished`` with a full select run: select.h5, report.*, figures/."""
-    config, source = finished
-    out = tmp_path_factory.mktemp("selected") / "out"
-    shutil.copytree(source, out)
-    cli("select", "--config", config, "--out", out)
-    return config, out
-
-
 def _copy(folder, tmp_path):
     shutil.copytree(folder, tmp_path / "copy")
     return tmp_path / "copy"
@@ -263,27 +253,22 @@ def test_config_memory_prints_the_estimate():
 
 
 # -- 6. select replaces its whole set; features-only is completed without --force --------
-def test_features_only_force_replaces_the_whole_set(selected, tmp_path):
-    config, source = selected
+def test_features_only_is_completed_without_force_and_force_replaces_the_set(finished,
+                                                                             tmp_path):
+    config, source = finished
     out = _copy(source, tmp_path)
+    cli("select", "--config", config, "--out", out, "--features-only")
+    again = cli("select", "--config", config, "--out", out, "--features-only", check=False)
+    _one_line_error(again, "select.h5: exists; use --force")
+    cli("select", "--config", config, "--out", out)          # completes it: no --force needed
+    with h5py.File(out / "select.h5") as f:
+        assert not bool(f.attrs["features_only"]) and "supervised" in f
     assert (out / "report.md").exists() and (out / "figures").is_dir()
     cli("select", "--config", config, "--out", out, "--force", "--features-only")
     assert not (out / "report.md").exists() and not (out / "report.json").exists()
     assert not (out / "figures").exists()
     with h5py.File(out / "select.h5") as f:
         assert bool(f.attrs["features_only"]) and "supervised" not in f
-
-
-def test_full_select_completes_features_only_without_force(finished, tmp_path):
-    config, source = finished
-    out = _copy(source, tmp_path)
-    cli("select", "--config", config, "--out", out, "--features-only")
-    again = cli("select", "--config", config, "--out", out, "--features-only", check=False)
-    _one_line_error(again, "select.h5: exists; use --force")
-    cli("select", "--config", config, "--out", out)
-    with h5py.File(out / "select.h5") as f:
-        assert not bool(f.attrs["features_only"]) and "supervised" in f
-    assert (out / "report.md").exists() and (out / "figures").is_dir()
     assert not list(out.glob(".select.*"))
 
 
