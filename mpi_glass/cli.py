@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .errors import (EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, InputError, Interrupted)
+from .errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, InputError, Interrupted
 from .progress import LOGGER, setup_logging
 
 EXIT_STATUS_HELP = """\
@@ -226,10 +226,13 @@ def main(argv=None):
 
 
 def _interrupted(exc, dist):
-    cause = str(exc) if isinstance(exc, Interrupted) else "SIGINT"
     if dist is None or dist.is_root:
-        LOGGER.error(f"stopped by {cause}; checkpoints are written: rerun the same command "
-                     f"to resume")
+        if isinstance(exc, Interrupted):
+            LOGGER.error(f"stopped by {exc}; checkpoints are written: rerun the same command "
+                         f"to resume")
+        else:
+            LOGGER.error("stopped by SIGINT: rerun the same command to resume (simulate "
+                         "continues from its last checkpoints)")
     if dist is not None and dist.parallel:
         # The signal reached every rank (srun/mpiexec forward it); give the others a
         # moment to finish their chunk and checkpoint before ending the job.

@@ -301,7 +301,8 @@ def _preset_hint(wanted):
 def config_table_markdown():
     """The README's table of every key, its default and meaning."""
     rows = ["| key | default | meaning |", "| --- | --- | --- |",
-            "| `name` | file stem | run name, names the output folder |",
+            "| `name` | file stem | run name, names the output folder (a plain folder name: "
+            "no `/`, `\\`, `..`) |",
             "| `seed` | 2024 | root of every random stream |"]
     for section, cls in _SECTIONS.items():
         for f in dataclasses.fields(cls):

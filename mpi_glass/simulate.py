@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import dynamics, mc
-from .errors import EXIT_INTERRUPTED, InputError, Interrupted  # noqa: F401 (re-exported)
+from .errors import InputError, Interrupted
 from .model import species_array
 from .progress import Progress, log
 from .store import (check_writable_dir, first_difference, folder_lock, load_npz, read_json,
