@@ -123,8 +123,13 @@ def check_fits(command, parts, ranks_here, available=None):
 
 def refuse_if_too_big(dist, command, parts):
     """``check_fits`` for this host's ranks, decided on the root for every rank."""
+    from .progress import LOGGER
     ranks_here = dist.ranks_on_this_host()
-    return dist.root_decides(lambda: check_fits(command, parts, ranks_here))
+    need = dist.root_decides(lambda: check_fits(command, parts, ranks_here))
+    if dist.is_root:
+        LOGGER.debug(f"{command}: memory estimate {human(need)} for {ranks_here} rank(s) on "
+                     f"this host, {human(available_bytes() or 0)} available")
+    return need
 
 
 def estimate_table(cfg, ranks=1):

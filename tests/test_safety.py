@@ -1,6 +1,7 @@
 """Data safety: --force never loses the old output, the folder lock, broken launches,
 select against a foreign sim.h5, memory estimates, features-only upgrades, the one-line
 messages for damaged files, and plain run names."""
+import errno
 import io
 import json
 import logging
@@ -127,6 +128,24 @@ def test_lock_recorded_on_another_host_is_not_taken_over(tmp_path):
     (tmp_path / LOCK_NAME).write_text(json.dumps(record))
     with pytest.raises(InputError, match="in use by pid 1 on elsewhere.example since today"):
         FolderLock(tmp_path, "me").acquire()
+
+
+def test_without_flock_the_record_decides(tmp_path, monkeypatch):
+    import fcntl
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    lock = FolderLock(tmp_path, "live")
+    assert lock.acquire() is None          # no record yet: taken
+    with pytest.raises(InputError, match=f"in use by pid {os.getpid()}"):
+        FolderLock(tmp_path, "second").acquire()      # our own pid is alive
+    lock.release()
+    dead = _dead_pid()
+    (tmp_path / LOCK_NAME).write_text(json.dumps(dict(host=socket.gethostname(), pid=dead)))
+    stale = FolderLock(tmp_path, "after")
+    assert f"pid {dead}" in stale.acquire()
+    stale.release()
 
 
 def test_second_simulate_on_a_busy_folder_is_refused(tmp_path):
