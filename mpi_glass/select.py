@@ -19,8 +19,8 @@ from . import descriptors, dynamics
 from .errors import InputError
 from .progress import log
 from .schema import SelectData, open_file, provenance_attrs, read_sim, write_select
-from .store import (check_writable_dir, commit_staged, file_sha256, first_difference,
-                    folder_lock, recover_staged, staging_dir)
+from .outdir import commit_staged, folder_lock, recover_staged, staging_dir
+from .store import check_writable_dir, file_sha256, first_difference
 
 #: What one select run owns in its output folder; a run replaces the whole set together.
 OUTPUTS = ("select.h5", "report.md", "report.json", "figures")

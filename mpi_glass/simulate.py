@@ -30,8 +30,9 @@ from .errors import InputError, Interrupted
 from .model import species_array
 from .progress import Progress, log
 from .schema import EQUILIBRATE, TRAJECTORY, ChainState, checkpoint_name
-from .store import (check_writable_dir, first_difference, folder_lock, read_json,
-                    read_physics, write_json_atomic)
+from .outdir import folder_lock
+from .store import (check_writable_dir, first_difference, read_json, read_physics,
+                    write_json_atomic)
 
 #: Sweeps per call into the MC kernel are capped so signals and progress are seen every
 #: ~CHUNK_TRIALS trial moves (a few seconds); results do not depend on the chunking.

@@ -24,7 +24,7 @@ from mpi_glass.memory import check_fits, simulate_parts
 from mpi_glass.parallel import Distributor, launcher_processes, serial
 from mpi_glass.progress import LOGGER, Progress, setup_logging
 from mpi_glass.simulate import Simulation
-from mpi_glass.store import LOCK_NAME, FolderLock, commit_staged, folder_lock, recover_staged
+from mpi_glass.outdir import LOCK_NAME, FolderLock, commit_staged, folder_lock, recover_staged
 
 #: select kept small: 12 features, d up to 2, 5 random draws, the propensity at 50 sweeps.
 SELECT_SMALL = {"[relaxation_scan]": "[select]\nd_max = 2\nrandom_draws = 5\ntime = 50\n"
