@@ -374,6 +374,16 @@ def test_unreadable_sim_file_in_out(finished, tmp_path, damage):
     _one_line_error(proc, "sim.h5: exists but is not a readable mpi_glass sim file", "--force")
 
 
+def test_select_on_a_truncated_sim_file(finished, tmp_path):
+    config, source = finished
+    out = _copy(source, tmp_path)
+    data = (out / "sim.h5").read_bytes()
+    (out / "sim.h5").write_bytes(data[:len(data) // 3])
+    proc = cli("select", "--config", config, "--out", out, "--features-only", check=False)
+    _one_line_error(proc, "sim.h5: not a readable HDF5 file (truncated or foreign)",
+                    "mpi_glass simulate --force")
+
+
 # -- 8. the run name is a plain folder name -------------------------------------------------
 @pytest.mark.parametrize("name", ["..", ".", "a/b", "../up", "a\\\\b", " padded"])
 def test_name_must_be_a_plain_folder_name(name):
