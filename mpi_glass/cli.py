@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def _common(parser):
 
 
 def _subcommand(sub, name, help, description, example):
-    parser = sub.add_parser(name, help=help, description=description,
+    parser = sub.add_parser(name, help=help, description=textwrap.fill(description, 88),
                             epilog=f"example:\n  {example}\n\n{EXIT_STATUS_HELP}",
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     _global_flags(parser, suppress=True)
