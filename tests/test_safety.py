@@ -198,6 +198,20 @@ def test_launcher_variables_are_recognised():
     assert launcher_processes({"MPI_LOCALNRANKS": "2"}) == 2
 
 
+def test_mpi4py_of_another_mpi_than_the_launcher_is_refused(monkeypatch):
+    import types
+    world = types.SimpleNamespace(Get_size=lambda: 1, Get_rank=lambda: 0)
+    fake = types.ModuleType("mpi4py")
+    fake.MPI = types.SimpleNamespace(COMM_WORLD=world)
+    monkeypatch.setitem(sys.modules, "mpi4py", fake)
+    monkeypatch.delenv("MPI_GLASS_SERIAL", raising=False)
+    monkeypatch.setenv("PMI_SIZE", "4")
+    with pytest.raises(InputError, match="one of 4 processes, but MPI sees one"):
+        Distributor()
+    monkeypatch.setenv("PMI_SIZE", "1")
+    assert Distributor().size == 1
+
+
 def test_mpiexec_with_mpi_disabled_refuses_on_every_rank(tmp_path):
     out = tmp_path / "out"
     proc = cli("simulate", "--config", write_config(tmp_path), "--out", out, ranks=2,
