@@ -47,6 +47,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import __version__
+from .model import SIGMA, SPECIES_NAMES
 
 DATA_FILE = "figure_data.npz"
 METHOD_LABELS = {"supervised_ii": "supervised II", "unsupervised_ii": "unsupervised II",
@@ -55,24 +56,29 @@ METHOD_STYLE = {"supervised_ii": ("C0", "o"), "unsupervised_ii": ("C1", "s"),
                 "lasso": ("C2", "D"), "random": ("C3", "^")}
 #: Horizontal offsets of the methods' points, so that coinciding curves stay visible.
 METHOD_DODGE = {"supervised_ii": -0.12, "unsupervised_ii": -0.04, "lasso": 0.04, "random": 0.12}
+#: The methods whose selections differ between protocols (Lasso and random do not).
+II_METHODS = ("supervised_ii", "unsupervised_ii")
 DESCRIPTOR_LABELS = {"rho": r"$\bar\rho$", "phi": r"$\bar\varphi$", "u": r"$\bar u$",
                      "psi6": r"$\bar\Psi_6$", "theta": r"$\bar\Theta$", "z": r"$\bar z$"}
-SPECIES = ("S", "M", "L")
+SPECIES = SPECIES_NAMES
 #: Drawn disc diameters (sigma_aa of the model) so that the maps look like the packing.
-SPECIES_SIZE = (2 * math.sin(math.pi / 10), 0.9, 2 * math.sin(math.pi / 5))
+SPECIES_SIZE = tuple(float(x) for x in np.diag(SIGMA))
+#: Line style of each protocol's curves in Figs. 7, 9 and 10 (the paper's dashed).
+PROTOCOL_LINE = {"honest": "-", "paper": "--"}
 
 
 # ---------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------
 
-def write_report(out_dir, results, sim_summary, provenance):
+def write_report(out_dir, results, sim_summary, provenance, run_name=None):
     """Write report.json, figures/ and report.md into ``out_dir``; returns their paths.
 
     results: ``study.run_study``'s dict (``predictions`` may hold numpy arrays);
     sim_summary: see the module docstring; provenance: free-form dict (the select command
     passes ``sim_file``, ``sim_sha256``, ``config_toml``, ``ranks``), completed here with the
-    package version and the time of writing.
+    package version and the time of writing; run_name: the config's ``name`` (report title,
+    report.json ``run_name``).
     """
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
@@ -83,7 +89,7 @@ def write_report(out_dir, results, sim_summary, provenance):
                   .strftime("%Y-%m-%dT%H:%M:%SZ"), **(provenance or {})}
     arrays = figure_arrays(sim_summary, predictions)
     drawable = [key for key, spec in FIGURES.items() if spec.available(results, arrays)]
-    doc = jsonable({**results, "provenance": provenance,
+    doc = jsonable({**results, "run_name": run_name, "provenance": provenance,
                     "figures": {key: f"figures/{FIGURES[key].file}" for key in drawable}})
     _save_npz(out_dir / "figures" / DATA_FILE, arrays)
     _write_text(out_dir / "report.json", json.dumps(doc, indent=1, allow_nan=False) + "\n")
@@ -118,16 +124,17 @@ def draw_figures(report_dir, only=None, out_dir=None, fmt="png"):
     return written
 
 
-def summary_from_simulation(data, features, names, results, picked, configuration=0,
+def summary_from_simulation(data, features, names, results, at_main, configuration=0,
                             feature="theta_l2.0", temperature=None):
     """``sim_summary`` from ``select.load_simulation``'s dict, the raw features (C, N, M),
-    their names, the study's results and the chosen time indices ({"main": index, ...}).
-    The temperature comes from the argument, else ``data["temperature"]`` if present.
+    their names, the study's results and the propensities at the main time, {"p": (C, N),
+    "q": (C, N)} (as interpolated by ``select.propensity_at``).  The temperature comes from
+    the argument, else ``data["temperature"]`` if present.
 
     If ``feature`` is not in the pool, the feature with the largest mean |rho(X, p)| is
     mapped instead.
     """
-    c, main = int(configuration), picked["main"]
+    c = int(configuration)
     temperature = data.get("temperature") if temperature is None else temperature
     names = list(names)
     if feature not in names:
@@ -137,7 +144,7 @@ def summary_from_simulation(data, features, names, results, picked, configuratio
                "temperature": np.nan if temperature is None else temperature,
                "configuration": c, "positions": data["positions"][c],
                "species": data["species"][c], "box": data["box"],
-               "p": data["p"][c, main], "q": data["q"][c, main],
+               "p": at_main["p"][c], "q": at_main["q"][c],
                "feature": features[c, :, names.index(feature)], "feature_name": feature}
     if results.get("predictions") is not None:
         summary["p_hat"] = results["predictions"]["p_hat"][c]
@@ -157,6 +164,8 @@ def figure_arrays(sim_summary, predictions=None):
         arrays["p_hat_all"] = p_hat_all
         arrays["p_hat_method"] = np.asarray(predictions["method"])
         arrays["p_hat_d"] = np.asarray(predictions["d"])
+        if "protocol" in predictions:
+            arrays["p_hat_protocol"] = np.asarray(predictions["protocol"])
         if "p_hat" not in arrays and "configuration" in arrays:
             arrays["p_hat"] = p_hat_all[int(arrays["configuration"])]
     return arrays
@@ -459,32 +468,65 @@ def fig_unsupervised(doc, a):
     return fig
 
 
-def _rho_curves(ax, study, group=None):
-    """rho(p, p_hat) vs d for every method, mean +- std over test configurations (points
+def _studies(doc, label=None):
+    """{protocol: regression summary} at the main time (label None) or at ``label``; read
+    from ``regression[_at]_by_protocol``, or the single ``regression[_at]`` of older files."""
+    if label is None:
+        return doc.get("regression_by_protocol") or {doc["protocol"]: doc["regression"]}
+    by = doc.get("regression_at_by_protocol")
+    if by:
+        return {protocol: at[label] for protocol, at in by.items()}
+    return {doc["protocol"]: doc["regression_at"][label]}
+
+
+def _rho_curves(ax, study, group=None, protocol=None, methods=tuple(METHOD_LABELS)):
+    """rho(p, p_hat) vs d for ``methods``, mean +- std over test configurations (points
     dodged sideways by METHOD_DODGE so that identical curves, e.g. Lasso and supervised II
-    picking the same features, do not hide each other)."""
-    for method, label in METHOD_LABELS.items():
+    picking the same features, do not hide each other); the paper protocol dashed with
+    open markers."""
+    style = PROTOCOL_LINE.get(protocol, "-")
+    for method in methods:
         if method not in study:
             continue
         block = study[method] if group is None else study[method]["species"][group]
         color, marker = METHOD_STYLE[method]
         d = np.asarray(study[method]["d"]) + METHOD_DODGE[method]
         ax.errorbar(d, _arr(block["pearson_mean"]), _arr(block["pearson_std"]),
-                    fmt=f"{marker}-", color=color, ms=4, capsize=2, label=label)
+                    fmt=f"{marker}{style}", color=color, ms=4, capsize=2,
+                    mfc="none" if style == "--" else color,
+                    label=METHOD_LABELS[method] + (f" ({protocol})" if protocol and
+                                                   method in II_METHODS else ""))
     ax.set_xlabel("d")
     ax.set_ylabel(r"$\rho_{p,\hat p}$")
 
 
+def _protocol_curves(ax, doc, label=None, group=None):
+    """Every protocol's curves: the first with all four methods, a second (paper) dashed
+    with the II methods only - Lasso and random are the same under both protocols."""
+    studies = _studies(doc, label)
+    if len(studies) == 1:
+        _rho_curves(ax, next(iter(studies.values())), group)
+        return
+    for i, (protocol, study) in enumerate(studies.items()):
+        _rho_curves(ax, study, group, protocol, tuple(METHOD_LABELS) if i == 0 else II_METHODS)
+
+
 def _protocol_note(doc):
-    return f"LOCO over {doc['n_configurations']} configurations, {doc['protocol']} protocol"
+    protocols = list(_studies(doc))
+    if len(protocols) == 1:
+        what = f"{protocols[0]} protocol"
+    else:
+        what = (f"{protocols[0]} (solid) and {protocols[1]} (dashed) protocols;\nLasso and "
+                "random are the same under both")
+    return f"LOCO over {doc['n_configurations']} configurations, {what}"
 
 
 def fig_regression(doc, a):
-    """Fig. 7: rho(p, p_hat) vs d for the four selections."""
+    """Fig. 7: rho(p, p_hat) vs d for the four selections (paper protocol dashed)."""
     fig, axes = _new_figure(1, 1, 6.0, 4.2)
-    _rho_curves(axes[0, 0], doc["regression"])
+    _protocol_curves(axes[0, 0], doc)
     axes[0, 0].legend(fontsize=8, frameon=False)
-    axes[0, 0].set_title(f"Prediction at {_time_note(doc)}\n{_protocol_note(doc)}", fontsize=10)
+    axes[0, 0].set_title(f"Prediction at {_time_note(doc)}\n{_protocol_note(doc)}", fontsize=9)
     return fig
 
 
@@ -507,7 +549,8 @@ def fig_scatter(doc, a):
         ax.set_ylabel(r"$\hat p_i$")
     axes[0, 0].legend(fontsize=8, markerscale=3, frameon=False)
     d = int(a.get("p_hat_d", 0))
-    fig.suptitle(f"Configuration {int(a['configuration'])}: supervised II, d = {d}, "
+    protocol = f" ({a['p_hat_protocol']} protocol)" if "p_hat_protocol" in a else ""
+    fig.suptitle(f"Configuration {int(a['configuration'])}: supervised II{protocol}, d = {d}, "
                  f"model trained on the other configurations")
     return fig
 
@@ -516,7 +559,7 @@ def fig_species(doc, a):
     """Fig. 9: species-wise rho(p, p_hat) vs d, four selections."""
     fig, axes = _new_figure(1, 3, 4.0, 3.6)
     for ax, letter, group in zip(axes[0], "abc", SPECIES):
-        _rho_curves(ax, doc["regression"], group)
+        _protocol_curves(ax, doc, group=group)
         ax.set_title(f"({letter}) species {group}", loc="left", fontsize=10)
     axes[0, 0].legend(fontsize=8, frameon=False)
     fig.suptitle(f"Species-wise prediction at {_time_note(doc)}; {_protocol_note(doc)}")
@@ -525,12 +568,12 @@ def fig_species(doc, a):
 
 def fig_second_time(doc, a):
     """Fig. 10: rho(p, p_hat) vs d at the second propensity time."""
-    label, study = next(iter(doc["regression_at"].items()))
+    label = next(iter(doc["regression_at"]))
     fig, axes = _new_figure(1, 1, 6.0, 4.2)
-    _rho_curves(axes[0, 0], study)
+    _protocol_curves(axes[0, 0], doc, label)
     axes[0, 0].legend(fontsize=8, frameon=False)
     axes[0, 0].set_title(f"Prediction at {_time_note(doc, label)}\n{_protocol_note(doc)}",
-                         fontsize=10)
+                         fontsize=9)
     return fig
 
 
@@ -580,6 +623,10 @@ FIGURES = {
 # report.md
 # ---------------------------------------------------------------------------------------
 
+def _g(x):
+    return f"{x:.6g}" if isinstance(x, (int, float)) else str(x)
+
+
 def _f(x, digits=4):
     return "n/a" if x is None else f"{x:.{digits}f}"
 
@@ -604,14 +651,21 @@ def _section_run(doc):
         f"- {doc['n_configurations']} configurations × {doc['n_particles']} particles, "
         f"{doc['n_features']} features",
         f"- tau_alpha = {tau:.4g} sweeps" if tau is not None else "- tau_alpha: not given",
-        "- propensity times: " + (", ".join(f"{k} = {v} sweeps" for k, v in times.items())
-                                  or ", ".join(doc.get("time_labels", []))),
-        f"- protocol: **{doc['protocol']}** — {doc.get('protocol_description', '')}",
+        "- propensity times (p interpolated linearly in log t between recorded times): "
+        + (", ".join(f"{k} = {_g(v)} sweeps" for k, v in times.items())
+           or ", ".join(doc.get("time_labels", []))),
+        *_protocol_lines(doc),
         f"- d_max = {params.get('d_max')}, k = {params.get('k')}, random draws per d = "
         f"{params.get('random_draws')}, random seed = {params.get('random_seed')}, noise seed "
         f"= {params.get('noise_seed')}",
     ]
     return "## What was run\n\n" + "\n".join(lines)
+
+
+def _protocol_lines(doc):
+    descriptions = doc.get("protocol_descriptions") or \
+        {doc["protocol"]: doc.get("protocol_description", "")}
+    return [f"- protocol **{name}**: {text}" for name, text in descriptions.items()]
 
 
 def _section_figures(doc):
@@ -682,30 +736,90 @@ def _rho_table(study, group=None):
     return _table(["d"] + [METHOD_LABELS[m] for m in methods], rows)
 
 
-def _selections_used(study, names):
+def _selections_used(study, names, methods=II_METHODS + ("lasso",)):
+    """Per method and fold, the features used: a greedy's order (its sets are nested), or
+    for the Lasso, whose sets need not be nested, what enters (+) and leaves (-) at each d."""
     lines = []
-    for method in ("supervised_ii", "unsupervised_ii", "lasso"):
+    for method in methods:
         if method in study:
             lines.append(f"- {METHOD_LABELS[method]}:")
-            lines += [f"  - fold {c}: " + ", ".join(f"`{names[j]}`" for j in order)
-                      for c, order in enumerate(study[method]["selected"])]
+            lines += [f"  - fold {c}: {_describe_sets(sets, names)}"
+                      for c, sets in enumerate(study[method]["selected"])]
     return "\n".join(lines)
 
 
+def _describe_sets(sets, names):
+    if all(list(b[:-1]) == list(a) for a, b in zip(sets, sets[1:])):
+        return ", ".join(f"`{names[j]}`" for j in sets[-1])
+    steps, previous = [], []
+    for d, chosen in enumerate(sets, start=1):
+        change = [f"+`{names[j]}`" for j in chosen if j not in previous] + \
+                 [f"−`{names[j]}`" for j in previous if j not in chosen]
+        steps.append(f"d = {d}: " + " ".join(change))
+        previous = chosen
+    return "; ".join(steps)
+
+
+def _side_by_side(studies):
+    """rho(p, p_hat) vs d of every method under two protocols, and the paired difference
+    (second - first) over the test configurations."""
+    (first, a), (second, b) = studies.items()
+    methods = [m for m in METHOD_LABELS if m in a and m in b]
+    header = ["d"]
+    for m in methods:
+        header += [f"{METHOD_LABELS[m]}, {first}", f"{second}", f"{second} − {first}"]
+    rows = []
+    for i, d in enumerate(a[methods[0]]["d"]):
+        row = [d]
+        for m in methods:
+            diff = np.array([_num(y[i]) - _num(x[i])
+                             for x, y in zip(a[m]["pearson"], b[m]["pearson"])])
+            row += [_pm(a[m]["pearson_mean"][i], a[m]["pearson_std"][i]),
+                    _pm(b[m]["pearson_mean"][i], b[m]["pearson_std"][i]),
+                    _pm(jsonable(np.nanmean(diff)), jsonable(np.nanstd(diff)))]
+        rows.append(row)
+    return _table(header, rows)
+
+
+#: What the prediction sections say about the Lasso and about the sign of rho.
+_LASSO_NOTE = ("Lasso: for each d, the support of the Lasso solution with exactly d non-zero "
+               "coefficients at the largest such α, read from the breakpoints of the exact "
+               "LARS–Lasso path on the training configurations (standardised with their "
+               "moments); where no α gives exactly d (features entering together), the d "
+               "largest |coefficients| just below that breakpoint. These sets need not be "
+               "nested in d.")
+_SIGN_NOTE = ("ρ is the signed Pearson coefficient. The authors' notebook stored |ρ| for the "
+              "supervised, unsupervised and random curves, which lifts any negatively "
+              "correlated prediction; compare with the paper's figures accordingly.")
+
+
 def _section_regression(doc, label=None):
-    study = doc["regression"] if label is None else doc["regression_at"][label]
+    studies = _studies(doc, label)
+    study = next(iter(studies.values()))
     title = ("## Prediction (Figs. 7–9)" if label is None
              else f"## Prediction at the second time '{label}' (Fig. 10)")
     random = study.get("random", {})
-    parts = [title, f"Leave-one-configuration-out OLS, {doc['protocol']} protocol; "
-             f"ρ(p, p̂) mean ± std over the {doc['n_configurations']} test configurations "
-             f"({_time_note(doc, label)}); random: average over {random.get('draws')} draws "
-             "per d.", "### All particles", _rho_table(study)]
+    first = next(iter(studies))
+    parts = [title, f"Leave-one-configuration-out OLS; ρ(p, p̂) mean ± std over the "
+             f"{doc['n_configurations']} test configurations ({_time_note(doc, label)}); "
+             f"random: average over {random.get('draws')} draws per d. {_LASSO_NOTE} "
+             f"{_SIGN_NOTE}", f"### All particles, {first} protocol", _rho_table(study)]
+    if len(studies) > 1:
+        parts += [f"### {' vs '.join(studies)} protocol, side by side",
+                  "Same features and folds; only the II selections differ (Lasso and random "
+                  "are the same under both). The difference is paired over the test "
+                  "configurations.", _side_by_side(studies)]
     if label is None:
         for group in SPECIES:
-            parts += [f"### Species {group} (Fig. 9)", _rho_table(study, group)]
-    parts += ["### Selections used for each test configuration (fold)",
-              _selections_used(study, doc["feature_names"])]
+            parts += [f"### Species {group} (Fig. 9), {first} protocol",
+                      _rho_table(study, group)]
+    for i, (protocol, each) in enumerate(studies.items()):
+        used = _selections_used(each, doc["feature_names"],
+                                II_METHODS + ("lasso",) if i == 0 else II_METHODS)
+        if i > 0:
+            used += f"\n- Lasso: as under the {first} protocol"
+        parts += [f"### Selections used for each test configuration (fold), {protocol} "
+                  "protocol", used]
     return "\n\n".join(parts)
 
 
@@ -726,7 +840,7 @@ def _section_provenance(doc):
 
 def render_markdown(doc):
     """report.md from the report.json dict (so both carry the same numbers)."""
-    name = doc.get("provenance", {}).get("config_name")
+    name = doc.get("run_name")
     sections = [f"# mpi_glass select report{f' — {name}' if name else ''}",
                 _section_run(doc), _section_figures(doc), _section_single(doc),
                 _section_supervised(doc), _section_unsupervised(doc), _section_regression(doc)]

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from . import descriptors, dynamics
+from .config import time_spec
 from .errors import InputError
 from .progress import log
 from .store import (check_writable_dir, file_sha256, open_input, publish, tmp_name,
@@ -36,15 +37,35 @@ def load_simulation(path):
     return data
 
 
-def time_index(times, wanted, what):
-    """Index of the recorded time nearest to ``wanted`` (in log t); errors if none is near."""
-    if not np.isfinite(wanted) or wanted <= 0:
-        raise InputError(f"{what}: no valid time ({wanted!r}); is t_max past tau_alpha?")
-    index = dynamics.nearest_time_index(times, wanted)
-    if abs(np.log(times[index] / wanted)) > np.log(2.0):
-        raise InputError(f"{what}: nearest recorded time {times[index]} is not within a "
-                         f"factor 2 of {wanted:g} sweeps")
-    return index
+def propensity_times(sel, times, tau_alpha):
+    """{label: time in sweeps} of the propensities the study uses: "main" (``select.time``)
+    and "second" (``select.second_time``, if not 0).  Fractions of tau_alpha are resolved
+    here; a time outside the recorded range is a one-line error naming its key."""
+    picked = {"main": _resolve_time(sel.time, "select.time", times, tau_alpha)}
+    if time_spec(sel.second_time, "select.second_time", zero_ok=True)[0] > 0:
+        picked["second"] = _resolve_time(sel.second_time, "select.second_time", times,
+                                         tau_alpha)
+    return picked
+
+
+def _resolve_time(text, key, times, tau_alpha):
+    value, relative = time_spec(text, key)
+    if relative and not np.isfinite(tau_alpha):
+        raise InputError(f"{key}: tau_alpha is undefined because F_s^CR never falls to 1/e by "
+                         f"the last recorded time ({times[-1]} sweeps); raise dynamics.t_max "
+                         f"or give {key} in sweeps")
+    wanted = value * tau_alpha if relative else value
+    positive = times[times > 0]
+    if not positive[0] <= wanted <= positive[-1]:
+        raise InputError(f"{key}: {wanted:.6g} sweeps lies outside the recorded times "
+                         f"{positive[0]} ... {positive[-1]} sweeps")
+    return float(wanted)
+
+
+def propensity_at(times, values, t):
+    """values (C, T, N) at time t (sweeps), linear in log t between the two recorded times
+    that bracket t (``dynamics.interpolate_in_time``): (C, N)."""
+    return dynamics.interpolate_in_time(times, np.moveaxis(values, 1, 0), t)
 
 
 def check_features(values, names):
@@ -75,13 +96,15 @@ class Selection:
             if self.path.exists() and not self.force:
                 raise InputError(f"{self.path}: exists; use --force to overwrite")
         self.dist.barrier()
+        picked = None if self.features_only else \
+            propensity_times(self.cfg.select, data["times"], data["tau_alpha"])
         values, names = self._features(data)
         check_features(values, names)
         if self.features_only:
             self._write(data, values, names, results=None)
             return self.path
         start = time.perf_counter()
-        results, summary = self._study(data, values, names)
+        results, summary = self._study(data, values, names, picked)
         self.timings["study"] = time.perf_counter() - start
         self._write(data, values, names, results)
         if self.dist.is_root:
@@ -106,27 +129,20 @@ class Selection:
         return np.stack([gathered[c] for c in range(C)]), descriptors.feature_names(lengths)
 
     # -- the study ----------------------------------------------------------------------
-    def _propensity_times(self, data):
-        sel, times = self.cfg.select, data["times"]
-        wanted = data["tau_alpha"] if sel.time == "tau_alpha" else float(sel.time)
-        main = time_index(times, wanted, "select.time")
-        picked = {"main": main}
-        if sel.second_time > 0:
-            picked["second"] = time_index(times, sel.second_time, "select.second_time")
-        return picked
-
-    def _study(self, data, values, names):
+    def _study(self, data, values, names, picked):
+        """The study at the propensity times ``picked`` ({label: sweeps}); returns the
+        results and the propensities at the main time, {"p": (C, N), "q": (C, N)}."""
         from .study import run_study
-        picked = self._propensity_times(data)
-        p_by_time = {label: data["p"][:, k, :] for label, k in picked.items()}
-        main = picked["main"]
-        results = run_study(values, names, p_by_time, data["q"][:, main, :], data["species"],
+        times = data["times"]
+        p_by_time = {label: propensity_at(times, data["p"], t) for label, t in picked.items()}
+        at_main = {"p": p_by_time["main"], "q": propensity_at(times, data["q"], picked["main"])}
+        results = run_study(values, names, p_by_time, at_main["q"], data["species"],
                             self.cfg.select, mapper=self.dist, log=self._log,
                             seed=self.cfg.seed)
         results["tau_alpha"] = data["tau_alpha"]
-        results["propensity_time"] = {label: int(data["times"][k]) for label, k in picked.items()}
+        results["propensity_time"] = picked
         results["timings"] = dict(results.get("timings", {}), **self.timings)
-        return results, picked
+        return results, at_main
 
     def _log(self, message):
         log(message, self.dist.is_root)
@@ -145,15 +161,16 @@ class Selection:
             g["names"] = np.array(names, dtype=h5py.string_dtype())
             if results is not None:
                 _write_selections(f, results)
+                _write_predictions(f, results)
         publish(tmp, self.path)
         log(f"wrote {self.path}")
 
-    def _report(self, data, values, names, results, picked):
-        from .report import write_report
-        summary = _sim_summary(data, values, names, results, picked)
+    def _report(self, data, values, names, results, at_main):
+        from .report import summary_from_simulation, write_report
+        summary = summary_from_simulation(data, values, names, results, at_main)
         provenance = {"sim_file": str(self.sim_path), "sim_sha256": file_sha256(self.sim_path),
                       "config_toml": self.cfg.source, "ranks": self.dist.size}
-        write_report(self.out_dir, results, summary, provenance)
+        write_report(self.out_dir, results, summary, provenance, run_name=self.cfg.name)
         log(f"wrote {self.out_dir / 'report.md'}, report.json and figures/")
 
 
@@ -168,7 +185,41 @@ def _write_selections(f, results):
             h["delta_backward"] = np.asarray(entry["delta_backward"])
 
 
-def _sim_summary(data, values, names, results, picked):
-    """What the figures need beyond the study's numbers (see report.write_report)."""
-    from .report import summary_from_simulation
-    return summary_from_simulation(data, values, names, results, picked)
+#: Methods whose per-fold feature sets are recorded under /prediction (random: 1000s of draws).
+RECORDED_METHODS = ("supervised_ii", "unsupervised_ii", "lasso")
+
+
+def selection_array(selections):
+    """Per-fold sets selected[c][d - 1] (d indices each) as a (C, D, D) int16 array, -1
+    padded: row [c, d - 1, :d] holds the features used to predict c with d features."""
+    C, D = len(selections), len(selections[0])
+    out = np.full((C, D, D), -1, dtype=np.int16)
+    for c, sets in enumerate(selections):
+        for d, chosen in enumerate(sets, start=1):
+            out[c, d - 1, :d] = chosen
+    return out
+
+
+def _write_predictions(f, results):
+    """/prediction/<method>/features (one protocol) or /prediction/<protocol>/<method>/
+    features (``select.protocol = "both"``): the feature sets of the regression study."""
+    protocols = results["protocols"]
+    top = f.create_group("prediction")
+    top.attrs["description"] = ("feature sets used to predict each held-out configuration "
+                                "(leave-one-configuration-out), per method and protocol")
+    top.attrs["protocol"] = results["protocol"]
+    top.attrs["propensity_time"] = results["propensity_time"]["main"]
+    top.attrs["propensity_time_units"] = "MC sweeps"
+    top.attrs["tau_alpha"] = results["tau_alpha"]
+    for protocol in protocols:
+        group = top if len(protocols) == 1 else top.create_group(protocol)
+        group.attrs["protocol"] = protocol
+        for method in RECORDED_METHODS:
+            selected = results["regression_by_protocol"][protocol][method]["selected"]
+            ds = group.create_dataset(f"{method}/features", data=selection_array(selected))
+            ds.attrs["description"] = (f"{method} features, {protocol} protocol: row [c, d-1, "
+                                       ":d] predicts configuration c with d features; -1 pads")
+            ds.attrs["units"] = "index into /features/names"
+            ds.attrs["dimensions"] = "configuration, d - 1, slot"
+            ds.attrs["protocol"] = protocol
+            ds.attrs["propensity_time"] = results["propensity_time"]["main"]
