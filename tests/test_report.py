@@ -12,6 +12,7 @@ import pytest
 
 from mpi_glass import report
 from mpi_glass.config import SelectConfig
+from mpi_glass.report.markdown import _describe_sets
 from mpi_glass.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def written(tmp_path_factory):
     return out, paths, results, summary
 
 
-# -- markdown parsing (independent of report.py's rendering helpers) --------------------
+# -- markdown parsing (independent of mpi_glass.report.markdown) --------------------
 
 def table_after(markdown, heading):
     """Rows (lists of cell strings) of the first table after the line ``heading``."""
@@ -173,8 +174,8 @@ def test_markdown_side_by_side_protocols_match_json(written):
 
 def test_non_nested_lasso_sets_are_described_by_what_enters_and_leaves():
     names = ["a", "b", "c"]
-    assert report._describe_sets([[1], [1, 0], [1, 0, 2]], names) == "`b`, `a`, `c`"
-    assert report._describe_sets([[1], [0, 2], [0, 1, 2]], names) == \
+    assert _describe_sets([[1], [1, 0], [1, 0, 2]], names) == "`b`, `a`, `c`"
+    assert _describe_sets([[1], [0, 2], [0, 1, 2]], names) == \
         "d = 1: +`b`; d = 2: +`a` +`c` −`b`; d = 3: +`b`"
 
 
