@@ -49,8 +49,6 @@ from .imbalance import (SerialMapper, imbalance_pair, single_feature_table, stan
 
 #: The four feature selections compared in the regression study (Fig. 7), in plot order.
 METHODS = ("supervised_ii", "unsupervised_ii", "lasso", "random")
-#: The selections that differ between protocols (Lasso and random do not).
-II_METHODS = ("supervised_ii", "unsupervised_ii")
 PROTOCOLS = {
     "honest": "every selection used to predict configuration c is computed on the other "
               "configurations only (c's propensity and features are never read before it "
