@@ -18,23 +18,14 @@ from . import descriptors, dynamics
 from .config import time_spec
 from .errors import InputError
 from .progress import log
-from .store import (check_writable_dir, file_sha256, open_input, publish, tmp_name,
-                    write_provenance)
-
-SIM_DATASETS = ("configurations/positions", "configurations/species", "dynamics/times",
-                "dynamics/fs_cr", "propensity/p", "propensity/q")
+from .schema import SelectData, provenance_attrs, read_sim, write_select
+from .store import check_writable_dir, file_sha256, publish, tmp_name
 
 
 def load_simulation(path):
-    """The arrays select needs from sim.h5, validated (one-line errors for bad files)."""
-    with open_input(path, "sim", SIM_DATASETS) as f:
-        data = {name.split("/")[-1]: f[name][()] for name in SIM_DATASETS}
-        data["box"] = float(f.attrs["box"][0])
-        data["tau_alpha"] = float(f["dynamics/fs_cr"].attrs["tau_alpha"])
-        data["scan"] = ({k: f["relaxation_scan"][k][()] for k in f["relaxation_scan"]}
-                        if "relaxation_scan" in f else None)
-    data["times"] = data["times"].astype(np.int64)
-    return data
+    """sim.h5 without the displacements, as a ``schema.SimData`` (one-line errors for bad
+    files)."""
+    return read_sim(path)
 
 
 def propensity_times(sel, times, tau_alpha):
@@ -97,7 +88,7 @@ class Selection:
                 raise InputError(f"{self.path}: exists; use --force to overwrite")
         self.dist.barrier()
         picked = None if self.features_only else \
-            propensity_times(self.cfg.select, data["times"], data["tau_alpha"])
+            propensity_times(self.cfg.select, data.times, data.tau_alpha)
         values, names = self._features(data)
         check_features(values, names)
         if self.features_only:
@@ -115,11 +106,11 @@ class Selection:
     # -- features ---------------------------------------------------------------------
     def _features(self, data):
         start = time.perf_counter()
-        positions, species = data["positions"], data["species"]
+        positions, species = data.positions, data.species
         C = len(positions)
         lengths = self.cfg.select.lengths
         log(f"features: {C} configurations x {6 * len(lengths)} features", self.dist.is_root)
-        mine = {c: descriptors.compute_features(positions[c], species[c], data["box"],
+        mine = {c: descriptors.compute_features(positions[c], species[c], data.box,
                                                 lengths=lengths)[0]
                 for c in self.dist.my_items([1.0] * C)}
         gathered = {}
@@ -133,13 +124,13 @@ class Selection:
         """The study at the propensity times ``picked`` ({label: sweeps}); returns the
         results and the propensities at the main time, {"p": (C, N), "q": (C, N)}."""
         from .study import run_study
-        times = data["times"]
-        p_by_time = {label: propensity_at(times, data["p"], t) for label, t in picked.items()}
-        at_main = {"p": p_by_time["main"], "q": propensity_at(times, data["q"], picked["main"])}
-        results = run_study(values, names, p_by_time, at_main["q"], data["species"],
+        times = data.times
+        p_by_time = {label: propensity_at(times, data.p, t) for label, t in picked.items()}
+        at_main = {"p": p_by_time["main"], "q": propensity_at(times, data.q, picked["main"])}
+        results = run_study(values, names, p_by_time, at_main["q"], data.species,
                             self.cfg.select, mapper=self.dist, log=self._log,
                             seed=self.cfg.seed)
-        results["tau_alpha"] = data["tau_alpha"]
+        results["tau_alpha"] = data.tau_alpha
         results["propensity_time"] = picked
         results["timings"] = dict(results.get("timings", {}), **self.timings)
         return results, at_main
@@ -152,16 +143,10 @@ class Selection:
         if not self.dist.is_root:
             return
         tmp = tmp_name(self.path)
+        attrs = provenance_attrs(self.cfg, "select", extra={
+            "sim_file": str(self.sim_path), "sim_sha256": file_sha256(self.sim_path)})
         with h5py.File(tmp, "w") as f:
-            write_provenance(f, self.cfg, "select", extra={
-                "sim_file": str(self.sim_path), "sim_sha256": file_sha256(self.sim_path)})
-            g = f.create_group("features")
-            g["values"] = values
-            g["values"].attrs["description"] = "raw (not standardised) features, (C, N, M)"
-            g["names"] = np.array(names, dtype=h5py.string_dtype())
-            if results is not None:
-                _write_selections(f, results)
-                _write_predictions(f, results)
+            write_select(f, SelectData.from_results(values, names, results, attrs))
         publish(tmp, self.path)
         log(f"wrote {self.path}")
 
@@ -174,52 +159,3 @@ class Selection:
         log(f"wrote {self.out_dir / 'report.md'}, report.json and figures/")
 
 
-def _write_selections(f, results):
-    """Selected names and Delta curves per configuration, for tools that read select.h5."""
-    for method in ("supervised", "unsupervised"):
-        g = f.create_group(method)
-        for c, entry in enumerate(results[method]):
-            h = g.create_group(f"configuration_{c}")
-            h["names"] = np.array(entry["names"], dtype=h5py.string_dtype())
-            h["delta_forward"] = np.asarray(entry["delta_forward"])
-            h["delta_backward"] = np.asarray(entry["delta_backward"])
-
-
-#: Methods whose per-fold feature sets are recorded under /prediction (random: 1000s of draws).
-RECORDED_METHODS = ("supervised_ii", "unsupervised_ii", "lasso")
-
-
-def selection_array(selections):
-    """Per-fold sets selected[c][d - 1] (d indices each) as a (C, D, D) int16 array, -1
-    padded: row [c, d - 1, :d] holds the features used to predict c with d features."""
-    C, D = len(selections), len(selections[0])
-    out = np.full((C, D, D), -1, dtype=np.int16)
-    for c, sets in enumerate(selections):
-        for d, chosen in enumerate(sets, start=1):
-            out[c, d - 1, :d] = chosen
-    return out
-
-
-def _write_predictions(f, results):
-    """/prediction/<method>/features (one protocol) or /prediction/<protocol>/<method>/
-    features (``select.protocol = "both"``): the feature sets of the regression study."""
-    protocols = results["protocols"]
-    top = f.create_group("prediction")
-    top.attrs["description"] = ("feature sets used to predict each held-out configuration "
-                                "(leave-one-configuration-out), per method and protocol")
-    top.attrs["protocol"] = results["protocol"]
-    top.attrs["propensity_time"] = results["propensity_time"]["main"]
-    top.attrs["propensity_time_units"] = "MC sweeps"
-    top.attrs["tau_alpha"] = results["tau_alpha"]
-    for protocol in protocols:
-        group = top if len(protocols) == 1 else top.create_group(protocol)
-        group.attrs["protocol"] = protocol
-        for method in RECORDED_METHODS:
-            selected = results["regression_by_protocol"][protocol][method]["selected"]
-            ds = group.create_dataset(f"{method}/features", data=selection_array(selected))
-            ds.attrs["description"] = (f"{method} features, {protocol} protocol: row [c, d-1, "
-                                       ":d] predicts configuration c with d features; -1 pads")
-            ds.attrs["units"] = "index into /features/names"
-            ds.attrs["dimensions"] = "configuration, d - 1, slot"
-            ds.attrs["protocol"] = protocol
-            ds.attrs["propensity_time"] = results["propensity_time"]["main"]

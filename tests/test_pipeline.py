@@ -20,11 +20,15 @@ def run_ci(out, ranks=None):
     with h5py.File(out / "select.h5", "r") as f:
         arrays = {name: f[f"prediction/{name}"][()] for protocol in ("honest", "paper")
                   for name in (f"{protocol}/{m}/features" for m in RECORDED)}
-        names = [n.decode() if isinstance(n, bytes) else n for n in f["features/names"][()]]
-        top = dict(f["prediction"].attrs)
+        names = list(f["features/names"].asstr()[()])
+        top = dict(f.attrs)
         values_shape = f["features/values"].shape
-        own = [[n.decode() if isinstance(n, bytes) else n
-                for n in f[f"supervised/configuration_{c}/names"][()]] for c in range(3)]
+        own = [list(row) for row in f["supervised/names"].asstr()[()]]
+        for name in arrays:         # self-describing, axes labelled (schema.SELECT_FIELDS)
+            dset = f[f"prediction/{name}"]
+            assert dset.attrs["units"] and dset.attrs["description"], name
+            assert [dim.label for dim in dset.dims] == ["configuration", "step", "slot"]
+            assert dset.attrs["protocol"] == name.split("/")[0]
     return {"out": out, "arrays": arrays, "names": names, "attrs": top, "values_shape": values_shape,
             "own": own, "doc": json.loads((out / "report.json").read_text()),
             "md": (out / "report.md").read_text()}

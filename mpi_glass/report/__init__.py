@@ -14,7 +14,7 @@ Modules: ``data`` (the npz payload, JSON conversion, readers of report.json), ``
 (one drawing function per figure, ``FIGURES``, ``draw_figures``) and ``markdown``
 (``render_markdown``); this file assembles them in ``write_report``.
 
-``sim_summary`` keys (``summary_from_simulation`` builds it from ``select.load_simulation``):
+``sim_summary`` keys (``summary_from_simulation`` builds it from a ``schema.SimData``):
 
 ==================  ===========  ===============================================================
 key                 shape        meaning

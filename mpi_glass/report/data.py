@@ -25,32 +25,31 @@ SPECIES = SPECIES_NAMES
 
 def summary_from_simulation(data, features, names, results, at_main, configuration=0,
                             feature="theta_l2.0", temperature=None):
-    """``sim_summary`` from ``select.load_simulation``'s dict, the raw features (C, N, M),
-    their names, the study's results and the propensities at the main time, {"p": (C, N),
-    "q": (C, N)} (as interpolated by ``select.propensity_at``).  The temperature comes from
-    the argument, else ``data["temperature"]`` if present.
+    """``sim_summary`` from sim.h5's ``schema.SimData``, the raw features (C, N, M), their
+    names, the study's results and the propensities at the main time, {"p": (C, N), "q":
+    (C, N)} (as interpolated by ``select.propensity_at``).  The temperature comes from the
+    argument, else from the file.
 
     If ``feature`` is not in the pool, the feature with the largest mean |rho(X, p)| is
     mapped instead.
     """
     c = int(configuration)
-    temperature = data.get("temperature") if temperature is None else temperature
+    temperature = data.temperature if temperature is None else temperature
     names = list(names)
     if feature not in names:
         table = results["single_feature"]
         feature = max(names, key=lambda name: abs(table[name]["pearson"]))
-    summary = {"times": data["times"], "fs_cr": data["fs_cr"], "tau_alpha": data["tau_alpha"],
+    summary = {"times": data.times, "fs_cr": data.fs_cr, "tau_alpha": data.tau_alpha,
                "temperature": np.nan if temperature is None else temperature,
-               "configuration": c, "positions": data["positions"][c],
-               "species": data["species"][c], "box": data["box"],
+               "configuration": c, "positions": data.positions[c],
+               "species": data.species[c], "box": data.box,
                "p": at_main["p"][c], "q": at_main["q"][c],
                "feature": features[c, :, names.index(feature)], "feature_name": feature}
     if results.get("predictions") is not None:
         summary["p_hat"] = results["predictions"]["p_hat"][c]
-    scan = data.get("scan")
-    if scan:
-        summary.update(scan_temperatures=scan["temperatures"], scan_times=scan["times"],
-                       scan_fs_cr=scan["fs_cr"], scan_tau_alpha=scan["tau_alpha"])
+    if data.has_scan:
+        summary.update(scan_temperatures=data.scan_temperatures, scan_times=data.scan_times,
+                       scan_fs_cr=data.scan_fs_cr, scan_tau_alpha=data.scan_tau_alpha)
     return summary
 
 
