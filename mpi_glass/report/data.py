@@ -119,12 +119,15 @@ def studies_of(doc, label=None):
 
 
 def time_note(doc, label=None):
-    """'t = ... sweeps' of the propensity time ``label`` (default: the main one)."""
+    """'t = ... sweeps (... tau_alpha)' of the propensity time ``label`` (default: the main
+    one)."""
     times = doc.get("propensity_time") or {}
     label = label or (doc.get("time_labels") or ["main"])[0]
-    if label in times:
-        return f"t = {times[label]:g} sweeps"
-    return "t = tau_alpha" if label == "main" else f"time '{label}'"
+    if label not in times:
+        return "t = tau_alpha" if label == "main" else f"time '{label}'"
+    t, tau = times[label], doc.get("tau_alpha")
+    ratio = f" = {t / tau:.3g} τ_α" if tau else ""
+    return f"t = {t:.4g} sweeps{ratio}"
 
 
 def write_atomically(path, write):
