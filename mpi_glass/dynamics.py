@@ -48,8 +48,10 @@ from numba import njit
 from scipy.special import j0
 
 from .errors import InputError
-from .model import N_SPECIES, SIGMA
+from .model import SIGMA
 from .neighbours import verlet_list
+from .validation import (check_configuration, check_positive_time, check_square_box, check_times,
+                         check_whole_number)
 
 CAGE_FACTOR = 1.4       #: cage / initial-bond radius, in units of sigma_ab (paper)
 BOND_FACTOR = 1.8       #: a bond survives while r_ij < 1.8 sigma_ab (paper)
@@ -199,7 +201,7 @@ def tau_alpha(times, fs):
     interpolation down to t = 0).  A t = 0 entry (fs = 1) may lead the record.
     """
     times, fs = np.asarray(times, dtype=np.float64), np.asarray(fs, dtype=np.float64)
-    _check_times(times, "times")
+    check_times(times)
     if fs.shape != times.shape:
         raise InputError(f"fs: expected shape {times.shape} like times, got {fs.shape}")
     below = np.flatnonzero(fs <= INV_E)
@@ -220,9 +222,9 @@ def log_times(t_max, per_decade=8, extra=()):
     An extra time beyond t_max is recorded too (the run then lasts until it); the log grid
     still stops at t_max.  Rounding merges the coincident small times (1, 2, 3, ...).
     """
-    t_max = _whole_number(t_max, "log_times: t_max")
-    per_decade = _whole_number(per_decade, "log_times: per_decade")
-    extra = [_whole_number(t, "log_times: extra time") for t in extra]
+    t_max = check_whole_number(t_max, "log_times: t_max")
+    per_decade = check_whole_number(per_decade, "log_times: per_decade")
+    extra = [check_whole_number(t, "log_times: extra time") for t in extra]
     if any(b <= a for a, b in zip(extra, extra[1:])):
         raise InputError(f"log_times: extra times must be increasing, got {extra}")
     top = math.floor(per_decade * math.log10(t_max) + 1e-9)
@@ -238,8 +240,8 @@ def nearest_time_index(times, t):
     actual replica average.  t = 0 entries are never nearest.
     """
     times = np.asarray(times, dtype=np.float64)
-    _check_times(times, "times")
-    t = _positive_time(t)
+    check_times(times)
+    t = check_positive_time(t)
     with np.errstate(divide="ignore"):
         distance = np.abs(np.log(times) - math.log(t))
     return int(np.argmin(distance))
@@ -252,10 +254,10 @@ def interpolate_in_time(times, values, t):
     ``select`` reads propensities at ``nearest_time_index`` instead.
     """
     times, values = np.asarray(times, dtype=np.float64), np.asarray(values, dtype=np.float64)
-    _check_times(times, "times")
+    check_times(times)
     if values.shape[:1] != times.shape:
         raise InputError(f"values: expected {len(times)} rows like times, got {values.shape}")
-    t, positive = _positive_time(t), times[times > 0]
+    t, positive = check_positive_time(t), times[times > 0]
     if positive.size == 0 or not positive[0] <= t <= positive[-1]:
         raise InputError(f"t = {t:g} lies outside the positive recorded times of "
                          f"{times[0]:g} ... {times[-1]:g}")
@@ -270,30 +272,13 @@ def interpolate_in_time(times, values, t):
 
 def _configuration(positions0, species, box, cutoff_factor):
     """Validated (positions float64 wrapped into [0, L), species int8, L)."""
-    positions0 = np.asarray(positions0, dtype=np.float64)
-    species = np.ascontiguousarray(species, dtype=np.int8)
-    n = positions0.shape[0] if positions0.ndim == 2 else -1
-    if positions0.shape != (n, 2) or species.shape != (n,):
-        raise InputError(f"positions0 (N, 2) and species (N,) expected, got shapes "
-                         f"{positions0.shape} and {species.shape}")
-    if n and (species.min() < 0 or species.max() >= N_SPECIES):
-        raise InputError("species: labels must be 0 (S), 1 (M) or 2 (L)")
-    box = _box_side(box)
+    box = check_square_box(box)
     reach = cutoff_factor * SIGMA.max()
     if not 0 < reach < box / 2:     # one image per pair: the minimum image is the bond
         raise InputError(f"box: side {box:g} must exceed twice the neighbour cutoff "
                          f"{reach:.4g} (cutoff_factor {cutoff_factor:g})")
-    wrapped = np.ascontiguousarray(np.mod(positions0, box))
-    wrapped[wrapped >= box] = 0.0       # np.mod(-tiny, L) rounds to L
-    return wrapped, species, box
-
-
-def _box_side(box):
-    sides = np.atleast_1d(np.asarray(box, dtype=np.float64))
-    if sides.ndim != 1 or sides.size not in (1, 2) or np.any(sides != sides[0]) \
-            or not np.isfinite(sides[0]) or sides[0] <= 0:
-        raise InputError(f"box: expected one positive side or two equal sides, got {box!r}")
-    return float(sides[0])
+    positions0, species = check_configuration(positions0, species, box, wrap=True)
+    return positions0, species, box
 
 
 def _csr(offsets, indices):
@@ -313,27 +298,3 @@ def _displacements(displacements, offsets):
         raise InputError(f"displacements: expected (..., {n}, 2) to match the neighbour "
                          f"lists, got {d.shape}")
     return d
-
-
-def _check_times(times, what):
-    if times.ndim != 1 or times.size == 0:
-        raise InputError(f"{what}: expected a non-empty 1-D array, got shape {times.shape}")
-    if not np.all(np.isfinite(times)) or times[0] < 0 or np.any(np.diff(times) <= 0):
-        raise InputError(f"{what}: must be finite, non-negative and strictly increasing")
-
-
-def _positive_time(t):
-    t = float(t)
-    if not math.isfinite(t) or t <= 0:
-        raise InputError(f"t: expected a positive time in sweeps, got {t!r}")
-    return t
-
-
-def _whole_number(value, what):
-    """A positive integer given as an int or an integral float (not a bool or a string)."""
-    number = isinstance(value, (int, float, np.integer, np.floating)) \
-        and not isinstance(value, bool) and math.isfinite(value)
-    ok = number and value == int(value) and value >= 1
-    if not ok:
-        raise InputError(f"{what}: expected a positive whole number of sweeps, got {value!r}")
-    return int(value)

@@ -21,6 +21,13 @@ from numba import njit
 SPECIES_NAMES = ("S", "M", "L")
 N_SPECIES = 3
 
+#: The paper's system: 1760 S, 800 M and 1440 L particles of N = 4000 ...
+PAPER_COUNTS = (1760, 800, 1440)
+#: ... as fractions (0.44, 0.20, 0.36), which any N can use ...
+PAPER_FRACTIONS = tuple(count / sum(PAPER_COUNTS) for count in PAPER_COUNTS)
+#: ... at number density N / L^2 = 1.024.
+PAPER_DENSITY = 1.024
+
 _S_SS = 2.0 * math.sin(math.pi / 10.0)
 _S_LL = 2.0 * math.sin(math.pi / 5.0)
 _S_LS = 1.0
