@@ -9,6 +9,7 @@ report.json and figures/.
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from pathlib import Path
 
 import h5py
@@ -67,6 +68,11 @@ class Selection:
         self.features_only = features_only
         self.path = self.out_dir / "select.h5"
         self.timings = {}
+
+    @cached_property
+    def sim_sha256(self):
+        """SHA-256 of the input sim.h5, read once: both select.h5 and the report cite it."""
+        return file_sha256(self.sim_path)
 
     def run(self):
         data = load_simulation(self.sim_path)
@@ -138,7 +144,7 @@ class Selection:
         tmp = tmp_name(self.path)
         with h5py.File(tmp, "w") as f:
             write_provenance(f, self.cfg, "select", extra={
-                "sim_file": str(self.sim_path), "sim_sha256": file_sha256(self.sim_path)})
+                "sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256})
             g = f.create_group("features")
             g["values"] = values
             g["values"].attrs["description"] = "raw (not standardised) features, (C, N, M)"
@@ -151,7 +157,7 @@ class Selection:
     def _report(self, data, values, names, results, picked):
         from .report import write_report
         summary = _sim_summary(data, values, names, results, picked)
-        provenance = {"sim_file": str(self.sim_path), "sim_sha256": file_sha256(self.sim_path),
+        provenance = {"sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256,
                       "config_toml": self.cfg.source, "ranks": self.dist.size}
         write_report(self.out_dir, results, summary, provenance)
         log(f"wrote {self.out_dir / 'report.md'}, report.json and figures/")

@@ -18,8 +18,6 @@ import numpy as np
 from . import dynamics
 from .store import load_npz, publish, tmp_name, write_provenance
 
-TRAJECTORY_STAGE = 1
-
 
 def _owner_of_configurations(sim, ensemble):
     costs = [ensemble.replicas] * ensemble.configurations
@@ -164,7 +162,7 @@ def _write_layout(f, sim, main, summaries, scan, io_path):
     dyn["times"].attrs["units"] = "MC sweeps"
     fs = stack("fs")
     dyn["fs_cr"] = fs
-    dyn["fs_cr"].attrs["k"] = 6.3
+    dyn["fs_cr"].attrs["k"] = dynamics.K_DEFAULT
     dyn["fs_cr"].attrs["tau_alpha"] = dynamics.tau_alpha(main.times, fs.mean(axis=0))
     dyn["fs_cr"].attrs["description"] = "cage-relative F_s(k, t), averaged over replicas"
     dyn["tau_alpha_per_configuration"] = np.array(

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import ShuffledMapper
 from mpi_glass import imbalance as ii
 from mpi_glass.imbalance import kernels, steps
 from mpi_glass.errors import InputError
@@ -225,28 +226,13 @@ def test_unsupervised_greedy_picks_one_copy_of_each_latent():
     assert sorted(group[result.selected[:3]]) == [0, 1, 2]
 
 
-class ShuffledMapper:
-    """Evaluates the work items in a scrambled order, as other ranks would."""
-
-    size = 3
-
-    def __init__(self, seed):
-        self.rng = np.random.default_rng(seed)
-
-    def map(self, fn, n):
-        results = [None] * n
-        for i in self.rng.permutation(n):
-            results[i] = fn(int(i))
-        return results
-
-
 def test_results_do_not_depend_on_the_mapper():
     rng = np.random.default_rng(13)
     Xs = [ii.standardise(rng.standard_normal((150, 9))) for _ in range(2)]
     ps = [X[:, 2] + 0.5 * rng.standard_normal(150) for X in Xs]
     for run in (lambda m: ii.supervised_greedy(Xs, ps, d_max=5, mapper=m),
                 lambda m: ii.unsupervised_greedy(Xs, d_max=5, mapper=m)):
-        serial, shuffled = run(ii.SerialMapper()), run(ShuffledMapper(1))
+        serial, shuffled = run(ii.SerialMapper()), run(ShuffledMapper(1, size=3))
         for key, value in serial.as_dict().items():
             assert shuffled.as_dict()[key] == value, key
 

@@ -31,6 +31,8 @@ configurations = 4
 replicas = 4
 t_max = 5000
 per_decade = 8
+[relaxation_scan]
+temperatures = []
 """
 
 

@@ -229,6 +229,35 @@ def _rank_dense(base, CtT, i, j, t, lt, le):
 
 
 @njit(cache=True)
+def _new_scan(n, k, nc, Bt):
+    """Scratch of one step's pruned scans, shared by all rows and candidates: (top, nb,
+    buf_idx, buf_val, seed_val, seed_idx, bounds, tiers, bs, bo, bpos), the last three the
+    sorted base column when the base has one (``_order_scans``)."""
+    seeds = max(_SEEDS, k)
+    bs, bo, bpos = _sorted_columns(Bt if Bt.shape[0] == 1 else Bt[:0])
+    return (np.empty(k), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n),
+            np.empty(seeds), np.empty(seeds, np.int64), np.empty(nc), _new_tiers(n),
+            bs, bo, bpos)
+
+
+@njit(cache=True)
+def _plan_scans(scan, base, Ct, i):
+    """Bound every candidate's k-th distance in row i by the seeds; lay out the scan order."""
+    top, _, _, _, seed_val, seed_idx, bounds, tiers, bs, bo, bpos = scan
+    n_seed = _seeds(base, i, seed_val, seed_idx)
+    for c in range(Ct.shape[0]):
+        bounds[c] = _seed_bound(base, Ct[c], i, seed_idx, n_seed, top)
+    _order_scans(base, i, bounds, tiers, bs, bo, bpos)
+
+
+@njit(cache=True)
+def _scan_candidate(scan, base, Ct, c, i, k):
+    """i's k nearest in S + c, into the scratch's nb; (L, T) like ``_row_knn``."""
+    top, nb, buf_idx, buf_val, _, _, bounds, tiers, _, _, _ = scan
+    return _scan_knn(tiers, base, Ct[c], i, k, bounds[c], top, buf_idx, buf_val, nb)
+
+
+@njit(cache=True)
 def _supervised_rows(Bt, Ct, p, ps, po, ppos, k, cand_backward, base_backward):
     """One greedy step for one configuration, base = selected columns Bt (|S| >= 1).
 
@@ -242,16 +271,9 @@ def _supervised_rows(Bt, Ct, p, ps, po, ppos, k, cand_backward, base_backward):
     bwd_base = 0.0
     base = np.empty(n)
     total = np.empty(n)
-    top = np.empty(k)
-    nb = np.empty(n, np.int64)
     pnb = np.empty(n, np.int64)
-    buf_idx = np.empty(n, np.int64)
-    buf_val = np.empty(n)
-    seed_val = np.empty(max(_SEEDS, k))
-    seed_idx = np.empty(max(_SEEDS, k), np.int64)
-    bounds = np.empty(nc)
-    tiers = _new_tiers(n)
-    bs, bo, bpos = _sorted_columns(Bt if Bt.shape[0] == 1 else Bt[:0])
+    scan = _new_scan(n, k, nc, Bt)
+    nb = scan[1]
     for i in range(n):
         _sqdist_row(Bt, i, base)
         p_less, p_tie = 0, 0
@@ -259,13 +281,9 @@ def _supervised_rows(Bt, Ct, p, ps, po, ppos, k, cand_backward, base_backward):
             p_less, p_tie = _knn_1d(ps, po, ppos, i, k, pnb)
         if base_backward:
             bwd_base += _rank_sum_row(base, i, pnb, p_less, p_tie, k)
-        n_seed = _seeds(base, i, seed_val, seed_idx)
+        _plan_scans(scan, base, Ct, i)
         for c in range(nc):
-            bounds[c] = _seed_bound(base, Ct[c], i, seed_idx, n_seed, top)
-        _order_scans(base, i, bounds, tiers, bs, bo, bpos)
-        for c in range(nc):
-            n_less, n_tie = _scan_knn(tiers, base, Ct[c], i, k, bounds[c], top,
-                                      buf_idx, buf_val, nb)
+            n_less, n_tie = _scan_candidate(scan, base, Ct, c, i, k)
             fwd[c] += _rank_sum_1d(ps, ppos, p, i, nb, n_less, n_tie, k)
             if cand_backward:  # only for the one-column noise control: O(N) per row is fine
                 for m in range(n):
@@ -385,14 +403,8 @@ def _unsupervised_rows(Ft, Bt, Ct, k, f_ptr, f_idx, f_less, prefix):
     bwd = np.zeros(nc)
     full = np.empty(n)
     base = np.zeros(n)
-    top = np.empty(k)
-    nb = np.empty(n, np.int64)
-    buf_idx = np.empty(n, np.int64)
-    buf_val = np.empty(n)
-    seed_val = np.empty(max(_SEEDS, k))
-    seed_idx = np.empty(max(_SEEDS, k), np.int64)
-    bounds = np.empty(nc)
-    tiers = _new_tiers(n)
+    scan = _new_scan(n, k, nc, Bt)
+    nb = scan[1]
     n_less = np.empty(nc, np.int64)
     n_tie = np.empty(nc, np.int64)
     row_less = np.empty(nc)
@@ -404,7 +416,6 @@ def _unsupervised_rows(Ft, Bt, Ct, k, f_ptr, f_idx, f_less, prefix):
                np.empty(2 * nc * k, np.bool_))
     CtT = np.ascontiguousarray(Ct.T)
     cs, co, cpos = _sorted_columns(Ct if one_d else Ct[:0])
-    bs, bo, bpos = _sorted_columns(Bt if Bt.shape[0] == 1 else Bt[:0])
     for i in range(n):
         fnb = f_idx[f_ptr[i]:f_ptr[i + 1]]
         fl = f_less[i]
@@ -424,18 +435,14 @@ def _unsupervised_rows(Ft, Bt, Ct, k, f_ptr, f_idx, f_less, prefix):
                               row_less, row_tie)
             for c in range(nc):
                 bwd[c] += _weighted(k, fl, ft, row_less[c], row_tie[c])
-            n_seed = _seeds(base, i, seed_val, seed_idx)
-            for c in range(nc):
-                bounds[c] = _seed_bound(base, Ct[c], i, seed_idx, n_seed, top)
-            _order_scans(base, i, bounds, tiers, bs, bo, bpos)
+            _plan_scans(scan, base, Ct, i)
         # Delta(S+c -> full): i's nearest in every S+c, then their ranks in the full space.
         n_q = 0
         for c in range(nc):
             if one_d:
                 n_less[c], n_tie[c] = _knn_1d(cs[c], co[c], cpos[c], i, k, nb)
             else:
-                n_less[c], n_tie[c] = _scan_knn(tiers, base, Ct[c], i, k, bounds[c], top,
-                                                buf_idx, buf_val, nb)
+                n_less[c], n_tie[c] = _scan_candidate(scan, base, Ct, c, i, k)
             queries, n_q = _ask(nb, n_less[c], n_tie[c], c, queries, n_q)
         row_less[:] = 0.0
         row_tie[:] = 0.0
