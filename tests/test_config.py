@@ -84,3 +84,8 @@ def test_bad_input_is_one_line(text, pattern):
 def test_missing_file():
     with pytest.raises(InputError, match="cannot read config"):
         load_config("/nonexistent/x.toml")
+
+
+def test_readme_config_table_is_the_generated_one():
+    from mpi_glass.config import config_table_markdown
+    assert config_table_markdown() in (ROOT / "README.md").read_text()
