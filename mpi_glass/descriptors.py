@@ -50,6 +50,9 @@ from .model import EPSILON, SIGMA, X_CUT, pair_energy_x2
 from .neighbours import ImageCells, image_cell
 from .validation import check_box, check_configuration
 
+__all__ = ["compute_features", "local_descriptors", "feature_names", "DESCRIPTOR_ORDER",
+           "DEFAULT_LENGTHS", "R_N", "Z_CUT"]
+
 #: Order of the descriptor blocks in the feature matrix; each block runs over the lengths.
 DESCRIPTOR_ORDER = ("rho", "phi", "u", "psi6", "theta", "z")
 #: Coarse-graining lengths l = 0.5, 1.0, ..., 5.0 (sigma_LS).
@@ -89,6 +92,11 @@ def feature_names(lengths=DEFAULT_LENGTHS):
     """Column names of ``compute_features``: ``rho_l0.5`` ... ``z_l5.0``, blocks in order.
 
     Lengths print with one decimal (``theta_l2.0``) unless that would round them (``l0.25``).
+
+    Examples
+    --------
+    >>> feature_names([1.0, 0.25])[:3]
+    ['rho_l1.0', 'rho_l0.25', 'phi_l1.0']
     """
     lengths = _checked_lengths(lengths)
     return [f"{name}_l{_length_label(ell)}" for name in DESCRIPTOR_ORDER for ell in lengths]
@@ -97,7 +105,18 @@ def feature_names(lengths=DEFAULT_LENGTHS):
 def local_descriptors(positions, species, box):
     """Per-particle ``dict(u=, z=, psi6=, theta=)`` (float64; z int64) of one configuration.
 
-    positions (N, 2), species (N,) in 0..2 (S, M, L), box: side of the square box or (Lx, Ly).
+    Parameters
+    ----------
+    positions : array_like, shape (N, 2)
+    species : array_like of int, shape (N,)
+        0 (S), 1 (M), 2 (L).
+    box : float or (float, float)
+        Side of the square box, or (Lx, Ly).
+
+    Examples
+    --------
+    >>> local_descriptors([[1.0, 1.0], [2.0, 1.0], [6.0, 5.0]], [2, 2, 0], 10.0)["z"].tolist()
+    [1, 1, 0]
     """
     return _local(_checked_system(positions, species, box))
 
@@ -105,8 +124,26 @@ def local_descriptors(positions, species, box):
 def compute_features(positions, species, box, lengths=DEFAULT_LENGTHS):
     """All coarse-grained features of one configuration: ``(values (N, 6 L), names)``.
 
-    Columns are the blocks rho, phi, u, psi6, theta, z (``DESCRIPTOR_ORDER``), each over
-    ``lengths`` in the given order; names as in ``feature_names``.
+    Parameters
+    ----------
+    positions, species, box
+        As in ``local_descriptors``.
+    lengths : sequence of float
+        Coarse-graining lengths l (sigma_LS), default 0.5, 1.0, ..., 5.0.
+
+    Returns
+    -------
+    values : numpy.ndarray, float64, shape (N, 6 len(lengths))
+        Blocks rho, phi, u, psi6, theta, z (``DESCRIPTOR_ORDER``), each over ``lengths`` in
+        the given order.
+    names : list of str
+        As in ``feature_names``.
+
+    Examples
+    --------
+    >>> values, names = compute_features([[1.0, 1.0], [2.0, 1.0], [6.0, 5.0]], [2, 2, 0], 10.0)
+    >>> values.shape, names[0], names[-1]
+    ((3, 60), 'rho_l0.5', 'z_l5.0')
     """
     system = _checked_system(positions, species, box)
     lengths = _checked_lengths(lengths)

@@ -53,6 +53,10 @@ from .neighbours import verlet_list
 from .validation import (check_configuration, check_positive_time, check_square_box, check_times,
                          check_whole_number)
 
+__all__ = ["cage_neighbours", "cage_relative", "fs_cr", "bond_survival", "propensities",
+           "tau_alpha", "log_times", "nearest_time_index", "interpolate_in_time",
+           "CAGE_FACTOR", "BOND_FACTOR", "K_DEFAULT"]
+
 CAGE_FACTOR = 1.4       #: cage / initial-bond radius, in units of sigma_ab (paper)
 BOND_FACTOR = 1.8       #: a bond survives while r_ij < 1.8 sigma_ab (paper)
 K_DEFAULT = 6.3         #: wavenumber of F_s^CR, near the first peak of S(k) (paper)
@@ -62,12 +66,31 @@ INV_E = math.exp(-1.0)
 # --- neighbours at t = 0 ---------------------------------------------------------------------
 
 def cage_neighbours(positions0, species, box, cutoff_factor=CAGE_FACTOR):
-    """CSR neighbour lists of the t = 0 configuration: j != i with minimum-image distance
-    < cutoff_factor * sigma_{a_i a_j}.
+    """Cage neighbours NN_i at t = 0: j != i with |r_ij| < cutoff_factor * sigma_{a_i a_j}.
 
-    Returns (offsets (N+1,) int64, indices (nnz,) int64); the neighbours of i are
-    ``indices[offsets[i]:offsets[i + 1]]``, sorted by index.  The lists are symmetric.  Built
-    with the shared cell list (``neighbours.verlet_list``), O(N) for a dense liquid.
+    Parameters
+    ----------
+    positions0 : array_like, shape (N, 2)
+        The configuration at t = 0 (wrapped into the box here).
+    species : array_like of int, shape (N,)
+        0 (S), 1 (M), 2 (L).
+    box : float or (float, float)
+        Side of the square box; it must exceed twice the neighbour cutoff.
+    cutoff_factor : float
+        The radius in units of sigma_ab (1.4, the paper's cage).
+
+    Returns
+    -------
+    offsets : numpy.ndarray, int64, shape (N + 1,)
+    indices : numpy.ndarray, int64
+        The neighbours of i are ``indices[offsets[i]:offsets[i + 1]]``, sorted by index; the
+        lists are symmetric.  Built with ``neighbours.verlet_list``, O(N) for a liquid.
+
+    Examples
+    --------
+    >>> offsets, indices = cage_neighbours([[1.0, 1.0], [2.0, 1.0], [6.0, 1.0]], [2, 2, 2], 10.0)
+    >>> offsets.tolist(), indices.tolist()
+    ([0, 1, 2, 2], [1, 0])
     """
     positions0, species, box = _configuration(positions0, species, box, cutoff_factor)
     cut2 = (cutoff_factor * SIGMA) ** 2
@@ -106,7 +129,25 @@ def _cage_relative_kernel(d, offsets, indices, out):
 
 
 def fs_cr(dcr, k=K_DEFAULT):
-    """Isotropic F_s(k) = mean over particles (axis -2) of J0(k |dcr|); shape dcr.shape[:-2]."""
+    """Isotropic self-intermediate scattering function of displacements (Eq. 1).
+
+    Parameters
+    ----------
+    dcr : array_like, shape (..., N, 2)
+        Cage-relative displacements (``cage_relative``).
+    k : float
+        Wavenumber (6.3, near the first peak of S(k)).
+
+    Returns
+    -------
+    numpy.ndarray, shape dcr.shape[:-2]
+        The mean over particles of J0(k |dcr|).
+
+    Examples
+    --------
+    >>> float(fs_cr(np.zeros((5, 2))))        # nobody moved
+    1.0
+    """
     dcr = np.asarray(dcr, dtype=np.float64)
     if dcr.ndim < 2 or dcr.shape[-1] != 2:
         raise InputError(f"dcr: expected displacements shaped (..., N, 2), got {dcr.shape}")
@@ -195,6 +236,11 @@ def propensities(displacements_replicas, positions0, species, box):
 def tau_alpha(times, fs):
     """First time at which fs falls to 1/e, interpolating fs linearly in log t.
 
+    Examples
+    --------
+    >>> round(tau_alpha([1, 10, 100], [0.9, 0.5, 0.1]), 2)
+    21.39
+
     The crossing is bracketed by the last recorded time with fs > 1/e and the next one
     (fs <= 1/e).  NaN when fs never reaches 1/e, or when it is already there at the first
     recorded positive time (the crossing lies below the record and log t has no
@@ -219,6 +265,11 @@ def log_times(t_max, per_decade=8, extra=()):
     """Recording times (int64, sorted, unique): 10^(k / per_decade) rounded to whole sweeps,
     from 1 to t_max inclusive, merged with the explicit ``extra`` times.
 
+    Examples
+    --------
+    >>> log_times(100, per_decade=4).tolist()
+    [1, 2, 3, 6, 10, 18, 32, 56, 100]
+
     An extra time beyond t_max is recorded too (the run then lasts until it); the log grid
     still stops at t_max.  Rounding merges the coincident small times (1, 2, 3, ...).
     """
@@ -235,6 +286,11 @@ def log_times(t_max, per_decade=8, extra=()):
 
 def nearest_time_index(times, t):
     """Index of the recorded time nearest to t > 0 in log t (ties: the earlier time).
+
+    Examples
+    --------
+    >>> nearest_time_index([1, 10, 100], 40)
+    2
 
     This is what ``select`` uses to read p and q "at tau_alpha": a recorded time keeps p an
     actual replica average.  t = 0 entries are never nearest.

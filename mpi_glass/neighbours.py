@@ -30,6 +30,9 @@ import math
 import numpy as np
 from numba import njit
 
+__all__ = ["verlet_list", "cell_grid", "ImageCells", "image_cell", "minimum_image",
+           "linked_cells", "linked_cell_of", "add_to_cell", "clear_of"]
+
 #: Cells are at least 1 / SUBDIVISION of the largest list radius wide, and a
 #: (2 SUBDIVISION + 1)^2 block of them is searched.  2 measured fastest (N = 4000).
 SUBDIVISION = 2
@@ -42,35 +45,33 @@ def minimum_image(d, box, half):
     return d + box if d < -half else d
 
 
-@njit(cache=True, inline="always")
-def _cell_coordinate(x, scale, m):
-    return min(max(int(x * scale), 0), m - 1)
-
-
 @njit(cache=True)
-def cell_grid(positions, box, min_side):
-    """Bin particles (wrapped in [0, box)) into m x m square cells of side >= min_side.
+def cell_grid(positions, box, shape):
+    """Bin particles (wrapped in [0, Lx) x [0, Ly)) into shape[0] x shape[1] cells.
 
-    Returns (m, start, members): the particles of cell c = cy * m + cx are
-    ``members[start[c]:start[c + 1]]``, in increasing index order (stable counting sort).
+    Cell (cx, cy) covers [cx w_x, (cx + 1) w_x) x [cy w_y, (cy + 1) w_y), w = box / shape.
+    Returns (start, members, cell_xy): the particles of cell c = cy * shape[0] + cx are
+    ``members[start[c]:start[c + 1]]`` in increasing index order (a stable counting sort), and
+    ``cell_xy[i]`` is particle i's (cx, cy).  The one binning of every cell list here.
     """
     n = positions.shape[0]
-    m = max(1, int(box / min_side))
-    scale = m / box
-    cell_of = np.empty(n, np.int64)
-    start = np.zeros(m * m + 1, np.int64)
+    mx, my = shape[0], shape[1]
+    wx, wy = box[0] / mx, box[1] / my
+    cell_xy = np.empty((n, 2), np.int64)
+    start = np.zeros(mx * my + 1, np.int64)
     for i in range(n):
-        cell_of[i] = (_cell_coordinate(positions[i, 1], scale, m) * m
-                      + _cell_coordinate(positions[i, 0], scale, m))
-        start[cell_of[i] + 1] += 1
-    for c in range(m * m):
+        cell_xy[i, 0] = min(int(positions[i, 0] // wx), mx - 1)
+        cell_xy[i, 1] = min(int(positions[i, 1] // wy), my - 1)
+        start[cell_xy[i, 1] * mx + cell_xy[i, 0] + 1] += 1
+    for c in range(mx * my):
         start[c + 1] += start[c]
     fill = start[:-1].copy()
     members = np.empty(n, np.int64)
     for i in range(n):
-        members[fill[cell_of[i]]] = i
-        fill[cell_of[i]] += 1
-    return m, start, members
+        c = cell_xy[i, 1] * mx + cell_xy[i, 0]
+        members[fill[c]] = i
+        fill[c] += 1
+    return start, members, cell_xy
 
 
 @njit(cache=True, inline="always")
@@ -148,15 +149,22 @@ def verlet_list(positions, species, box, cut2):
     ``cut2`` is a symmetric (3, 3) table of squared list radii.  Returns (start int64 (N+1,),
     neighbours uint32): row i, sorted by index and without i, is
     ``neighbours[start[i]:start[i + 1]]``.
+
+    Examples
+    --------
+    >>> pos = np.array([[1.0, 1.0], [2.0, 1.0], [6.0, 1.0]])
+    >>> start, nbr = verlet_list(pos, np.zeros(3, np.int64), 10.0, np.full((3, 3), 4.0))
+    >>> start.tolist(), nbr.tolist()
+    ([0, 1, 2, 2], [1, 0])
     """
     n, half, reach = positions.shape[0], 0.5 * box, SUBDIVISION
-    m, cstart, members = cell_grid(positions, box, math.sqrt(cut2.max()) / reach)
+    m = max(1, int(box / (math.sqrt(cut2.max()) / reach)))     # cells >= radius / reach wide
+    cstart, members, cell_xy = cell_grid(positions, np.full(2, box), np.full(2, m))
     whole = m < 2 * reach + 1       # the block would wrap onto itself: scan everything
     xs, ys, ss = np.empty(n), np.empty(n), np.empty(n, np.int64)
     for k in range(n):              # cell-ordered copies: the scans read memory in order
         j = members[k]
         xs[k], ys[k], ss[k] = positions[j, 0], positions[j, 1], species[j]
-    scale = m / box
     start = np.zeros(n + 1, np.int64)
     row = np.empty(n, np.int64)
     out = np.empty(max(16, 32 * n), np.uint32)
@@ -166,7 +174,7 @@ def verlet_list(positions, species, box, cut2):
         if whole:
             length = _scan(0, n, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row, 0)
         else:
-            cx, cy = _cell_coordinate(x, scale, m), _cell_coordinate(y, scale, m)
+            cx, cy = cell_xy[i, 0], cell_xy[i, 1]
             length = 0
             for oy in range(-reach, reach + 1):
                 a0, b0, a1, b1 = _block_row(cstart, m, reach, cx, cy, oy)
@@ -184,10 +192,11 @@ def verlet_list(positions, species, box, cut2):
 class ImageCells:
     """Particles sorted by cell, and the cell offsets that can hold images within ``radius``.
 
-    ``positions`` (N, 2) lie in [0, Lx) x [0, Ly), ``box`` is (Lx, Ly); cells are about
-    ``fraction * radius`` wide.  An offset (dx, dy) from cell (cx, cy) names the unwrapped cell (cx + dx, cy + dy): its
-    particles, shifted by whole boxes, are each image exactly once, whatever the box size, so
-    every image within the radius is found even when the radius exceeds the box.
+    ``positions`` (N, 2) lie in [0, Lx) x [0, Ly), ``box`` is (Lx, Ly); cells (``cell_grid``)
+    are about ``fraction * radius`` wide.  An offset (dx, dy) from cell (cx, cy) names the
+    unwrapped cell (cx + dx, cy + dy): its particles, shifted by whole boxes, are each image
+    exactly once, whatever the box size, so every image within the radius is found even when
+    the radius exceeds the box.
     """
 
     def __init__(self, positions, species, box, radius, fraction):
@@ -196,11 +205,8 @@ class ImageCells:
         most = 4 * math.isqrt(n) + 1
         self.shape = np.clip(box // (fraction * radius), 1, most).astype(np.int64)
         width = box / self.shape
-        xy = np.minimum((positions // width).astype(np.int64), self.shape - 1)
-        cell = xy[:, 0] + self.shape[0] * xy[:, 1]
-        self.order = np.argsort(cell, kind="stable")
+        self.start, self.order, xy = cell_grid(positions, box, self.shape)
         self.cell_xy = np.ascontiguousarray(xy[self.order])
-        self.start = np.searchsorted(cell[self.order], np.arange(self.shape.prod() + 1))
         self.positions = np.ascontiguousarray(positions[self.order])
         self.species = np.ascontiguousarray(species[self.order])
         self.stencil = _stencil(width, radius)

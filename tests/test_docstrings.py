@@ -6,7 +6,7 @@ import pytest
 
 MODULES = ["mpi_glass.validation", "mpi_glass.mapper", "mpi_glass.imbalance",
            "mpi_glass.imbalance.pairs", "mpi_glass.imbalance.greedy", "mpi_glass.neighbours",
-           "mpi_glass.dynamics", "mpi_glass.descriptors"]
+           "mpi_glass.dynamics", "mpi_glass.descriptors", "mpi_glass.model"]
 
 
 @pytest.mark.parametrize("name", MODULES)

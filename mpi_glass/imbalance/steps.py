@@ -240,7 +240,7 @@ def _new_scan(n, k, nc, Bt):
             bs, bo, bpos)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _plan_scans(scan, base, Ct, i):
     """Bound every candidate's k-th distance in row i by the seeds; lay out the scan order."""
     top, _, _, _, seed_val, seed_idx, bounds, tiers, bs, bo, bpos = scan
@@ -248,13 +248,6 @@ def _plan_scans(scan, base, Ct, i):
     for c in range(Ct.shape[0]):
         bounds[c] = _seed_bound(base, Ct[c], i, seed_idx, n_seed, top)
     _order_scans(base, i, bounds, tiers, bs, bo, bpos)
-
-
-@njit(cache=True)
-def _scan_candidate(scan, base, Ct, c, i, k):
-    """i's k nearest in S + c, into the scratch's nb; (L, T) like ``_row_knn``."""
-    top, nb, buf_idx, buf_val, _, _, bounds, tiers, _, _, _ = scan
-    return _scan_knn(tiers, base, Ct[c], i, k, bounds[c], top, buf_idx, buf_val, nb)
 
 
 @njit(cache=True)
@@ -273,7 +266,7 @@ def _supervised_rows(Bt, Ct, p, ps, po, ppos, k, cand_backward, base_backward):
     total = np.empty(n)
     pnb = np.empty(n, np.int64)
     scan = _new_scan(n, k, nc, Bt)
-    nb = scan[1]
+    top, nb, buf_idx, buf_val, _, _, bounds, tiers, _, _, _ = scan
     for i in range(n):
         _sqdist_row(Bt, i, base)
         p_less, p_tie = 0, 0
@@ -283,7 +276,8 @@ def _supervised_rows(Bt, Ct, p, ps, po, ppos, k, cand_backward, base_backward):
             bwd_base += _rank_sum_row(base, i, pnb, p_less, p_tie, k)
         _plan_scans(scan, base, Ct, i)
         for c in range(nc):
-            n_less, n_tie = _scan_candidate(scan, base, Ct, c, i, k)
+            n_less, n_tie = _scan_knn(tiers, base, Ct[c], i, k, bounds[c], top,
+                                      buf_idx, buf_val, nb)
             fwd[c] += _rank_sum_1d(ps, ppos, p, i, nb, n_less, n_tie, k)
             if cand_backward:  # only for the one-column noise control: O(N) per row is fine
                 for m in range(n):
@@ -404,7 +398,7 @@ def _unsupervised_rows(Ft, Bt, Ct, k, f_ptr, f_idx, f_less, prefix):
     full = np.empty(n)
     base = np.zeros(n)
     scan = _new_scan(n, k, nc, Bt)
-    nb = scan[1]
+    top, nb, buf_idx, buf_val, _, _, bounds, tiers, _, _, _ = scan
     n_less = np.empty(nc, np.int64)
     n_tie = np.empty(nc, np.int64)
     row_less = np.empty(nc)
@@ -442,7 +436,8 @@ def _unsupervised_rows(Ft, Bt, Ct, k, f_ptr, f_idx, f_less, prefix):
             if one_d:
                 n_less[c], n_tie[c] = _knn_1d(cs[c], co[c], cpos[c], i, k, nb)
             else:
-                n_less[c], n_tie[c] = _scan_candidate(scan, base, Ct, c, i, k)
+                n_less[c], n_tie[c] = _scan_knn(tiers, base, Ct[c], i, k, bounds[c], top,
+                                                buf_idx, buf_val, nb)
             queries, n_q = _ask(nb, n_less[c], n_tie[c], c, queries, n_q)
         row_less[:] = 0.0
         row_tie[:] = 0.0
