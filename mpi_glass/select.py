@@ -18,23 +18,14 @@ import numpy as np
 from . import descriptors, dynamics
 from .errors import InputError
 from .progress import log
-from .store import (check_writable_dir, file_sha256, open_input, publish, tmp_name,
-                    write_provenance)
-
-SIM_DATASETS = ("configurations/positions", "configurations/species", "dynamics/times",
-                "dynamics/fs_cr", "propensity/p", "propensity/q")
+from .schema import SelectData, provenance_attrs, read_sim, write_select
+from .store import check_writable_dir, file_sha256, publish, tmp_name
 
 
 def load_simulation(path):
-    """The arrays select needs from sim.h5, validated (one-line errors for bad files)."""
-    with open_input(path, "sim", SIM_DATASETS) as f:
-        data = {name.split("/")[-1]: f[name][()] for name in SIM_DATASETS}
-        data["box"] = float(f.attrs["box"][0])
-        data["tau_alpha"] = float(f["dynamics/fs_cr"].attrs["tau_alpha"])
-        data["scan"] = ({k: f["relaxation_scan"][k][()] for k in f["relaxation_scan"]}
-                        if "relaxation_scan" in f else None)
-    data["times"] = data["times"].astype(np.int64)
-    return data
+    """sim.h5 without the displacements, as a ``schema.SimData`` (one-line errors for bad
+    files)."""
+    return read_sim(path)
 
 
 def time_index(times, wanted, what):
@@ -98,11 +89,11 @@ class Selection:
     # -- features ---------------------------------------------------------------------
     def _features(self, data):
         start = time.perf_counter()
-        positions, species = data["positions"], data["species"]
+        positions, species = data.positions, data.species
         C = len(positions)
         lengths = self.cfg.select.lengths
         log(f"features: {C} configurations x {6 * len(lengths)} features", self.dist.is_root)
-        mine = {c: descriptors.compute_features(positions[c], species[c], data["box"],
+        mine = {c: descriptors.compute_features(positions[c], species[c], data.box,
                                                 lengths=lengths)[0]
                 for c in self.dist.my_items([1.0] * C)}
         gathered = {}
@@ -113,8 +104,8 @@ class Selection:
 
     # -- the study ----------------------------------------------------------------------
     def _propensity_times(self, data):
-        sel, times = self.cfg.select, data["times"]
-        wanted = data["tau_alpha"] if sel.time == "tau_alpha" else float(sel.time)
+        sel, times = self.cfg.select, data.times
+        wanted = data.tau_alpha if sel.time == "tau_alpha" else float(sel.time)
         main = time_index(times, wanted, "select.time")
         picked = {"main": main}
         if sel.second_time > 0:
@@ -124,13 +115,13 @@ class Selection:
     def _study(self, data, values, names):
         from .study import run_study
         picked = self._propensity_times(data)
-        p_by_time = {label: data["p"][:, k, :] for label, k in picked.items()}
+        p_by_time = {label: data.p[:, k, :] for label, k in picked.items()}
         main = picked["main"]
-        results = run_study(values, names, p_by_time, data["q"][:, main, :], data["species"],
+        results = run_study(values, names, p_by_time, data.q[:, main, :], data.species,
                             self.cfg.select, mapper=self.dist, log=self._log,
                             seed=self.cfg.seed)
-        results["tau_alpha"] = data["tau_alpha"]
-        results["propensity_time"] = {label: int(data["times"][k]) for label, k in picked.items()}
+        results["tau_alpha"] = data.tau_alpha
+        results["propensity_time"] = {label: int(data.times[k]) for label, k in picked.items()}
         results["timings"] = dict(results.get("timings", {}), **self.timings)
         return results, picked
 
@@ -142,15 +133,10 @@ class Selection:
         if not self.dist.is_root:
             return
         tmp = tmp_name(self.path)
+        attrs = provenance_attrs(self.cfg, "select", extra={
+            "sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256})
         with h5py.File(tmp, "w") as f:
-            write_provenance(f, self.cfg, "select", extra={
-                "sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256})
-            g = f.create_group("features")
-            g["values"] = values
-            g["values"].attrs["description"] = "raw (not standardised) features, (C, N, M)"
-            g["names"] = np.array(names, dtype=h5py.string_dtype())
-            if results is not None:
-                _write_selections(f, results)
+            write_select(f, SelectData.from_results(values, names, results, attrs))
         publish(tmp, self.path)
         log(f"wrote {self.path}")
 
@@ -161,17 +147,6 @@ class Selection:
                       "config_toml": self.cfg.source, "ranks": self.dist.size}
         write_report(self.out_dir, results, summary, provenance)
         log(f"wrote {self.out_dir / 'report.md'}, report.json and figures/")
-
-
-def _write_selections(f, results):
-    """Selected names and Delta curves per configuration, for tools that read select.h5."""
-    for method in ("supervised", "unsupervised"):
-        g = f.create_group(method)
-        for c, entry in enumerate(results[method]):
-            h = g.create_group(f"configuration_{c}")
-            h["names"] = np.array(entry["names"], dtype=h5py.string_dtype())
-            h["delta_forward"] = np.asarray(entry["delta_forward"])
-            h["delta_backward"] = np.asarray(entry["delta_backward"])
 
 
 def _sim_summary(data, values, names, results, picked):

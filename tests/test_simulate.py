@@ -16,6 +16,7 @@ from conftest import assert_identical_files, assert_on_every_rank, cli, mpiexec,
 from mpi_glass.config import load_config
 from mpi_glass.errors import InputError
 from mpi_glass.parallel import Distributor, serial
+from mpi_glass.schema import SIM_FIELDS
 from mpi_glass.simulate import Simulation
 
 
@@ -44,6 +45,11 @@ def test_file_layout_and_physics(reference):
         assert f["relaxation_scan/fs_cr"].shape[:2] == (1, 2)
         pos = f["configurations/positions"][()]
         assert np.all((pos >= 0) & (pos < f.attrs["box"][0]))
+        found = {}   # the real file holds exactly the declared datasets, self-describing
+        f.visititems(lambda name, obj: found.__setitem__("/" + name, dict(obj.attrs))
+                     if isinstance(obj, h5py.Dataset) else None)
+    assert sorted(found) == sorted(spec.path for spec in SIM_FIELDS.values())
+    assert all(attrs["units"] and attrs["description"] for attrs in found.values())
 
 
 def test_rerun_is_not_redone_and_foreign_config_is_refused(reference, tmp_path):

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
+from .schema import read_sim
 
 __all__ = ["simulate_efficiency"]
 
@@ -61,8 +61,7 @@ def simulate_efficiency(rank_counts):
             start = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True, env=os.environ.copy())
             wall = time.perf_counter() - start
-            with h5py.File(out / "sim.h5") as f:
-                timings = json.loads(f.attrs["timings_json"])
+            timings = json.loads(read_sim(out / "sim.h5").attrs["timings_json"])
             chains = timings["equilibrate"] + timings["trajectories"]
             result[f"wall_seconds_{k}"] = wall
             result[f"chain_seconds_{k}"] = chains
