@@ -268,7 +268,21 @@ def preset_text(name):
 def load_config(path=None):
     """Read a config file, or the embedded laptop default when path is None.
 
-    ``path`` may also name a packaged preset ('laptop', 'paper', 'ci').
+    Parameters
+    ----------
+    path : str or pathlib.Path, optional
+        A TOML file, or the name of a packaged preset ('laptop', 'paper', 'ci').
+
+    Returns
+    -------
+    Config
+        Validated, frozen; every problem raises a one-line ``InputError`` naming the key.
+
+    Examples
+    --------
+    >>> cfg = load_config("ci")
+    >>> cfg.system.n, cfg.dynamics.configurations, round(cfg.box, 3)
+    (150, 3, 12.103)
     """
     if path is None or (str(path) in PRESET_NAMES and not Path(path).exists()):
         name = DEFAULT_PRESET if path is None else str(path)

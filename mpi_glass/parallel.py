@@ -32,8 +32,26 @@ def _world_communicator():
     return MPI.COMM_WORLD
 
 
+__all__ = ["Distributor", "ProgressCounter", "serial"]
+
+
 class Distributor:
-    """Rank bookkeeping and the few collectives the pipeline needs."""
+    """Rank bookkeeping and the few collectives the pipeline needs.
+
+    Parameters
+    ----------
+    comm : "world", an mpi4py communicator, or None
+        "world": MPI.COMM_WORLD when mpi4py is there and MPI_GLASS_SERIAL is not 1; None:
+        one rank without MPI.
+
+    Examples
+    --------
+    >>> dist = serial()
+    >>> dist.rank, dist.size, dist.map(lambda i: i * i, 4)
+    (0, 1, [0, 1, 4, 9])
+    >>> dist.my_items([3.0, 1.0, 2.0])
+    [0, 1, 2]
+    """
 
     def __init__(self, comm="world"):
         self.comm = _world_communicator() if comm == "world" else comm
@@ -144,6 +162,13 @@ class ProgressCounter:
     each rank sends its final count and the root receives them all, updating as they come.
     Nothing touches the filesystem.  With one rank (or no MPI) it is a plain counter: the
     same code path.
+
+    Examples
+    --------
+    >>> counter = serial().progress_counter()
+    >>> counter.add(1000); counter.add(500)
+    >>> counter.total(), counter.close()
+    (1500, 1500)
     """
 
     def __init__(self, dist, every=2.0):

@@ -6,7 +6,8 @@ import pytest
 
 MODULES = ["mpi_glass.validation", "mpi_glass.mapper", "mpi_glass.imbalance",
            "mpi_glass.imbalance.pairs", "mpi_glass.imbalance.greedy", "mpi_glass.neighbours",
-           "mpi_glass.dynamics", "mpi_glass.descriptors", "mpi_glass.model"]
+           "mpi_glass.dynamics", "mpi_glass.descriptors", "mpi_glass.model",
+           "mpi_glass.parallel", "mpi_glass.config"]
 
 
 @pytest.mark.parametrize("name", MODULES)
