@@ -37,3 +37,19 @@ def test_synthetic_features_are_standardised_and_informative():
 
 def test_peak_rss_is_a_positive_number_of_megabytes():
     assert 1.0 < peak_rss_mb() < 1e6
+
+
+def test_simulate_benchmark_work_splits_evenly_over_one_and_two_ranks():
+    from mpi_glass.bench.simulate import SIMULATE_BENCH_TOML
+    from mpi_glass.config import parse_config
+    cfg = parse_config(SIMULATE_BENCH_TOML, origin="bench")
+    assert cfg.relaxation_scan.temperatures == ()       # main ensemble only
+    assert cfg.dynamics.configurations * cfg.dynamics.replicas % 2 == 0
+    assert cfg.dynamics.configurations % 2 == 0
+
+
+def test_progress_over_mpi_counts_everything_and_writes_nothing():
+    from mpi_glass.bench.progress import progress_cost
+    result = progress_cost(ranks=2, seconds=1.0)
+    assert result["ranks"] == 2 and result["counted_equals_done"]
+    assert result["files_created"] == []

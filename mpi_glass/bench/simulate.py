@@ -10,7 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .schema import read_sim
+from ..config import load_config
+from ..schema import read_sim
 
 __all__ = ["simulate_efficiency"]
 
@@ -48,7 +49,6 @@ def simulate_efficiency(rank_counts):
     try:
         config = Path(work, "bench.toml")
         config.write_text(SIMULATE_BENCH_TOML)
-        from .config import load_config
         cfg = load_config(config)
         trials = cfg.system.n * (cfg.dynamics.configurations * cfg.equilibration.sweeps
                                  + cfg.dynamics.configurations * cfg.dynamics.replicas
