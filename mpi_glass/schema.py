@@ -265,6 +265,8 @@ SIM_ATTRS = PROVENANCE_ATTRS + (
 SELECT_ATTRS = PROVENANCE_ATTRS + (
     Attr("sim_file", "str", ONE, "the sim.h5 read"),
     Attr("sim_sha256", "str", ONE, "its SHA-256"),
+    Attr("features_only", "bool", ONE, "written by select --features-only: features, no "
+                                        "selections (a full select completes it)"),
 )
 
 
@@ -502,13 +504,14 @@ def _version_message(path, version, command):
 def open_file(path, kind):
     """Open an mpi_glass file for reading; one-line InputErrors for foreign or old files."""
     path = Path(path)
+    hint = "simulate" if kind == "sim" else "select"
     if not path.exists():
-        hint = "simulate" if kind == "sim" else "select"
         raise InputError(f"{path}: no such file (run 'mpi_glass {hint}' first?)")
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise InputError(f"{path}: not an HDF5 file") from None
+        raise InputError(f"{path}: not a readable HDF5 file (truncated or foreign); rerun "
+                         f"'mpi_glass {hint} --force' to write it again") from None
     if _text(f.attrs.get("mpi_glass_file")) != kind:
         f.close()
         raise InputError(f"{path}: not an mpi_glass {kind} file")

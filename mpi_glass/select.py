@@ -8,6 +8,7 @@ report.json and figures/.
 """
 from __future__ import annotations
 
+import json
 import time
 from functools import cached_property
 from pathlib import Path
@@ -18,14 +19,50 @@ import numpy as np
 from . import descriptors, dynamics
 from .errors import InputError
 from .progress import log
-from .schema import SelectData, provenance_attrs, read_sim, write_select
-from .store import check_writable_dir, file_sha256, publish, tmp_name
+from .schema import SelectData, open_file, provenance_attrs, read_sim, write_select
+from .outdir import commit_staged, folder_lock, recover_staged, staging_dir
+from .store import check_writable_dir, file_sha256, first_difference
+
+#: What one select run owns in its output folder; a run replaces the whole set together.
+OUTPUTS = ("select.h5", "report.md", "report.json", "figures")
 
 
 def load_simulation(path):
     """sim.h5 without the displacements, as a ``schema.SimData`` (one-line errors for bad
     files)."""
     return read_sim(path)
+
+
+def config_for_sim(sim_path, given=None):
+    """The config select runs with: ``given`` if its physics matches the sim file's, else
+    (``given`` None) the config stored in the sim file.  A mismatch is an InputError naming
+    the first differing key, so select.h5 and the report never describe other data.
+    """
+    from .config import parse_config
+    with open_file(sim_path, "sim") as f:
+        stored_toml = str(f.attrs.get("config_toml", ""))
+        stored_name = str(f.attrs.get("config_name", "sim"))
+        try:
+            physics = json.loads(f.attrs["physics_json"])
+        except (KeyError, ValueError):
+            raise InputError(f"{sim_path}: no physics_json attribute (written by an older or "
+                             f"foreign program); rerun 'mpi_glass simulate'") from None
+    if given is None:
+        return parse_config(stored_toml, origin=f"{sim_path} (its stored config)",
+                            name=stored_name)
+    diff = first_difference(physics, given.physics_dict())
+    if diff is not None:
+        raise InputError(f"{sim_path}: made with another config than --config '{given.name}' "
+                         f"({diff}: {_lookup(physics, diff)!r} in the file, "
+                         f"{_lookup(given.physics_dict(), diff)!r} in the config); pass the "
+                         f"config it was made with, or leave out --config to use the file's")
+    return given
+
+
+def _lookup(nested, dotted):
+    for key in dotted.split("."):
+        nested = nested.get(key) if isinstance(nested, dict) else None
+    return nested
 
 
 def time_index(times, wanted, what):
@@ -66,25 +103,52 @@ class Selection:
         return file_sha256(self.sim_path)
 
     def run(self):
-        data = load_simulation(self.sim_path)
-        if self.dist.is_root:
-            check_writable_dir(self.out_dir)
-            if self.path.exists() and not self.force:
-                raise InputError(f"{self.path}: exists; use --force to overwrite")
-        self.dist.barrier()
-        values, names = self._features(data)
-        check_features(values, names)
-        if self.features_only:
-            self._write(data, values, names, results=None)
-            return self.path
-        start = time.perf_counter()
-        results, summary = self._study(data, values, names)
-        self.timings["study"] = time.perf_counter() - start
-        self._write(data, values, names, results)
-        if self.dist.is_root:
-            self._report(data, values, names, results, summary)
-        self.dist.barrier()
+        """Compute, then replace the folder's select outputs as one set (root writes).
+
+        The folder is locked for the run; the new outputs are written into a staging folder
+        and swapped in only when all are complete, so a kill leaves the old set in place.
+        """
+        from .memory import refuse_if_too_big, select_parts
+        refuse_if_too_big(self.dist, "select", select_parts(self.cfg, self.dist.size))
+        self.dist.root_decides(lambda: check_writable_dir(self.out_dir))
+        with folder_lock(self.out_dir, self.dist, "mpi_glass select"):
+            self.dist.root_decides(self._check_outputs)
+            data = load_simulation(self.sim_path)
+            values, names = self._features(data)
+            check_features(values, names)
+            results = summary = None
+            if not self.features_only:
+                start = time.perf_counter()
+                results, summary = self._study(data, values, names)
+                self.timings["study"] = time.perf_counter() - start
+            if self.dist.is_root:
+                self._write_outputs(data, values, names, results, summary)
+            self.dist.barrier()
         return self.path
+
+    def _check_outputs(self):
+        """Refuse to replace finished outputs without --force (root); a features-only
+        select.h5 is completed by a full run without it."""
+        if recover_staged(self.out_dir, "select"):
+            log(f"finished replacing the outputs in {self.out_dir} that an interrupted run "
+                f"had left half swapped")
+        if not self.path.exists() or self.force:
+            return
+        if not self.features_only and _is_features_only(self.path):
+            log(f"{self.path} holds features only: completing it with the selections")
+            return
+        raise InputError(f"{self.path}: exists; use --force to replace it (and report.md, "
+                         f"report.json, figures/)")
+
+    def _write_outputs(self, data, values, names, results, summary):
+        stage = staging_dir(self.out_dir, "select")
+        stage.mkdir()
+        self._write(stage / self.path.name, values, names, results)
+        if results is not None:
+            self._report(stage, data, values, names, results, summary)
+        commit_staged(self.out_dir, "select", OUTPUTS)
+        log(f"wrote {self.path}" + ("" if results is None else
+                                    f", {self.out_dir / 'report.md'}, report.json, figures/"))
 
     # -- features ---------------------------------------------------------------------
     def _features(self, data):
@@ -129,24 +193,28 @@ class Selection:
         log(message, self.dist.is_root)
 
     # -- outputs --------------------------------------------------------------------------
-    def _write(self, data, values, names, results):
-        if not self.dist.is_root:
-            return
-        tmp = tmp_name(self.path)
+    def _write(self, path, values, names, results):
         attrs = provenance_attrs(self.cfg, "select", extra={
-            "sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256})
-        with h5py.File(tmp, "w") as f:
+            "sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256,
+            "features_only": results is None})
+        with h5py.File(path, "w") as f:
             write_select(f, SelectData.from_results(values, names, results, attrs))
-        publish(tmp, self.path)
-        log(f"wrote {self.path}")
 
-    def _report(self, data, values, names, results, picked):
+    def _report(self, folder, data, values, names, results, picked):
         from .report import write_report
         summary = _sim_summary(data, values, names, results, picked)
         provenance = {"sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256,
                       "config_toml": self.cfg.source, "ranks": self.dist.size}
-        write_report(self.out_dir, results, summary, provenance)
-        log(f"wrote {self.out_dir / 'report.md'}, report.json and figures/")
+        write_report(folder, results, summary, provenance)
+
+
+def _is_features_only(path):
+    """Whether an existing select.h5 was written by ``select --features-only``."""
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("features_only", False))
+    except OSError:
+        return False
 
 
 def _sim_summary(data, values, names, results, picked):
