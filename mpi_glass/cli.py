@@ -140,6 +140,11 @@ def _bench_commands(bench):
                                                       "searches (default 15)")
     b = bsub.add_parser("simulate", help="parallel efficiency of simulate at 1 and 2 ranks")
     b.add_argument("--ranks", default="1,2", help="comma-separated rank counts")
+    b = bsub.add_parser("progress", help="cost of run-wide progress under MPI (no files)")
+    b.add_argument("--ranks", type=int, default=8,
+                   help="MPI ranks, may exceed the cores (default 8)")
+    b.add_argument("--seconds", type=float, default=20.0,
+                   help="seconds of measurement (default 20)")
     for b in bsub.choices.values():
         b.add_argument("--json", action="store_true", help="print one JSON object")
         _global_flags(b, suppress=True)

@@ -1,7 +1,9 @@
 """TOML configuration, validated once into frozen dataclasses.
 
 Every key has a type, a range and a documented default (the README's config table is
-generated from the same ``doc`` strings by ``config_table_markdown``).  Unknown keys are
+generated from the same ``doc`` strings by ``config_table_markdown``).  The defaults are the
+embedded laptop preset (``presets/laptop.toml``, the run without ``--config``), so a key left
+out of a config means what the default run does; a test keeps the two equal.  Unknown keys are
 errors with a "did you mean" suggestion; every problem is one line naming the file and key.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from .errors import InputError
-from .model import MAX_CUTOFF, box_side, composition_counts
+from .model import MAX_CUTOFF, PAPER_DENSITY, PAPER_FRACTIONS, box_side, composition_counts
 
 PRESET_NAMES = ("laptop", "paper", "ci")
 DEFAULT_PRESET = "laptop"
@@ -43,8 +45,8 @@ def _key(doc, default=dataclasses.MISSING, *, low=None, high=None, low_open=Fals
 class SystemConfig:
     n: int = _key("number of particles N", 1000, low=3)
     composition: tuple = _key("S, M, L as counts summing to N or fractions summing to 1",
-                              (0.44, 0.20, 0.36))
-    density: float = _key("number density N / L^2", 1.024, low=0.0, low_open=True)
+                              PAPER_FRACTIONS)
+    density: float = _key("number density N / L^2", PAPER_DENSITY, low=0.0, low_open=True)
     temperature: float = _key("temperature T (eps_LS / k_B)", 0.50, low=0.0, low_open=True)
 
 
@@ -56,7 +58,7 @@ class MCConfig:
 
 @dataclass(frozen=True)
 class EquilibrationConfig:
-    sweeps: int = _key("MC sweeps to equilibrate each configuration", 20000, low=0)
+    sweeps: int = _key("MC sweeps to equilibrate each configuration", 40000, low=0)
     swap_probability: float = _key("fraction of trials that are species swaps (equilibration only)",
                                    0.2, low=0.0, high=1.0)
     sample_every: int = _key("sweeps between energy samples of the stationarity check", 100, low=1)
@@ -66,7 +68,7 @@ class EquilibrationConfig:
 class DynamicsConfig:
     configurations: int = _key("C: independent equilibrium configurations", 4, low=1)
     replicas: int = _key("R: iso-configurational trajectories per configuration", 8, low=1)
-    t_max: int = _key("last recorded time (MC sweeps)", 10000, low=1)
+    t_max: int = _key("last recorded time (MC sweeps)", 12000, low=1)
     per_decade: int = _key("log-spaced recording times per decade", 8, low=1)
     extra_times: tuple = _key("explicit extra recording times (sweeps), increasing", ())
 
@@ -75,17 +77,17 @@ class DynamicsConfig:
 class CheckpointConfig:
     every_sweeps: int = _key("checkpoint at least every this many sweeps of a work item", 2000,
                              low=1)
-    every_minutes: float = _key("and at least every this many wall minutes", 10.0,
+    every_minutes: float = _key("and at least every this many wall minutes", 5.0,
                                 low=0.0, low_open=True)
 
 
 @dataclass(frozen=True)
 class RelaxationScanConfig:
     temperatures: tuple = _key("temperatures of the F_s^CR scan (paper Fig. 1); empty: no scan",
-                               ())
+                               (0.8, 0.6))
     configurations: int = _key("configurations per temperature", 1, low=1)
     replicas: int = _key("trajectories per configuration", 2, low=1)
-    t_max: int = _key("last recorded time of the scan (sweeps)", 10000, low=1)
+    t_max: int = _key("last recorded time of the scan (sweeps)", 12000, low=1)
 
 
 @dataclass(frozen=True)
@@ -291,7 +293,21 @@ def preset_text(name):
 def load_config(path=None):
     """Read a config file, or the embedded laptop default when path is None.
 
-    ``path`` may also name a packaged preset ('laptop', 'paper', 'ci').
+    Parameters
+    ----------
+    path : str or pathlib.Path, optional
+        A TOML file, or the name of a packaged preset ('laptop', 'paper', 'ci').
+
+    Returns
+    -------
+    Config
+        Validated, frozen; every problem raises a one-line ``InputError`` naming the key.
+
+    Examples
+    --------
+    >>> cfg = load_config("ci")
+    >>> cfg.system.n, cfg.dynamics.configurations, round(cfg.box, 3)
+    (150, 3, 12.103)
     """
     if path is None or (str(path) in PRESET_NAMES and not Path(path).exists()):
         name = DEFAULT_PRESET if path is None else str(path)

@@ -46,9 +46,11 @@ import numpy as np
 from numba import njit
 
 from .errors import InputError
-from .model import (EPSILON, MAX_CUTOFF, N_SPECIES, SIGMA, X_CUT, box_side, composition_counts,
-                    pair_energy_x2, reduced_pair_energy_x2, species_array)
-from .neighbours import minimum_image, verlet_list
+from .model import (EPSILON, MAX_CUTOFF, PAPER_DENSITY, PAPER_FRACTIONS, SIGMA, X_CUT, box_side,
+                    composition_counts, pair_energy_x2, reduced_pair_energy_x2, species_array)
+from .neighbours import (add_to_cell, clear_of, linked_cell_of, linked_cells, minimum_image,
+                         verlet_list)
+from .validation import check_configuration, check_square_box
 
 #: Verlet skin (sigma_LS), tuned with ``benchmark`` at N = 4000 for T = 0.3 ... 1.0: thinner
 #: skins rebuild too often, thicker ones drag too many idle pairs through every trial.
@@ -402,29 +404,13 @@ def run_sweeps(positions, images, species, box, rng_state, n_sweeps, temperature
 # --- input checks ------------------------------------------------------------------------
 
 def _box_side(box):
-    """The side of the square box from a number or an (L, L) pair."""
-    sides = np.atleast_1d(np.asarray(box, dtype=float))
-    if sides.ndim != 1 or sides.size not in (1, 2) or np.any(sides != sides[0]):
-        raise InputError(f"box: expected one side or two equal sides, got {box!r}")
-    side = float(sides[0])
-    if not math.isfinite(side) or side < 2.0 * MAX_CUTOFF:
-        raise InputError(f"box: side {side:g} must be at least twice the largest cutoff "
-                         f"{MAX_CUTOFF:.4g}")
-    return side
+    """The side of the square box; it must hold twice the largest cutoff."""
+    return check_square_box(box, 2.0 * MAX_CUTOFF, "twice the largest cutoff")
 
 
 def _checked_configuration(positions, species, box):
     box = _box_side(box)
-    positions = np.ascontiguousarray(positions, dtype=np.float64)
-    species = np.ascontiguousarray(species, dtype=np.int8)
-    n = positions.shape[0]
-    if positions.shape != (n, 2) or species.shape != (n,):
-        raise InputError(f"positions (N, 2) and species (N,) expected, got shapes "
-                         f"{positions.shape} and {species.shape}")
-    if species.size and (species.min() < 0 or species.max() >= N_SPECIES):
-        raise InputError("species: labels must be 0 (S), 1 (M) or 2 (L)")
-    if positions.size and not np.all((positions >= 0.0) & (positions < box)):
-        raise InputError(f"positions: must lie in [0, {box:g}) (wrapped)")
+    positions, species = check_configuration(positions, species, box, wrap=False)
     return positions, species, box
 
 
@@ -473,43 +459,23 @@ _RSA_ATTEMPTS = 2000
 @njit(cache=True)
 def _sequential_addition(species, box, rng, min_sep2, cell_side, attempts):
     """Place particles (in the order given) uniformly at random, at least sqrt(min_sep2[a, b])
-    from every placed one; returns (positions, ok).  Cells are linked lists (head / next)."""
+    from every placed one; returns (positions, ok)."""
     n = species.shape[0]
-    m = max(1, int(box / cell_side))
-    head = np.full(m * m, -1, np.int64)
-    nxt = np.full(n, -1, np.int64)
+    m, head, nxt = linked_cells(n, box, cell_side)
     pos = np.zeros((n, 2))
-    half = 0.5 * box
     for i in range(n):
         placed = False
         for _ in range(attempts):
             x, y = _uniform(rng) * box, _uniform(rng) * box
-            cx, cy = min(int(x * m / box), m - 1), min(int(y * m / box), m - 1)
-            if _free(pos, species, head, nxt, m, cx, cy, x, y, species[i], box, half,
-                     min_sep2):
+            cx, cy = linked_cell_of(x, y, m, box)
+            if clear_of(pos, species, head, nxt, m, cx, cy, x, y, species[i], box, min_sep2):
                 placed = True
                 break
         if not placed:
             return pos, False
         pos[i, 0], pos[i, 1] = x, y
-        c = cy * m + cx
-        nxt[i] = head[c]
-        head[c] = i
+        add_to_cell(head, nxt, m, cx, cy, i)
     return pos, True
-
-
-@njit(cache=True)
-def _free(pos, species, head, nxt, m, cx, cy, x, y, a, box, half, min_sep2):
-    for oy in range(-1, 2) if m >= 3 else range(m):
-        for ox in range(-1, 2) if m >= 3 else range(m):
-            j = head[((cy + oy) % m) * m + (cx + ox) % m]
-            while j >= 0:
-                dx = minimum_image(pos[j, 0] - x, box, half)
-                dy = minimum_image(pos[j, 1] - y, box, half)
-                if dx * dx + dy * dy < min_sep2[a, species[j]]:
-                    return False
-                j = nxt[j]
-    return True
 
 
 @njit(cache=True)
@@ -553,11 +519,6 @@ def initial_configuration(counts, box, rng_state):
 
 
 # --- benchmark ---------------------------------------------------------------------------
-
-#: The paper's composition (1760 S, 800 M, 1440 L of 4000) and density.
-PAPER_FRACTIONS = (1760 / 4000, 800 / 4000, 1440 / 4000)
-PAPER_DENSITY = 1.024
-
 
 def benchmark(n=4000, temperature=0.5, sweeps=None, seed=0, skin=SKIN):
     """Trial-move throughput of ``run_sweeps`` on the paper's system after a brief

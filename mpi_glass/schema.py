@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 
 from . import __version__
+from .dynamics import K_DEFAULT
 from .errors import InputError
 from .model import EPSILON, SIGMA, SPECIES_NAMES
 from .store import load_npz, save_npz_atomic
@@ -144,7 +145,7 @@ SIM_FIELDS = {
                            "raw unwrapped displacements r_i(t) - r_i(0) per replica"),
     "fs_cr": Field("/dynamics/fs_cr", "float64", ("configuration", "time"), ONE,
                    "cage-relative F_s^CR(k, t), averaged over replicas",
-                   attrs={"k": 6.3, "k_units": "1 / sigma_LS"}),
+                   attrs={"k": K_DEFAULT, "k_units": "1 / sigma_LS"}),
     "tau_alpha": Field("/dynamics/tau_alpha", "float64", (), SWEEPS,
                        "tau_alpha: F_s^CR averaged over configurations crosses 1/e "
                        "(interpolated in log t; NaN if never)"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import cached_property
 from pathlib import Path
 
 import h5py
@@ -117,6 +118,11 @@ class Selection:
         self.path = self.out_dir / "select.h5"
         self.timings = {}
 
+    @cached_property
+    def sim_sha256(self):
+        """SHA-256 of the input sim.h5, read once: both select.h5 and the report cite it."""
+        return file_sha256(self.sim_path)
+
     def run(self):
         """Compute, then replace the folder's select outputs as one set (root writes).
 
@@ -205,7 +211,7 @@ class Selection:
     # -- outputs --------------------------------------------------------------------------
     def _write(self, path, values, names, results):
         attrs = provenance_attrs(self.cfg, "select", extra={
-            "sim_file": str(self.sim_path), "sim_sha256": file_sha256(self.sim_path),
+            "sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256,
             "features_only": results is None})
         with h5py.File(path, "w") as f:
             write_select(f, SelectData.from_results(values, names, results, attrs))
@@ -213,7 +219,7 @@ class Selection:
     def _report(self, folder, data, values, names, results, at_main):
         from .report import summary_from_simulation, write_report
         summary = summary_from_simulation(data, values, names, results, at_main)
-        provenance = {"sim_file": str(self.sim_path), "sim_sha256": file_sha256(self.sim_path),
+        provenance = {"sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256,
                       "config_toml": self.cfg.source, "ranks": self.dist.size}
         write_report(folder, results, summary, provenance, run_name=self.cfg.name)
 

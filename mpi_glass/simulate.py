@@ -16,7 +16,6 @@ of each configuration compute p, q and F_s^CR, and the ranks write sim.h5 togeth
 """
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import time
@@ -175,8 +174,6 @@ class Simulation:
             log(f"resuming from checkpoints in {self.ckpt_dir}")
         else:
             write_json_atomic(manifest, physics)
-        for stale in self.ckpt_dir.glob("progress_rank*.json"):
-            stale.unlink()
 
     # -- chains -----------------------------------------------------------------------
     def _run_stage(self, stage, name):
@@ -185,7 +182,7 @@ class Simulation:
         mine = [items[i] for i in self.dist.my_items(costs)]
         done_before = (sum(self._sweeps_done(it) * self.n for it in items)
                        if self.dist.is_root else 0)
-        progress = _SharedProgress(self, name, total=sum(costs), done_before=done_before)
+        progress = _StageProgress(self.dist, name, total=sum(costs), done_before=done_before)
         for item in mine:
             self._run_item(item, progress)
         progress.finish()
@@ -279,44 +276,28 @@ class Simulation:
                        self.timings)
 
 
-class _SharedProgress:
-    """Run-wide progress seen from rank 0, without collectives.
+class _StageProgress:
+    """Run-wide progress of one stage on rank 0's bar.
 
-    Each rank writes its own count of trial moves to a small file in the checkpoint
-    directory (at most every few seconds); rank 0 sums them.  Ranks may own different
-    numbers of items, so a collective here could deadlock; files cannot.
+    Ranks own different numbers of chains, so no collective may run inside the MC loop; the
+    counts travel as non-blocking point-to-point messages (``parallel.ProgressCounter``) and
+    rank 0 adds them up, without any file.
     """
 
-    def __init__(self, sim, label, total, done_before):
-        self.sim, self.mine = sim, 0
-        self.path = sim.ckpt_dir / f"progress_rank{sim.dist.rank}.json"
-        self.last_write = 0.0
+    def __init__(self, dist, label, total, done_before):
+        self.counter = dist.progress_counter()
         self.done_before = done_before
-        self.bar = Progress(f"{label}", total, unit="trials", enabled=sim.dist.is_root,
+        self.bar = Progress(label, total, unit="trials", enabled=dist.is_root,
                             start_done=done_before)
 
     def advance(self, trials):
-        self.mine += trials
-        now = time.monotonic()
-        if now - self.last_write < 2.0:
-            return
-        self.last_write = now
-        write_json_atomic(self.path, {"trials": self.mine})
-        if self.sim.dist.is_root:
-            self.bar.update(self.done_before + self._others() + self.mine)
-
-    def _others(self):
-        total = 0
-        for path in self.sim.ckpt_dir.glob("progress_rank*.json"):
-            if path != self.path:
-                try:
-                    total += json.loads(path.read_text())["trials"]
-                except (OSError, ValueError, KeyError):
-                    pass
-        return total
+        self.counter.add(trials)
+        if self.bar.enabled:
+            self.bar.update(self.done_before + self.counter.total())
 
     def finish(self):
-        self.path.unlink(missing_ok=True)
-        if self.sim.dist.is_root:
+        """Wait (on rank 0, politely) for every rank's final count; close the bar."""
+        self.counter.close(lambda total: self.bar.update(self.done_before + total))
+        if self.bar.enabled:
             self.bar.done = self.bar.total
             self.bar.close()

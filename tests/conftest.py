@@ -106,3 +106,34 @@ def assert_identical_files(a, b):
         x, y = np.asarray(da[name]), np.asarray(db[name])
         assert x.dtype == y.dtype and x.shape == y.shape, name
         assert x.tobytes() == y.tobytes(), f"dataset {name} differs"
+
+
+class ShuffledMapper:
+    """A mapper (``mpi_glass.mapper`` protocol) that evaluates the work items in a scrambled
+    order, as other ranks would, and returns them in index order; ``size`` poses as a rank
+    count (it sets block counts only)."""
+
+    def __init__(self, seed=0, size=1):
+        self.rng, self.size = np.random.default_rng(seed), size
+
+    def map(self, fn, n):
+        out = [None] * n
+        for i in self.rng.permutation(n):
+            out[i] = fn(int(i))
+        return out
+
+
+def assert_on_every_rank(dist, check):
+    """Run ``check()`` on the root, then fail or pass on every rank together.
+
+    An assertion that fails on the root alone would leave the other ranks waiting in the next
+    collective for ever; here the verdict is broadcast first, so every rank asserts it.
+    """
+    problem = None
+    if dist.is_root:
+        try:
+            check()
+        except Exception as exc:  # noqa: BLE001 - any failure must reach every rank
+            problem = f"{type(exc).__name__} on rank 0: {exc}"
+    problem = dist.bcast(problem)
+    assert problem is None, problem

@@ -13,6 +13,7 @@ from sklearn.linear_model import Lasso, LinearRegression, lasso_path
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from conftest import ShuffledMapper
 from mpi_glass import regression as rg
 from mpi_glass.errors import InputError
 
@@ -25,19 +26,6 @@ def correlated_data(C=3, N=400, M=7, seed=1):
     p = X[..., 0] - 0.5 * X[..., 3] + rng.standard_normal((C, N))
     species = rng.integers(0, 3, (C, N))
     return X, p, species
-
-
-class ShuffledMapper:
-    """Evaluates the items in a random order, returns them in index order."""
-
-    def __init__(self, seed=0, size=1):
-        self.rng, self.size = np.random.default_rng(seed), size
-
-    def map(self, fn, n):
-        out = [None] * n
-        for i in self.rng.permutation(n):
-            out[i] = fn(int(i))
-        return out
 
 
 @pytest.mark.parametrize("subset", [[0], [0, 3], [1, 2, 5], list(range(7))])

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import assert_identical_files, cli, start_cli, write_config
+from conftest import assert_identical_files, assert_on_every_rank, cli, start_cli, write_config
 from mpi_glass.config import load_config
 from mpi_glass.errors import InputError
 from mpi_glass.parallel import Distributor, serial
@@ -171,7 +171,8 @@ def test_collective_and_root_gather_paths_equal_serial():
         gathered_path = Simulation(cfg, folder / "gathered", dist).run()
     finally:
         del os.environ["MPI_GLASS_NO_MPIO"]
-    if dist.is_root:
+
+    def check():
         serial_path = Simulation(cfg, folder / "serial", serial()).run()
         assert_identical_files(serial_path, parallel_path)
         assert_identical_files(serial_path, gathered_path)
@@ -180,4 +181,5 @@ def test_collective_and_root_gather_paths_equal_serial():
         if os.environ.get("MPI_GLASS_REQUIRE_MPIO") == "1":
             assert used == "mpio", "CI builds an MPI h5py: the collective path must be used"
         assert used == ("mpio" if h5py.get_config().mpi else "root-gather")
-    dist.barrier()
+
+    assert_on_every_rank(dist, check)

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import ShuffledMapper
 from mpi_glass.config import SelectConfig
 from mpi_glass.errors import InputError
 from mpi_glass.study import METHODS, PROTOCOL_RUNS, run_study
@@ -35,19 +36,6 @@ PARAMS = SelectConfig(d_max=4, random_draws=60, k=1, protocol="honest")
 
 def params(base=PARAMS, **changes):
     return dataclasses.replace(base, **changes)
-
-
-class ShuffledMapper:
-    """Evaluates the items in a random order (a stand-in for any rank layout)."""
-
-    def __init__(self, seed=0, size=1):
-        self.rng, self.size = np.random.default_rng(seed), size
-
-    def map(self, fn, n):
-        out = [None] * n
-        for i in self.rng.permutation(n):
-            out[i] = fn(int(i))
-        return out
 
 
 def comparable(results):
