@@ -161,7 +161,7 @@ def _run_simulate(args, dist):
 
 def _run_select(args, dist):
     from .config import load_config
-    from .select import Selection, config_for_sim
+    from .selection import Selection, config_for_sim
     from .store import default_out_dir
     given = load_config(args.config) if args.config else None
     if args.sim:

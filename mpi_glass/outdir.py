@@ -32,6 +32,8 @@ class FolderLock:
     the file names the holder for the refusal message, and lets a leftover file of a dead
     process on this host be taken over.  Where the filesystem cannot ``flock``, the record
     alone decides: a live pid on this host, or any record from another host, is refused.
+    One exception on any filesystem: a record left by an earlier run of the same requeued
+    SLURM job is stale, since SLURM requeues a job only after its earlier run has ended.
     """
 
     def __init__(self, folder, command):
@@ -64,7 +66,7 @@ class FolderLock:
                     f"{holder.get('host')}, which is no longer running")
         record = dict(host=socket.gethostname(), pid=os.getpid(), command=self.command,
                       started=datetime.datetime.now(datetime.timezone.utc)
-                      .strftime("%Y-%m-%d %H:%M:%S UTC"))
+                      .strftime("%Y-%m-%d %H:%M:%S UTC"), slurm_job=_slurm_incarnation())
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
         os.fsync(fd)
@@ -117,6 +119,8 @@ def _read_record(fd):
 
 def _is_stale(holder, kernel_lock):
     """Whether a record left in the lock file belongs to a process that is gone."""
+    if _earlier_incarnation_of_this_job(holder):
+        return True       # SLURM requeues a job only once its earlier run has ended
     if holder.get("host") != socket.gethostname():
         return False      # cannot see another host's processes: never taken over
     if kernel_lock:
@@ -128,6 +132,22 @@ def _is_stale(holder, kernel_lock):
     except (PermissionError, TypeError, ValueError):
         return False
     return False
+
+
+def _slurm_incarnation():
+    """[job id, restart count] of the SLURM job this process runs in, or None outside SLURM.
+
+    A requeued job keeps its id and raises ``SLURM_RESTART_COUNT``, possibly on another node.
+    """
+    job = os.environ.get("SLURM_JOB_ID")
+    return [job, os.environ.get("SLURM_RESTART_COUNT", "0")] if job else None
+
+
+def _earlier_incarnation_of_this_job(holder):
+    """Whether the lock was left by an earlier run of this same (requeued) SLURM job."""
+    mine, theirs = _slurm_incarnation(), holder.get("slurm_job")
+    return (mine is not None and isinstance(theirs, list) and len(theirs) == 2
+            and theirs[0] == mine[0] and theirs[1] != mine[1])
 
 
 @contextmanager

@@ -40,9 +40,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import lars_path_gram
 
 from .errors import InputError
+from .model import SPECIES_NAMES
 
 #: Particle groups scored separately: every particle, then species codes 0, 1, 2.
-SPECIES = ("S", "M", "L")
+SPECIES = SPECIES_NAMES
 GROUPS = ("all",) + SPECIES
 #: Random-baseline streams are SeedSequence([seed, RANDOM_STREAM, d, draw]).  The tag keeps
 #: them apart from other streams of the same seed: SeedSequence pads short entropy with

@@ -130,6 +130,25 @@ def test_lock_recorded_on_another_host_is_not_taken_over(tmp_path):
         FolderLock(tmp_path, "me").acquire()
 
 
+def test_lock_of_an_earlier_run_of_a_requeued_slurm_job_is_taken_over(tmp_path, monkeypatch):
+    record = dict(host="node17.example", pid=4242, started="before the requeue",
+                  slurm_job=["9001", "0"])
+    (tmp_path / LOCK_NAME).write_text(json.dumps(record))
+    monkeypatch.setenv("SLURM_JOB_ID", "9001")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")        # the same run: still refused
+    with pytest.raises(InputError, match="in use by pid 4242 on node17.example"):
+        FolderLock(tmp_path, "me").acquire()
+    monkeypatch.setenv("SLURM_JOB_ID", "9002")            # another job: refused
+    with pytest.raises(InputError, match="in use by pid 4242 on node17.example"):
+        FolderLock(tmp_path, "me").acquire()
+    monkeypatch.setenv("SLURM_JOB_ID", "9001")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")        # requeued: the earlier run is over
+    lock = FolderLock(tmp_path, "me")
+    assert "taking over the lock of pid 4242 on node17.example" in lock.acquire()
+    assert json.loads((tmp_path / LOCK_NAME).read_text())["slurm_job"] == ["9001", "1"]
+    lock.release()
+
+
 def test_without_flock_the_record_decides(tmp_path, monkeypatch):
     import fcntl
 
