@@ -336,7 +336,7 @@ def _swap_proposal(rng, species):
     return i, j
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)     # not inlined: its loops would crowd the displacement path's registers
 def _swap_trial(pos, ref, species, start, nbr, ends, box, rng, beta, band_cut2, counts):
     """Metropolis trial of exchanging the species of two unlike particles; returns dE
     (units) if accepted, else 0.  The pair i-j itself keeps its energy, so it is left out
