@@ -14,8 +14,8 @@ to the nearest integer (ties to even) in plain IEEE arithmetic, and the integer 
 low bits of the sum.  It vectorises on any x86-64 (AVX2 has no packed double-to-int64
 conversion) and needs no fast-math.  A pair energy is clamped at ``CAP`` = 2^18 eps_LS so
 the scaled value stays below 2^50: V exceeds it only at r < 0.39 sigma_ab, a state of
-Boltzmann weight exp(-2^18 / T), so no physics is lost; energies and their changes read
-0.5 ULP of 2^-32 eps_LS (1.2e-10) per pair off ``model.pair_potential``.
+Boltzmann weight exp(-2^18 / T), so no physics is lost.  Below the cap each pair energy is
+within UNIT / 2 (1.2e-10 eps_LS) of ``model.pair_potential``.
 """
 import numpy as np
 from llvmlite import ir
