@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
+from .schema import read_sim
 
 #: Work for the efficiency benchmark: 4 configurations x 4 replicas of N = 1000, so 1 and 2
 #: ranks get identical shares; long enough (~1e8 trial moves) that start-up is a few percent.
@@ -76,8 +76,7 @@ def simulate_efficiency(rank_counts):
             start = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True, env=os.environ.copy())
             wall = time.perf_counter() - start
-            with h5py.File(out / "sim.h5") as f:
-                timings = json.loads(f.attrs["timings_json"])
+            timings = json.loads(read_sim(out / "sim.h5").attrs["timings_json"])
             chains = timings["equilibrate"] + timings["trajectories"]
             result[f"wall_seconds_{k}"] = wall
             result[f"chain_seconds_{k}"] = chains

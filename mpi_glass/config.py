@@ -234,6 +234,15 @@ def _cross_checks(origin, cfg):
                              f"sweeps, got {cfg.select.time!r}") from None
 
 
+def _check_name(origin, name):
+    """``name`` names the output folder: a plain folder name, never a path out of it."""
+    if (not isinstance(name, str) or name.strip() != name or name in ("", ".", "..")
+            or any(c in name for c in "/\\\0")):
+        raise InputError(f"{origin}: name: must be a plain folder name (no '/', '\\', '..' "
+                         f"or surrounding spaces), got {name!r}")
+    return name
+
+
 def parse_config(text, origin="<config>", name=None):
     """Validate TOML text into a Config; every problem raises a one-line InputError."""
     try:
@@ -247,9 +256,7 @@ def parse_config(text, origin="<config>", name=None):
     seed = data.get("seed", 2024)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise InputError(f"{origin}: seed: expected a non-negative integer, got {seed!r}")
-    cfg_name = data.get("name", name or Path(origin).stem)
-    if not isinstance(cfg_name, str) or not cfg_name or "/" in cfg_name:
-        raise InputError(f"{origin}: name: expected a plain non-empty string, got {cfg_name!r}")
+    cfg_name = _check_name(origin, data.get("name", name or Path(origin).stem))
     sections = {s: _build_section(origin, s, cls, data.get(s, {})) for s, cls in _SECTIONS.items()}
     cfg = Config(name=cfg_name, seed=seed, source=text, **sections)
     _cross_checks(origin, cfg)
@@ -259,7 +266,7 @@ def parse_config(text, origin="<config>", name=None):
 def preset_text(name):
     """The TOML text of a packaged preset (laptop, paper, ci)."""
     if name not in PRESET_NAMES:
-        raise InputError(f"unknown preset '{name}' (choose from {', '.join(PRESET_NAMES)})")
+        raise InputError(f"unknown preset '{name}' ({_preset_hint(name)})")
     return resources.files("mpi_glass").joinpath("presets", f"{name}.toml").read_text()
 
 
@@ -272,17 +279,30 @@ def load_config(path=None):
         name = DEFAULT_PRESET if path is None else str(path)
         return parse_config(preset_text(name), origin=f"preset {name}", name=name)
     path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such config file, and not a preset name "
+                         f"({_preset_hint(str(path))})")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a TOML text file (byte {exc.start} is not UTF-8); "
+                         f"pass a TOML config or a preset name") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read config ({exc.strerror})") from None
     return parse_config(text, origin=str(path))
 
 
+def _preset_hint(wanted):
+    close = difflib.get_close_matches(wanted, PRESET_NAMES, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"{hint}presets: {', '.join(PRESET_NAMES)}"
+
+
 def config_table_markdown():
     """The README's table of every key, its default and meaning."""
     rows = ["| key | default | meaning |", "| --- | --- | --- |",
-            "| `name` | file stem | run name, names the output folder |",
+            "| `name` | file stem | run name, names the output folder (a plain folder name: "
+            "no `/`, `\\`, `..`) |",
             "| `seed` | 2024 | root of every random stream |"]
     for section, cls in _SECTIONS.items():
         for f in dataclasses.fields(cls):

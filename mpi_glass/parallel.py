@@ -11,20 +11,68 @@ them; ``map`` returns results in index order, so any rank count gives the same a
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 import h5py
 import numpy as np
 
+from .errors import InputError
+
+#: Variables a launcher (mpiexec/mpirun of MPICH or Open MPI, srun with PMI-2 or PMIx) sets
+#: in each process it starts: sizes of the job, and ranks within it.  SLURM's own SLURM_*
+#: variables are not used: a batch script's single process carries them too.
+LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS",
+                      "OMPI_COMM_WORLD_LOCAL_SIZE")
+LAUNCHER_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MPI_LOCALRANKID")
+
+
+def launcher_processes(environ=None):
+    """How many processes a launcher started this one among (1 when not launched as several).
+
+    A size variable above 1, or a rank variable above 0, means we are one of several.
+    """
+    environ = os.environ if environ is None else environ
+    size = 1
+    for name in LAUNCHER_SIZE_VARS:
+        size = max(size, _int_var(environ, name, 1))
+    for name in LAUNCHER_RANK_VARS:
+        size = max(size, _int_var(environ, name, 0) + 1)
+    return size
+
+
+def _int_var(environ, name, default):
+    try:
+        return int(environ.get(name, default))
+    except ValueError:
+        return default
+
 
 def _world_communicator():
-    """MPI.COMM_WORLD, or None when mpi4py is absent or disabled (MPI_GLASS_SERIAL=1)."""
+    """MPI.COMM_WORLD, or None when mpi4py is absent or disabled (MPI_GLASS_SERIAL=1).
+
+    A process started by a launcher as one of several must not fall back to serial mode:
+    every copy would believe it is rank 0 of 1 and they would race on the same files.
+    """
+    launched = launcher_processes()
     if os.environ.get("MPI_GLASS_SERIAL") == "1":
+        if launched > 1:
+            raise InputError(f"started by a launcher as one of {launched} processes, but "
+                             f"MPI_GLASS_SERIAL=1 disables MPI: unset it, or run without "
+                             f"mpiexec/srun")
         return None
     try:
         from mpi4py import MPI
     except ImportError:
+        if launched > 1:
+            raise InputError(f"started by a launcher as one of {launched} processes, but "
+                             f"mpi4py is not installed: pip install -e '.[laptop]' (or the "
+                             f"'mpi' extra on a cluster), or run without mpiexec/srun") from None
         return None
+    if MPI.COMM_WORLD.Get_size() == 1 and launched > 1:
+        raise InputError(f"started by a launcher as one of {launched} processes, but MPI "
+                         f"sees one: mpi4py was built for another MPI than this mpiexec; use "
+                         f"the mpiexec that matches mpi4py (e.g. .venv/bin/mpiexec)")
     return MPI.COMM_WORLD
 
 
@@ -101,6 +149,28 @@ class Distributor:
         elif self.is_root:
             return self.comm.recv(source=owner, tag=17)
         return None
+
+    def root_decides(self, decide):
+        """Run ``decide()`` on the root only and give its result to every rank.
+
+        An InputError raised there is raised on every rank, so all of them stop together
+        (nobody is left waiting in a collective).
+        """
+        outcome = None
+        if self.is_root:
+            try:
+                outcome = ("ok", decide())
+            except InputError as exc:
+                outcome = ("error", str(exc))
+        kind, value = self.bcast(outcome)
+        if kind == "error":
+            raise InputError(value)
+        return value
+
+    def ranks_on_this_host(self):
+        """How many ranks of this job run on this rank's host (they share its memory)."""
+        host = socket.gethostname()
+        return sum(1 for other in self.allgather(host) if other == host)
 
     def any(self, flag):
         """True on every rank if any rank passed True."""

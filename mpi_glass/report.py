@@ -10,7 +10,7 @@ Files written into ``out_dir``:
   ``analysis/redraw_figures.py`` calls, so a redraw reproduces the report's figures exactly.
 * ``report.md`` - rendered from the same dict as report.json, so their numbers agree.
 
-``sim_summary`` keys (``summary_from_simulation`` builds it from ``select.load_simulation``):
+``sim_summary`` keys (``summary_from_simulation`` builds it from a ``schema.SimData``):
 
 ==================  ===========  ===============================================================
 key                 shape        meaning
@@ -120,31 +120,30 @@ def draw_figures(report_dir, only=None, out_dir=None, fmt="png"):
 
 def summary_from_simulation(data, features, names, results, picked, configuration=0,
                             feature="theta_l2.0", temperature=None):
-    """``sim_summary`` from ``select.load_simulation``'s dict, the raw features (C, N, M),
+    """``sim_summary`` from sim.h5's ``schema.SimData``, the raw features (C, N, M),
     their names, the study's results and the chosen time indices ({"main": index, ...}).
-    The temperature comes from the argument, else ``data["temperature"]`` if present.
+    The temperature comes from the argument, else from the file.
 
     If ``feature`` is not in the pool, the feature with the largest mean |rho(X, p)| is
     mapped instead.
     """
     c, main = int(configuration), picked["main"]
-    temperature = data.get("temperature") if temperature is None else temperature
+    temperature = data.temperature if temperature is None else temperature
     names = list(names)
     if feature not in names:
         table = results["single_feature"]
         feature = max(names, key=lambda name: abs(table[name]["pearson"]))
-    summary = {"times": data["times"], "fs_cr": data["fs_cr"], "tau_alpha": data["tau_alpha"],
+    summary = {"times": data.times, "fs_cr": data.fs_cr, "tau_alpha": data.tau_alpha,
                "temperature": np.nan if temperature is None else temperature,
-               "configuration": c, "positions": data["positions"][c],
-               "species": data["species"][c], "box": data["box"],
-               "p": data["p"][c, main], "q": data["q"][c, main],
+               "configuration": c, "positions": data.positions[c],
+               "species": data.species[c], "box": data.box,
+               "p": data.p[c, main], "q": data.q[c, main],
                "feature": features[c, :, names.index(feature)], "feature_name": feature}
     if results.get("predictions") is not None:
         summary["p_hat"] = results["predictions"]["p_hat"][c]
-    scan = data.get("scan")
-    if scan:
-        summary.update(scan_temperatures=scan["temperatures"], scan_times=scan["times"],
-                       scan_fs_cr=scan["fs_cr"], scan_tau_alpha=scan["tau_alpha"])
+    if data.has_scan:
+        summary.update(scan_temperatures=data.scan_temperatures, scan_times=data.scan_times,
+                       scan_fs_cr=data.scan_fs_cr, scan_tau_alpha=data.scan_tau_alpha)
     return summary
 
 

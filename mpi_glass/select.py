@@ -8,6 +8,7 @@ report.json and figures/.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -17,23 +18,50 @@ import numpy as np
 from . import descriptors, dynamics
 from .errors import InputError
 from .progress import log
-from .store import (check_writable_dir, file_sha256, open_input, publish, tmp_name,
-                    write_provenance)
+from .schema import SelectData, open_file, provenance_attrs, read_sim, write_select
+from .outdir import commit_staged, folder_lock, recover_staged, staging_dir
+from .store import check_writable_dir, file_sha256, first_difference
 
-SIM_DATASETS = ("configurations/positions", "configurations/species", "dynamics/times",
-                "dynamics/fs_cr", "propensity/p", "propensity/q")
+#: What one select run owns in its output folder; a run replaces the whole set together.
+OUTPUTS = ("select.h5", "report.md", "report.json", "figures")
 
 
 def load_simulation(path):
-    """The arrays select needs from sim.h5, validated (one-line errors for bad files)."""
-    with open_input(path, "sim", SIM_DATASETS) as f:
-        data = {name.split("/")[-1]: f[name][()] for name in SIM_DATASETS}
-        data["box"] = float(f.attrs["box"][0])
-        data["tau_alpha"] = float(f["dynamics/fs_cr"].attrs["tau_alpha"])
-        data["scan"] = ({k: f["relaxation_scan"][k][()] for k in f["relaxation_scan"]}
-                        if "relaxation_scan" in f else None)
-    data["times"] = data["times"].astype(np.int64)
-    return data
+    """sim.h5 without the displacements, as a ``schema.SimData`` (one-line errors for bad
+    files)."""
+    return read_sim(path)
+
+
+def config_for_sim(sim_path, given=None):
+    """The config select runs with: ``given`` if its physics matches the sim file's, else
+    (``given`` None) the config stored in the sim file.  A mismatch is an InputError naming
+    the first differing key, so select.h5 and the report never describe other data.
+    """
+    from .config import parse_config
+    with open_file(sim_path, "sim") as f:
+        stored_toml = str(f.attrs.get("config_toml", ""))
+        stored_name = str(f.attrs.get("config_name", "sim"))
+        try:
+            physics = json.loads(f.attrs["physics_json"])
+        except (KeyError, ValueError):
+            raise InputError(f"{sim_path}: no physics_json attribute (written by an older or "
+                             f"foreign program); rerun 'mpi_glass simulate'") from None
+    if given is None:
+        return parse_config(stored_toml, origin=f"{sim_path} (its stored config)",
+                            name=stored_name)
+    diff = first_difference(physics, given.physics_dict())
+    if diff is not None:
+        raise InputError(f"{sim_path}: made with another config than --config '{given.name}' "
+                         f"({diff}: {_lookup(physics, diff)!r} in the file, "
+                         f"{_lookup(given.physics_dict(), diff)!r} in the config); pass the "
+                         f"config it was made with, or leave out --config to use the file's")
+    return given
+
+
+def _lookup(nested, dotted):
+    for key in dotted.split("."):
+        nested = nested.get(key) if isinstance(nested, dict) else None
+    return nested
 
 
 def time_index(times, wanted, what):
@@ -69,34 +97,61 @@ class Selection:
         self.timings = {}
 
     def run(self):
-        data = load_simulation(self.sim_path)
-        if self.dist.is_root:
-            check_writable_dir(self.out_dir)
-            if self.path.exists() and not self.force:
-                raise InputError(f"{self.path}: exists; use --force to overwrite")
-        self.dist.barrier()
-        values, names = self._features(data)
-        check_features(values, names)
-        if self.features_only:
-            self._write(data, values, names, results=None)
-            return self.path
-        start = time.perf_counter()
-        results, summary = self._study(data, values, names)
-        self.timings["study"] = time.perf_counter() - start
-        self._write(data, values, names, results)
-        if self.dist.is_root:
-            self._report(data, values, names, results, summary)
-        self.dist.barrier()
+        """Compute, then replace the folder's select outputs as one set (root writes).
+
+        The folder is locked for the run; the new outputs are written into a staging folder
+        and swapped in only when all are complete, so a kill leaves the old set in place.
+        """
+        from .memory import refuse_if_too_big, select_parts
+        refuse_if_too_big(self.dist, "select", select_parts(self.cfg, self.dist.size))
+        self.dist.root_decides(lambda: check_writable_dir(self.out_dir))
+        with folder_lock(self.out_dir, self.dist, "mpi_glass select"):
+            self.dist.root_decides(self._check_outputs)
+            data = load_simulation(self.sim_path)
+            values, names = self._features(data)
+            check_features(values, names)
+            results = summary = None
+            if not self.features_only:
+                start = time.perf_counter()
+                results, summary = self._study(data, values, names)
+                self.timings["study"] = time.perf_counter() - start
+            if self.dist.is_root:
+                self._write_outputs(data, values, names, results, summary)
+            self.dist.barrier()
         return self.path
+
+    def _check_outputs(self):
+        """Refuse to replace finished outputs without --force (root); a features-only
+        select.h5 is completed by a full run without it."""
+        if recover_staged(self.out_dir, "select"):
+            log(f"finished replacing the outputs in {self.out_dir} that an interrupted run "
+                f"had left half swapped")
+        if not self.path.exists() or self.force:
+            return
+        if not self.features_only and _is_features_only(self.path):
+            log(f"{self.path} holds features only: completing it with the selections")
+            return
+        raise InputError(f"{self.path}: exists; use --force to replace it (and report.md, "
+                         f"report.json, figures/)")
+
+    def _write_outputs(self, data, values, names, results, summary):
+        stage = staging_dir(self.out_dir, "select")
+        stage.mkdir()
+        self._write(stage / self.path.name, values, names, results)
+        if results is not None:
+            self._report(stage, data, values, names, results, summary)
+        commit_staged(self.out_dir, "select", OUTPUTS)
+        log(f"wrote {self.path}" + ("" if results is None else
+                                    f", {self.out_dir / 'report.md'}, report.json, figures/"))
 
     # -- features ---------------------------------------------------------------------
     def _features(self, data):
         start = time.perf_counter()
-        positions, species = data["positions"], data["species"]
+        positions, species = data.positions, data.species
         C = len(positions)
         lengths = self.cfg.select.lengths
         log(f"features: {C} configurations x {6 * len(lengths)} features", self.dist.is_root)
-        mine = {c: descriptors.compute_features(positions[c], species[c], data["box"],
+        mine = {c: descriptors.compute_features(positions[c], species[c], data.box,
                                                 lengths=lengths)[0]
                 for c in self.dist.my_items([1.0] * C)}
         gathered = {}
@@ -107,8 +162,8 @@ class Selection:
 
     # -- the study ----------------------------------------------------------------------
     def _propensity_times(self, data):
-        sel, times = self.cfg.select, data["times"]
-        wanted = data["tau_alpha"] if sel.time == "tau_alpha" else float(sel.time)
+        sel, times = self.cfg.select, data.times
+        wanted = data.tau_alpha if sel.time == "tau_alpha" else float(sel.time)
         main = time_index(times, wanted, "select.time")
         picked = {"main": main}
         if sel.second_time > 0:
@@ -118,13 +173,13 @@ class Selection:
     def _study(self, data, values, names):
         from .study import run_study
         picked = self._propensity_times(data)
-        p_by_time = {label: data["p"][:, k, :] for label, k in picked.items()}
+        p_by_time = {label: data.p[:, k, :] for label, k in picked.items()}
         main = picked["main"]
-        results = run_study(values, names, p_by_time, data["q"][:, main, :], data["species"],
+        results = run_study(values, names, p_by_time, data.q[:, main, :], data.species,
                             self.cfg.select, mapper=self.dist, log=self._log,
                             seed=self.cfg.seed)
-        results["tau_alpha"] = data["tau_alpha"]
-        results["propensity_time"] = {label: int(data["times"][k]) for label, k in picked.items()}
+        results["tau_alpha"] = data.tau_alpha
+        results["propensity_time"] = {label: int(data.times[k]) for label, k in picked.items()}
         results["timings"] = dict(results.get("timings", {}), **self.timings)
         return results, picked
 
@@ -132,40 +187,28 @@ class Selection:
         log(message, self.dist.is_root)
 
     # -- outputs --------------------------------------------------------------------------
-    def _write(self, data, values, names, results):
-        if not self.dist.is_root:
-            return
-        tmp = tmp_name(self.path)
-        with h5py.File(tmp, "w") as f:
-            write_provenance(f, self.cfg, "select", extra={
-                "sim_file": str(self.sim_path), "sim_sha256": file_sha256(self.sim_path)})
-            g = f.create_group("features")
-            g["values"] = values
-            g["values"].attrs["description"] = "raw (not standardised) features, (C, N, M)"
-            g["names"] = np.array(names, dtype=h5py.string_dtype())
-            if results is not None:
-                _write_selections(f, results)
-        publish(tmp, self.path)
-        log(f"wrote {self.path}")
+    def _write(self, path, values, names, results):
+        attrs = provenance_attrs(self.cfg, "select", extra={
+            "sim_file": str(self.sim_path), "sim_sha256": file_sha256(self.sim_path),
+            "features_only": results is None})
+        with h5py.File(path, "w") as f:
+            write_select(f, SelectData.from_results(values, names, results, attrs))
 
-    def _report(self, data, values, names, results, picked):
+    def _report(self, folder, data, values, names, results, picked):
         from .report import write_report
         summary = _sim_summary(data, values, names, results, picked)
         provenance = {"sim_file": str(self.sim_path), "sim_sha256": file_sha256(self.sim_path),
                       "config_toml": self.cfg.source, "ranks": self.dist.size}
-        write_report(self.out_dir, results, summary, provenance)
-        log(f"wrote {self.out_dir / 'report.md'}, report.json and figures/")
+        write_report(folder, results, summary, provenance)
 
 
-def _write_selections(f, results):
-    """Selected names and Delta curves per configuration, for tools that read select.h5."""
-    for method in ("supervised", "unsupervised"):
-        g = f.create_group(method)
-        for c, entry in enumerate(results[method]):
-            h = g.create_group(f"configuration_{c}")
-            h["names"] = np.array(entry["names"], dtype=h5py.string_dtype())
-            h["delta_forward"] = np.asarray(entry["delta_forward"])
-            h["delta_backward"] = np.asarray(entry["delta_backward"])
+def _is_features_only(path):
+    """Whether an existing select.h5 was written by ``select --features-only``."""
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("features_only", False))
+    except OSError:
+        return False
 
 
 def _sim_summary(data, values, names, results, picked):

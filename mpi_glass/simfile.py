@@ -16,29 +16,30 @@ import h5py
 import numpy as np
 
 from . import dynamics
-from .store import load_npz, publish, tmp_name, write_provenance
+from .schema import (EQUILIBRATE, SIM_FIELDS, TRAJECTORY, ChainState, SimData,
+                     checkpoint_name, provenance_attrs, write_sim)
+from .store import publish, tmp_name
 
-TRAJECTORY_STAGE = 1
 
-
-def _owner_of_configurations(sim, ensemble):
+def _owner_of_configurations(dist, ensemble):
     costs = [ensemble.replicas] * ensemble.configurations
-    return sim.dist.assign(costs)
+    return dist.assign(costs)
 
 
-def _load_configuration(sim, ensemble, c):
+def _load_configuration(ckpt_dir, ensemble, c):
     """Equilibrated configuration c of an ensemble and its R trajectories' displacements."""
-    eq = load_npz(sim.ckpt_dir / f"eq_e{ensemble.index}_c{c}.npz")
-    disp = np.stack([load_npz(sim.ckpt_dir / f"tr_e{ensemble.index}_c{c}_r{r}.npz")["records"]
-                     for r in range(ensemble.replicas)])
-    return eq, disp
+    def chain(stage, r=-1):
+        return ChainState.load(ckpt_dir / checkpoint_name(stage, ensemble.index, c, r))
+
+    disp = np.stack([chain(TRAJECTORY, r).records for r in range(ensemble.replicas)])
+    return chain(EQUILIBRATE), disp
 
 
-def _summarise_configuration(sim, ensemble, c):
-    eq, disp = _load_configuration(sim, ensemble, c)
-    p, q, fs = dynamics.propensities(disp, eq["positions"], eq["species"], sim.box)
-    counts = eq["mc_counts"]
-    return dict(positions=eq["positions"], species=eq["species"], energy=eq["energy"], p=p, q=q, fs=fs,
+def _summarise_configuration(ckpt_dir, ensemble, c, box):
+    eq, disp = _load_configuration(ckpt_dir, ensemble, c)
+    p, q, fs = dynamics.propensities(disp, eq.positions, eq.species, box)
+    counts = eq.mc_counts
+    return dict(positions=eq.positions, species=eq.species, energy=eq.energy, p=p, q=q, fs=fs,
                 swap_acceptance=counts[2] / max(counts[3], 1)), disp
 
 
@@ -63,53 +64,55 @@ def stationarity(series):
     return float(drift), error, bool(abs(drift) < 3.0 * error or drift == 0.0)
 
 
-def write_sim_file(sim):
-    dist = sim.dist
+def write_sim_file(path, cfg, ensembles, ckpt_dir, dist, timings):
+    """Assemble sim.h5 at ``path`` from the finished chains' checkpoints (every rank calls).
+
+    ``ensembles``: the main ensemble then the relaxation-scan ones (``simulate.Ensemble``);
+    ``timings`` (dict of seconds) is completed with the observables and writing stages.
+    """
     t0 = time.perf_counter()
-    main = sim.ensembles[0]
-    owner = _owner_of_configurations(sim, main)
+    main = ensembles[0]
+    owner = _owner_of_configurations(dist, main)
     mine, my_disp = {}, {}
     for c in np.flatnonzero(owner == dist.rank):
-        mine[int(c)], my_disp[int(c)] = _summarise_configuration(sim, main, int(c))
+        mine[int(c)], my_disp[int(c)] = _summarise_configuration(ckpt_dir, main, int(c),
+                                                                 cfg.box)
     summaries = {}
     for part in dist.allgather(mine):
         summaries.update(part)
-    scan = _scan_results(sim)
-    sim.timings["observables"] = time.perf_counter() - t0
+    scan = _scan_results(ckpt_dir, ensembles[1:], dist, cfg.box)
+    timings["observables"] = time.perf_counter() - t0
 
     start = time.perf_counter()
-    tmp = tmp_name(sim.path)
+    tmp = tmp_name(path)
     collective = dist.collective_io_available()
+    data = _sim_data(cfg, main, summaries, scan, attrs=provenance_attrs(cfg, "sim", extra={
+        "io_path": "mpio" if collective else "root-gather", "ranks": dist.size}))
     if collective:
         f = dist.open_h5(tmp, "w")
     elif dist.is_root:
         f = h5py.File(tmp, "w")
     else:
         f = None
+    shape = (main.configurations, main.replicas, len(main.times), cfg.system.n, 2)
     if f is not None:
-        _write_layout(f, sim, main, summaries, scan, "mpio" if collective else "root-gather")
-    _write_displacements(sim, f, main, owner, my_disp, collective)
+        write_sim(f, data, displacement_shape=shape)
+    _write_displacements(f, dist, main, owner, my_disp, collective)
     if f is not None:
         f.close()
     dist.barrier()
-    sim.timings["write"] = time.perf_counter() - start
+    timings["write"] = time.perf_counter() - start
     if dist.is_root:
         with h5py.File(tmp, "r+") as f:    # the timings are only known now
-            f.attrs["timings_json"] = json.dumps(
-                {k: round(v, 3) for k, v in sim.timings.items()})
-        publish(tmp, sim.path)
+            f.attrs["timings_json"] = json.dumps({k: round(v, 3) for k, v in timings.items()})
+        publish(tmp, path)
     dist.barrier()
-    _log_summary(sim, summaries)
+    _log_summary(path, data, timings, dist)
 
 
-def _write_displacements(sim, f, main, owner, my_disp, collective):
+def _write_displacements(f, dist, main, owner, my_disp, collective):
     """The big dataset: each owner writes its slice, or sends it to the root."""
-    shape = (main.configurations, main.replicas, len(main.times), sim.n, 2)
-    if f is not None:
-        dset = f.create_dataset("dynamics/displacements", shape=shape, dtype=np.float32)
-        dset.attrs["units"] = "sigma_LS"
-        dset.attrs["description"] = "raw unwrapped displacements r_i(t) - r_i(0) per replica"
-    dist = sim.dist
+    dset = f[SIM_FIELDS["displacements"].path] if f is not None else None
     for c in range(main.configurations):
         if collective:
             if c in my_disp:
@@ -120,87 +123,58 @@ def _write_displacements(sim, f, main, owner, my_disp, collective):
                 dset[c] = block
 
 
-def _scan_results(sim):
+def _scan_results(ckpt_dir, scan_ensembles, dist, box):
     """F_s^CR(t) of each scan temperature (ensembles 1..), configurations split over ranks."""
-    results = {}
-    for ens in sim.ensembles[1:]:
-        owner = _owner_of_configurations(sim, ens)
+    results = []
+    for ens in scan_ensembles:
+        owner = _owner_of_configurations(dist, ens)
         mine = {}
-        for c in np.flatnonzero(owner == sim.dist.rank):
-            eq, disp = _load_configuration(sim, ens, int(c))
-            mine[int(c)] = dynamics.propensities(disp, eq["positions"], eq["species"],
-                                                 sim.box)[2]
+        for c in np.flatnonzero(owner == dist.rank):
+            eq, disp = _load_configuration(ckpt_dir, ens, int(c))
+            mine[int(c)] = dynamics.propensities(disp, eq.positions, eq.species, box)[2]
         fs = {}
-        for part in sim.dist.allgather(mine):
+        for part in dist.allgather(mine):
             fs.update(part)
-        results[ens.index] = np.array([fs[c] for c in range(ens.configurations)])
+        results.append((ens, np.array([fs[c] for c in range(ens.configurations)])))
     return results
 
 
-def _write_layout(f, sim, main, summaries, scan, io_path):
-    cfg = sim.cfg
+def _sim_data(cfg, main, summaries, scan, attrs):
+    """Everything of sim.h5 but the displacements, identical on every rank."""
     C = main.configurations
-    write_provenance(f, cfg, "sim", extra={
-        "io_path": io_path, "ranks": sim.dist.size})
     stack = lambda key: np.stack([summaries[c][key] for c in range(C)])  # noqa: E731
-
-    conf = f.create_group("configurations")
-    conf["positions"] = stack("positions")
-    conf["positions"].attrs["units"] = "sigma_LS"
-    conf["species"] = stack("species").astype(np.int8)
-    conf["species"].attrs["labels"] = "0 S, 1 M, 2 L"
-    conf["energy_series"] = stack("energy")
-    conf["energy_series"].attrs["units"] = "epsilon_LS per particle"
+    energy = stack("energy")
     every = cfg.equilibration.sample_every
-    conf["energy_times"] = np.arange(1, conf["energy_series"].shape[1] + 1, dtype=np.int64) * every
     checks = np.array([stationarity(summaries[c]["energy"]) for c in range(C)])
-    conf["stationarity_drift"] = checks[:, 0]
-    conf["stationarity_error"] = checks[:, 1]
-    conf["stationarity_passed"] = checks[:, 2].astype(bool)
-    conf["swap_acceptance"] = np.array([summaries[c]["swap_acceptance"] for c in range(C)])
-
-    dyn = f.create_group("dynamics")
-    dyn["times"] = main.times.astype(np.int64)
-    dyn["times"].attrs["units"] = "MC sweeps"
     fs = stack("fs")
-    dyn["fs_cr"] = fs
-    dyn["fs_cr"].attrs["k"] = 6.3
-    dyn["fs_cr"].attrs["tau_alpha"] = dynamics.tau_alpha(main.times, fs.mean(axis=0))
-    dyn["fs_cr"].attrs["description"] = "cage-relative F_s(k, t), averaged over replicas"
-    dyn["tau_alpha_per_configuration"] = np.array(
-        [dynamics.tau_alpha(main.times, fs[c]) for c in range(C)])
-
-    prop = f.create_group("propensity")
-    prop["p"] = stack("p")
-    prop["p"].attrs["units"] = "sigma_LS"
-    prop["p"].attrs["description"] = "iso-configurational mean |cage-relative displacement|"
-    prop["q"] = stack("q")
-    prop["q"].attrs["description"] = "iso-configurational mean bond survival n_i(t)/n_i(0)"
+    data = SimData(
+        positions=stack("positions"), species=stack("species").astype(np.int8),
+        energy_times=np.arange(1, energy.shape[1] + 1, dtype=np.int64) * every,
+        energy_series=energy, stationarity_drift=checks[:, 0],
+        stationarity_error=checks[:, 1], stationarity_passed=checks[:, 2].astype(bool),
+        swap_acceptance=np.array([summaries[c]["swap_acceptance"] for c in range(C)]),
+        times=main.times.astype(np.int64), fs_cr=fs,
+        tau_alpha=dynamics.tau_alpha(main.times, fs.mean(axis=0)),
+        tau_alpha_per_configuration=np.array([dynamics.tau_alpha(main.times, fs[c])
+                                              for c in range(C)]),
+        p=stack("p"), q=stack("q"), attrs=attrs)
     if scan:
-        _write_scan(f, sim, scan)
+        data.scan_temperatures = np.array([e.temperature for e, _ in scan])
+        data.scan_times = scan[0][0].times.astype(np.int64)
+        data.scan_fs_cr = np.stack([fs for _, fs in scan])
+        data.scan_tau_alpha = np.array([dynamics.tau_alpha(e.times, fs.mean(axis=0))
+                                        for e, fs in scan])
+    return data
 
 
-def _write_scan(f, sim, scan):
-    ens = sim.ensembles[1:]
-    g = f.create_group("relaxation_scan")
-    g["temperatures"] = np.array([e.temperature for e in ens])
-    g["times"] = ens[0].times.astype(np.int64)
-    g["fs_cr"] = np.stack([scan[e.index] for e in ens])
-    g["tau_alpha"] = np.array([dynamics.tau_alpha(e.times, scan[e.index].mean(axis=0))
-                               for e in ens])
-    g["tau_alpha"].attrs["units"] = "MC sweeps"
-
-
-def _log_summary(sim, summaries):
-    if not sim.dist.is_root:
+def _log_summary(path, data, timings, dist):
+    if not dist.is_root:
         return
     from .progress import log
-    main = sim.ensembles[0]
-    fs = np.stack([summaries[c]["fs"] for c in range(main.configurations)])
-    tau = dynamics.tau_alpha(main.times, fs.mean(axis=0))
-    for c in range(main.configurations):
-        drift, err, ok = stationarity(summaries[c]["energy"])
-        log(f"configuration {c}: stationarity {'passed' if ok else 'FAILED'} "
+    for c in range(len(data.positions)):
+        drift, err = data.stationarity_drift[c], data.stationarity_error[c]
+        log(f"configuration {c}: stationarity "
+            f"{'passed' if data.stationarity_passed[c] else 'FAILED'} "
             f"(drift of <U>/N {drift:+.2e} vs error {err:.1e})")
-    log(f"tau_alpha = {tau:.4g} sweeps (F_s^CR = 1/e); wrote {sim.path}")
-    log("timings (s): " + json.dumps({k: round(v, 2) for k, v in sim.timings.items()}))
+    log(f"tau_alpha = {data.tau_alpha:.4g} sweeps (F_s^CR = 1/e); wrote {path}")
+    log("timings (s): " + json.dumps({k: round(v, 2) for k, v in timings.items()}))

@@ -26,21 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from . import dynamics, mc
-from .errors import InputError
+from .errors import InputError, Interrupted
 from .model import species_array
 from .progress import Progress, log
-from .store import (check_writable_dir, first_difference, load_npz, read_physics,
-                    save_npz_atomic, write_json_atomic)
+from .schema import EQUILIBRATE, TRAJECTORY, ChainState, checkpoint_name
+from .outdir import folder_lock
+from .store import (check_writable_dir, first_difference, read_json, read_physics,
+                    write_json_atomic)
 
-EQUILIBRATE, TRAJECTORY = 0, 1
 #: Sweeps per call into the MC kernel are capped so signals and progress are seen every
 #: ~CHUNK_TRIALS trial moves (a few seconds); results do not depend on the chunking.
 CHUNK_TRIALS = 20_000_000
-EXIT_INTERRUPTED = 75   # EX_TEMPFAIL: checkpointed on a signal, rerun to resume
-
-
-class Interrupted(Exception):
-    """A signal asked us to stop; every active chain has been checkpointed."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +57,8 @@ class Item:
     sweeps: int
 
     @property
-    def key(self):
-        if self.stage == EQUILIBRATE:
-            return f"eq_e{self.ensemble}_c{self.c}"
-        return f"tr_e{self.ensemble}_c{self.c}_r{self.r}"
+    def file_name(self):
+        return checkpoint_name(self.stage, self.ensemble, self.c, self.r)
 
     def seed_sequence(self, seed):
         return np.random.SeedSequence([seed, self.stage, self.ensemble, self.c, max(self.r, 0)])
@@ -120,10 +114,21 @@ class Simulation:
 
     # -- orchestration --------------------------------------------------------------
     def run(self):
-        """Run (or resume) to a finished sim.h5; returns its path."""
-        if self._finished_already():
-            return self.path
-        self._prepare_checkpoint_dir()
+        """Run (or resume) to a finished sim.h5; returns its path.
+
+        The output folder is locked for the whole run.  A finished sim.h5 being replaced
+        (--force) stays in place until the new one is complete and renamed over it.
+        """
+        from .memory import refuse_if_too_big, simulate_parts
+        refuse_if_too_big(self.dist, "simulate", simulate_parts(self.cfg, self.dist.size))
+        self.dist.root_decides(lambda: check_writable_dir(self.out_dir))
+        with folder_lock(self.out_dir, self.dist, "mpi_glass simulate"):
+            if self.dist.root_decides(self._finished_already):
+                return self.path
+            self.dist.root_decides(self._prepare_checkpoint_dir)
+            return self._run_locked()
+
+    def _run_locked(self):
         self.stop.install()
         for stage, name in ((EQUILIBRATE, "equilibrate"), (TRAJECTORY, "trajectories")):
             start = time.perf_counter()
@@ -140,37 +145,38 @@ class Simulation:
         """A finished file with the same physics is not redone; a different one needs --force."""
         exists = self.path.exists()
         if exists and not self.force:
-            diff = first_difference(read_physics(self.path) or {}, self.cfg.physics_dict())
+            physics = read_physics(self.path)
+            if physics is None:
+                raise InputError(f"{self.path}: exists but is not a readable mpi_glass sim "
+                                 f"file (truncated or foreign); move it away, or use --force "
+                                 f"to overwrite it")
+            diff = first_difference(physics, self.cfg.physics_dict())
             if diff is None:
-                log(f"{self.path} is complete for this config; nothing to do", self.dist.is_root)
+                log(f"{self.path} is complete for this config; nothing to do")
                 return True
             raise InputError(f"{self.path}: exists and was made with a different config "
                              f"({diff} differs); use --force to overwrite")
         return False
 
     def _prepare_checkpoint_dir(self):
-        """Create, reuse or (with --force) reset the per-item checkpoint directory."""
-        if self.dist.is_root:
-            check_writable_dir(self.out_dir)
-            if self.force:
-                shutil.rmtree(self.ckpt_dir, ignore_errors=True)
-                self.path.unlink(missing_ok=True)
-            self.ckpt_dir.mkdir(exist_ok=True)
-            manifest = self.ckpt_dir / "run.json"
-            physics = self.cfg.physics_dict()
-            if manifest.exists():
-                old = json.loads(manifest.read_text())
-                diff = first_difference(old, physics)
-                if diff is not None:
-                    raise InputError(f"{self.ckpt_dir}: checkpoint was made with a different "
-                                     f"config ({diff} differs); rerun with that config or use "
-                                     f"--force to start over")
-                log(f"resuming from checkpoints in {self.ckpt_dir}")
-            else:
-                write_json_atomic(manifest, physics)
-            for stale in self.ckpt_dir.glob("progress_rank*.json"):
-                stale.unlink()
-        self.dist.barrier()
+        """Create, reuse or (with --force) reset the per-item checkpoint directory (root)."""
+        if self.force:     # the finished file stays until the new one replaces it
+            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        self.ckpt_dir.mkdir(exist_ok=True)
+        manifest = self.ckpt_dir / "run.json"
+        physics = self.cfg.physics_dict()
+        if manifest.exists():
+            old = read_json(manifest, "checkpoint manifest", "use --force to start over")
+            diff = first_difference(old, physics)
+            if diff is not None:
+                raise InputError(f"{self.ckpt_dir}: checkpoint was made with a different "
+                                 f"config ({diff} differs); rerun with that config or use "
+                                 f"--force to start over")
+            log(f"resuming from checkpoints in {self.ckpt_dir}")
+        else:
+            write_json_atomic(manifest, physics)
+        for stale in self.ckpt_dir.glob("progress_rank*.json"):
+            stale.unlink()
 
     # -- chains -----------------------------------------------------------------------
     def _run_stage(self, stage, name):
@@ -188,48 +194,47 @@ class Simulation:
         path = self._item_path(item)
         if not path.exists():
             return 0
-        return int(load_npz(path)["sweeps_done"])
+        return ChainState.load(path).sweeps_done
 
     def _item_path(self, item):
-        return self.ckpt_dir / f"{item.key}.npz"
+        return self.ckpt_dir / item.file_name
 
     def _run_item(self, item, progress):
         state = self._load_or_start(item)
-        if bool(state["done"]):
+        if state.done:
             return
         ens = self.ensembles[item.ensemble]
         swap = self.cfg.equilibration.swap_probability if item.stage == EQUILIBRATE else 0.0
         points = self._record_points(item)
         chunk = max(1, CHUNK_TRIALS // self.n)
-        last_save = (int(state["sweeps_done"]), time.monotonic())
-        while int(state["sweeps_done"]) < item.sweeps:
-            done = int(state["sweeps_done"])
-            k = int(state["n_recorded"])
+        last_save = (state.sweeps_done, time.monotonic())
+        while state.sweeps_done < item.sweeps:
+            done, k = state.sweeps_done, state.n_recorded
             target = min(item.sweeps, done + chunk, points[k] if k < len(points) else item.sweeps)
-            stats = mc.run_sweeps(state["positions"], state["images"], state["species"],
-                                  self.box, state["rng"], target - done, ens.temperature,
+            stats = mc.run_sweeps(state.positions, state.images, state.species,
+                                  self.box, state.rng, target - done, ens.temperature,
                                   self.cfg.mc.delta_max, swap)
-            state["mc_counts"] += np.asarray(stats, dtype=np.int64)[:4]
-            state["sweeps_done"] = np.int64(target)
+            state.mc_counts += np.asarray(stats, dtype=np.int64)[:4]
+            state.sweeps_done = target
             if k < len(points) and target == points[k]:
                 self._record(item, state, k)
-                state["n_recorded"] = np.int64(k + 1)
+                state.n_recorded = k + 1
             progress.advance((target - done) * self.n)
             last_save = self._maybe_checkpoint(item, state, last_save)
-        state["done"] = np.bool_(True)
-        save_npz_atomic(self._item_path(item), **state)
+        state.done = True
+        state.save(self._item_path(item))
 
     def _maybe_checkpoint(self, item, state, last_save):
         done, when = last_save
         ck = self.cfg.checkpoint
-        now_done = int(state["sweeps_done"])
+        now_done = state.sweeps_done
         due = (now_done - done >= ck.every_sweeps
                or time.monotonic() - when >= 60.0 * ck.every_minutes)
         if self.stop.raised:
-            save_npz_atomic(self._item_path(item), **state)
+            state.save(self._item_path(item))
             raise Interrupted(self.stop.raised)
         if due and now_done < item.sweeps:
-            save_npz_atomic(self._item_path(item), **state)
+            state.save(self._item_path(item))
             return now_done, time.monotonic()
         return last_save
 
@@ -241,16 +246,15 @@ class Simulation:
 
     def _record(self, item, state, k):
         if item.stage == EQUILIBRATE:
-            state["energy"][k] = mc.total_energy(state["positions"], state["species"],
-                                                 self.box) / self.n
+            state.energy[k] = mc.total_energy(state.positions, state.species, self.box) / self.n
         else:
-            unwrapped = mc.unwrap(state["positions"], state["images"], self.box)
-            state["records"][k] = (unwrapped - state["start"]).astype(np.float32)
+            unwrapped = mc.unwrap(state.positions, state.images, self.box)
+            state.records[k] = (unwrapped - state.start).astype(np.float32)
 
     def _load_or_start(self, item):
         path = self._item_path(item)
         if path.exists():
-            return load_npz(path)
+            return ChainState.load(path)
         if item.stage == EQUILIBRATE:
             rng = mc.new_rng_state(item.seed_sequence(self.cfg.seed))
             species = species_array(self.counts)
@@ -258,20 +262,21 @@ class Simulation:
             n_samples = len(self._record_points(item))
             extra = dict(energy=np.full(n_samples, np.nan))
         else:
-            eq = load_npz(self._item_path(Item(EQUILIBRATE, item.ensemble, item.c, -1, 0)))
+            eq = ChainState.load(self.ckpt_dir / checkpoint_name(EQUILIBRATE, item.ensemble,
+                                                                 item.c))
             rng = mc.new_rng_state(item.seed_sequence(self.cfg.seed))
-            positions, species = eq["positions"].copy(), eq["species"].copy()
+            positions, species = eq.positions.copy(), eq.species.copy()
             n_times = len(self.ensembles[item.ensemble].times)
             extra = dict(start=positions.copy(),
                          records=np.zeros((n_times, self.n, 2), dtype=np.float32))
-        return dict(positions=positions, images=np.zeros((self.n, 2), dtype=np.int64),
-                    species=species, rng=rng, sweeps_done=np.int64(0), n_recorded=np.int64(0),
-                    mc_counts=np.zeros(4, dtype=np.int64), done=np.bool_(False), **extra)
+        return ChainState(positions=positions, images=np.zeros((self.n, 2), dtype=np.int64),
+                          species=species, rng=rng, **extra)
 
     # -- the file -------------------------------------------------------------------
     def _assemble(self):
         from .simfile import write_sim_file
-        write_sim_file(self)
+        write_sim_file(self.path, self.cfg, self.ensembles, self.ckpt_dir, self.dist,
+                       self.timings)
 
 
 class _SharedProgress:

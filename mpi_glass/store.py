@@ -1,31 +1,21 @@
-"""Files: the HDF5 schema of sim.h5 / select.h5, atomic writes and checkpoints.
+"""Files on disk: output folders, atomic writes, hashes, config comparisons.
 
 Every output is written under a temporary name and renamed when complete, so a reader never
-sees a half-written file.  HDF5 files carry self-describing attributes: the package version,
-the config TOML, the model tables and units.  Checkpoints are one ``.npz`` per work item
-(keyed by what the item is, never by rank), so a run may resume on a different rank count.
+sees a half-written file.  What the files hold - every dataset and attribute of sim.h5,
+select.h5 and the chain checkpoints - is declared in ``schema``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from . import __version__
 from .errors import InputError
-from .model import EPSILON, SIGMA, SPECIES_NAMES
-
-UNITS = {
-    "length": "sigma_LS",
-    "energy": "epsilon_LS",
-    "temperature": "epsilon_LS / k_B",
-    "time": "MC sweeps (N trial moves)",
-}
-
 
 def default_out_dir(cfg):
     return Path("mpi_glass_out") / cfg.name
@@ -64,8 +54,22 @@ def save_npz_atomic(path, **arrays):
 
 
 def load_npz(path):
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
+    """A checkpoint's arrays; a damaged file is an InputError that says how to recover."""
+    try:
+        with np.load(path) as data:
+            return {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, ValueError, EOFError, KeyError, OSError) as exc:
+        raise InputError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc}); delete "
+                         f"this file to recompute its chain, or use --force to start over",
+                         same_on_every_rank=False) from None
+
+
+def read_json(path, what, way_out):
+    """A JSON file we wrote; a damaged one is an InputError naming the file and the way out."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: damaged {what} ({type(exc).__name__}); {way_out}") from None
 
 
 def write_json_atomic(path, obj):
@@ -89,46 +93,6 @@ def file_sha256(path):
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_provenance(h5file, cfg, kind, extra=None):
-    """Root attributes shared by every file the package writes."""
-    attrs = h5file.attrs
-    attrs["mpi_glass_version"] = __version__
-    attrs["mpi_glass_file"] = kind
-    attrs["config_toml"] = cfg.source
-    attrs["config_name"] = cfg.name
-    attrs["physics_json"] = json.dumps(cfg.physics_dict(), sort_keys=True)
-    attrs["seed"] = cfg.seed
-    attrs["temperature"] = cfg.system.temperature
-    attrs["n"] = cfg.system.n
-    attrs["box"] = np.array([cfg.box, cfg.box])
-    attrs["density"] = cfg.system.density
-    attrs["sigma"] = np.asarray(SIGMA)
-    attrs["epsilon"] = np.asarray(EPSILON)
-    attrs["species_names"] = ",".join(SPECIES_NAMES)
-    attrs["units_json"] = json.dumps(UNITS)
-    for key, value in (extra or {}).items():
-        attrs[key] = value
-
-
-def open_input(path, kind, required=()):
-    """Open a file written by mpi_glass for reading; one-line errors for foreign files."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (run 'mpi_glass simulate' first?)")
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise InputError(f"{path}: not an HDF5 file") from None
-    if f.attrs.get("mpi_glass_file") != kind:
-        f.close()
-        raise InputError(f"{path}: not an mpi_glass {kind} file")
-    for name in required:
-        if name not in f:
-            f.close()
-            raise InputError(f"{path}: missing dataset {name}")
-    return f
 
 
 def read_physics(path):

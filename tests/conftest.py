@@ -66,13 +66,28 @@ def cli(*args, ranks=None, env=None, check=True, **kwargs):
     cmd = [sys.executable, "-m", "mpi_glass", *map(str, args)]
     if ranks is not None:
         cmd = [mpiexec(), "-n", str(ranks), *cmd]
-    full_env = dict(os.environ, **(env or {}))
+    full_env = dict(os.environ)
     if ranks is None:
         full_env["MPI_GLASS_SERIAL"] = "1"
+    full_env.update(env or {})
     proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, **kwargs)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}")
     return proc
+
+
+def start_cli(*args, ranks=None, env=None):
+    """Start ``python -m mpi_glass ARGS`` in its own session (so ``os.killpg`` reaches every
+    process of it, mpiexec included); stderr is piped."""
+    cmd = [sys.executable, "-m", "mpi_glass", *map(str, args)]
+    full_env = dict(os.environ)
+    if ranks:
+        cmd = [mpiexec(), "-n", str(ranks), *cmd]
+    else:
+        full_env["MPI_GLASS_SERIAL"] = "1"
+    full_env.update(env or {})
+    return subprocess.Popen(cmd, env=full_env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def datasets(path):

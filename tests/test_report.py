@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mpi_glass import report
+from mpi_glass.schema import SimData
 from mpi_glass.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +22,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def fake_simulation(C=3, N=300, seed=0):
-    """A ``select.load_simulation``-shaped dict, features and names, with p tied to them."""
+    """A ``schema.SimData``, features and names, with p tied to the features."""
     rng = np.random.default_rng(seed)
     names = [f"{kind}_l{ell:.1f}" for kind in ("rho", "theta", "z") for ell in (1.0, 2.0, 3.0)]
     features = rng.standard_normal((C, N, len(names))) + 5.0
@@ -31,23 +32,26 @@ def fake_simulation(C=3, N=300, seed=0):
     for k, t in enumerate(times):
         p[:, k] = np.exp(0.3 * signal * math.log10(t + 1) / 4) + 0.2 * rng.random((C, N))
     box = math.sqrt(N / 1.024)
-    data = {"positions": rng.uniform(0, box, (C, N, 2)), "species": rng.integers(0, 3, (C, N)),
-            "times": times, "fs_cr": np.exp(-(times[None, :] / np.array([[900], [1000],
-                                                                         [1100]])[:C]) ** 0.8),
-            "p": p, "q": 1.0 / (1.0 + p), "box": box, "tau_alpha": 1000.0,
-            "scan": {"temperatures": np.array([1.0]), "times": times,
-                     "fs_cr": np.exp(-times / 20.0)[None, None, :],
-                     "tau_alpha": np.array([20.0])}}
+    zeros = np.zeros(C)
+    data = SimData(positions=rng.uniform(0, box, (C, N, 2)), species=rng.integers(0, 3, (C, N)),
+                   energy_times=np.arange(1, 3), energy_series=np.zeros((C, 2)),
+                   stationarity_drift=zeros, stationarity_error=zeros,
+                   stationarity_passed=zeros == 0, swap_acceptance=zeros, times=times,
+                   fs_cr=np.exp(-(times[None, :] / np.array([[900], [1000], [1100]])[:C]) ** 0.8),
+                   tau_alpha=1000.0, tau_alpha_per_configuration=zeros + 1000.0,
+                   p=p, q=1.0 / (1.0 + p), scan_temperatures=np.array([1.0]), scan_times=times,
+                   scan_fs_cr=np.exp(-times / 20.0)[None, None, :],
+                   scan_tau_alpha=np.array([20.0]), attrs={"box": np.array([box, box])})
     return data, features, names
 
 
 def make_report(out_dir, second=True):
     data, features, names = fake_simulation()
     picked = {"main": 20, "second": 10} if second else {"main": 20}
-    p_by_time = {label: data["p"][:, k] for label, k in picked.items()}
-    results = run_study(features, names, p_by_time, data["q"][:, 20], data["species"],
-                        dict(d_max=4, random_draws=40), tau_alpha=data["tau_alpha"])
-    results["propensity_time"] = {label: int(data["times"][k]) for label, k in picked.items()}
+    p_by_time = {label: data.p[:, k] for label, k in picked.items()}
+    results = run_study(features, names, p_by_time, data.q[:, 20], data.species,
+                        dict(d_max=4, random_draws=40), tau_alpha=data.tau_alpha)
+    results["propensity_time"] = {label: int(data.times[k]) for label, k in picked.items()}
     summary = report.summary_from_simulation(data, features, names, results, picked,
                                              configuration=1, temperature=0.5)
     provenance = {"sim_file": "sim.h5", "sim_sha256": "0" * 64, "ranks": 1,

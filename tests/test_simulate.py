@@ -2,8 +2,6 @@
 import os
 import random
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,10 +10,11 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import assert_identical_files, cli, mpiexec, write_config
+from conftest import assert_identical_files, cli, start_cli, write_config
 from mpi_glass.config import load_config
 from mpi_glass.errors import InputError
 from mpi_glass.parallel import Distributor, serial
+from mpi_glass.schema import SIM_FIELDS
 from mpi_glass.simulate import Simulation
 
 
@@ -44,6 +43,11 @@ def test_file_layout_and_physics(reference):
         assert f["relaxation_scan/fs_cr"].shape[:2] == (1, 2)
         pos = f["configurations/positions"][()]
         assert np.all((pos >= 0) & (pos < f.attrs["box"][0]))
+        found = {}   # the real file holds exactly the declared datasets, self-describing
+        f.visititems(lambda name, obj: found.__setitem__("/" + name, dict(obj.attrs))
+                     if isinstance(obj, h5py.Dataset) else None)
+    assert sorted(found) == sorted(spec.path for spec in SIM_FIELDS.values())
+    assert all(attrs["units"] and attrs["description"] for attrs in found.values())
 
 
 def test_rerun_is_not_redone_and_foreign_config_is_refused(reference, tmp_path):
@@ -62,25 +66,13 @@ def test_two_ranks_equal_serial(reference, tmp_path):
     assert_identical_files(path, tmp_path / "out" / "sim.h5")
 
 
-def _start(config, out, ranks):
-    cmd = [sys.executable, "-m", "mpi_glass", "simulate", "--config", str(config),
-           "--out", str(out)]
-    env = dict(os.environ)
-    if ranks:
-        cmd = [mpiexec(), "-n", str(ranks), *cmd]
-    else:
-        env["MPI_GLASS_SERIAL"] = "1"
-    return subprocess.Popen(cmd, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
 def _interrupt_then_resume(tmp_path, sig, ranks, seed):
     """Start a longer run, hit it with ``sig`` mid-way, rerun, return the final file."""
     config = write_config(tmp_path, eq_sweeps=1500, t_max=1500)
     out = tmp_path / "out"
     rng = random.Random(seed)
     for attempt in range(6):
-        proc = _start(config, out, ranks)
+        proc = start_cli("simulate", "--config", config, "--out", out, ranks=ranks)
         checkpoints = out / "sim.h5.checkpoint"
         deadline = time.monotonic() + 60
         while not list(checkpoints.glob("*.npz")) and time.monotonic() < deadline:

@@ -1,0 +1,668 @@
+"""The file schema: every dataset and attribute of sim.h5, select.h5 and the chain checkpoints.
+
+Each array is declared once here - path, dtype, shape in named dimensions, units and
+description - and everything else is derived from the declarations: the typed readers and
+writers (``SimData``, ``SelectData``, ``ChainState``), the HDF5 attributes ``units`` and
+``description`` of every dataset, the dimension scales that attach times, configurations and
+features to the arrays, and the README's file tables (``markdown_tables``).
+
+A user without mpi_glass reads any array with its axes through plain h5py::
+
+    with h5py.File("sim.h5") as f:
+        p = f["propensity/p"]                      # (C, T, N), units p.attrs["units"]
+        [dim.label for dim in p.dims]              # ['configuration', 'time', 'particle']
+        times = p.dims[1][0][()]                   # the recording times, MC sweeps
+
+No MPI here: a writer writes what its rank is handed; ``simfile`` decides, through the
+distributor, whether every rank writes its slices collectively or the root writes all.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .errors import InputError
+from .model import EPSILON, SIGMA, SPECIES_NAMES
+from .store import load_npz, save_npz_atomic
+
+#: Version of the layout below; readers refuse files of another version with one line.
+SCHEMA_VERSION = 2
+
+UNITS = {
+    "length": "sigma_LS",
+    "energy": "epsilon_LS",
+    "temperature": "epsilon_LS / k_B",
+    "time": "MC sweeps (N trial moves)",
+}
+SWEEPS = "MC sweeps"
+ONE = "1"   # dimensionless
+
+
+@dataclass(frozen=True)
+class Dim:
+    """A named array dimension: its symbol in shapes and what one index along it is."""
+    symbol: str
+    meaning: str
+
+
+DIMS = {
+    "configuration": Dim("C", "equilibrium configuration c"),
+    "replica": Dim("R", "iso-configurational trajectory r"),
+    "time": Dim("T", "recording time (scale: /dynamics/times)"),
+    "particle": Dim("N", "particle i"),
+    "xy": Dim("2", "Cartesian component x, y"),
+    "sample": Dim("S", "energy sample during equilibration (scale: energy_times)"),
+    "feature": Dim("M", "structural feature (scale: /features/names)"),
+    "step": Dim("d", "greedy step: number of selected features (scale: step)"),
+    "scan_temperature": Dim("K", "relaxation-scan temperature"),
+    "scan_configuration": Dim("C'", "configuration of one scan temperature"),
+    "scan_time": Dim("T'", "recording time of the scan"),
+    "word": Dim("4", "word of the xoshiro256** state"),
+    "counter": Dim("4", "MC counter"),
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One array: where it lives, its type, its named dimensions, units and meaning.
+
+    ``scale`` makes the dataset the HDF5 dimension scale of its (single) dimension; ``attrs``
+    are constant attributes written beside ``units`` and ``description``.
+    """
+    path: str
+    dtype: str
+    dims: tuple
+    units: str
+    description: str
+    scale: bool = False
+    optional: bool = False
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def shape_text(self):
+        """The shape in symbols, as Python writes tuples: (C, T, N), (T,), ()."""
+        symbols = [DIMS[d].symbol for d in self.dims]
+        return "(" + ", ".join(symbols) + ("," if len(symbols) == 1 else "") + ")"
+
+    def h5_dtype(self):
+        return h5py.string_dtype() if self.dtype == "str" else np.dtype(self.dtype)
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One root attribute of a file."""
+    name: str
+    dtype: str
+    units: str
+    description: str
+
+
+# ---------------------------------------------------------------------------------------
+# The declarations
+# ---------------------------------------------------------------------------------------
+
+PER_PARTICLE_ENERGY = "epsilon_LS per particle"
+
+SIM_FIELDS = {
+    "configuration_index": Field("/configurations/index", "int64", ("configuration",), ONE,
+                                 "configuration number c (dimension scale)", scale=True),
+    "positions": Field("/configurations/positions", "float64",
+                       ("configuration", "particle", "xy"), UNITS["length"],
+                       "equilibrated configurations, wrapped into [0, L)"),
+    "species": Field("/configurations/species", "int8", ("configuration", "particle"), ONE,
+                     "species code of each particle: 0 S, 1 M, 2 L",
+                     attrs={"labels": "0 S, 1 M, 2 L"}),
+    "energy_times": Field("/configurations/energy_times", "int64", ("sample",), SWEEPS,
+                          "equilibration sweeps at which U/N was sampled (dimension scale)",
+                          scale=True),
+    "energy_series": Field("/configurations/energy_series", "float64",
+                           ("configuration", "sample"), PER_PARTICLE_ENERGY,
+                           "potential energy U/N during equilibration"),
+    "stationarity_drift": Field("/configurations/stationarity_drift", "float64",
+                                ("configuration",), PER_PARTICLE_ENERGY,
+                                "drift of <U>/N between the last two quarters of the series"),
+    "stationarity_error": Field("/configurations/stationarity_error", "float64",
+                                ("configuration",), PER_PARTICLE_ENERGY,
+                                "standard error of that drift (block averages)"),
+    "stationarity_passed": Field("/configurations/stationarity_passed", "bool",
+                                 ("configuration",), ONE, "|drift| < 3 error"),
+    "swap_acceptance": Field("/configurations/swap_acceptance", "float64", ("configuration",),
+                             ONE, "accepted fraction of species-swap trials"),
+    "times": Field("/dynamics/times", "int64", ("time",), SWEEPS,
+                   "recording times of the trajectories (dimension scale)", scale=True),
+    "displacements": Field("/dynamics/displacements", "float32",
+                           ("configuration", "replica", "time", "particle", "xy"),
+                           UNITS["length"],
+                           "raw unwrapped displacements r_i(t) - r_i(0) per replica"),
+    "fs_cr": Field("/dynamics/fs_cr", "float64", ("configuration", "time"), ONE,
+                   "cage-relative F_s^CR(k, t), averaged over replicas",
+                   attrs={"k": 6.3, "k_units": "1 / sigma_LS"}),
+    "tau_alpha": Field("/dynamics/tau_alpha", "float64", (), SWEEPS,
+                       "tau_alpha: F_s^CR averaged over configurations crosses 1/e "
+                       "(interpolated in log t; NaN if never)"),
+    "tau_alpha_per_configuration": Field("/dynamics/tau_alpha_per_configuration", "float64",
+                                         ("configuration",), SWEEPS,
+                                         "tau_alpha of each configuration's F_s^CR"),
+    "p": Field("/propensity/p", "float64", ("configuration", "time", "particle"),
+               UNITS["length"], "propensity: iso-configurational mean |cage-relative "
+               "displacement|"),
+    "q": Field("/propensity/q", "float64", ("configuration", "time", "particle"), ONE,
+               "bond-breaking propensity: iso-configurational mean n_i(t) / n_i(0)"),
+    "scan_temperatures": Field("/relaxation_scan/temperatures", "float64",
+                               ("scan_temperature",), UNITS["temperature"],
+                               "temperatures of the F_s^CR scan (dimension scale)",
+                               scale=True, optional=True),
+    "scan_times": Field("/relaxation_scan/times", "int64", ("scan_time",), SWEEPS,
+                        "recording times of the scan (dimension scale)", scale=True,
+                        optional=True),
+    "scan_fs_cr": Field("/relaxation_scan/fs_cr", "float64",
+                        ("scan_temperature", "scan_configuration", "scan_time"), ONE,
+                        "F_s^CR(k, t) per scan temperature and configuration", optional=True),
+    "scan_tau_alpha": Field("/relaxation_scan/tau_alpha", "float64", ("scan_temperature",),
+                            SWEEPS, "tau_alpha of each scan temperature", optional=True),
+}
+
+#: Which dataset is the dimension scale of a dimension, per file.
+SIM_SCALES = {"configuration": "configuration_index", "sample": "energy_times",
+              "time": "times", "scan_temperature": "scan_temperatures",
+              "scan_time": "scan_times"}
+
+FEATURE_UNITS = "per feature: rho, z 1; phi sigma_LS^2; u epsilon_LS; psi6, theta 1"
+
+
+def _selection_fields(method, what, symmetric):
+    group = f"/{method}"
+    fields = {
+        f"{method}_selected": Field(f"{group}/selected", "int64", ("configuration", "step"), ONE,
+                                    f"index into /features/names of the feature added at each "
+                                    f"step of the {what} greedy selection", optional=True),
+        f"{method}_names": Field(f"{group}/names", "str", ("configuration", "step"), ONE,
+                                 "name of that feature", optional=True),
+        f"{method}_delta_forward": Field(f"{group}/delta_forward", "float64",
+                                         ("configuration", "step"), ONE,
+                                         "Delta(X_d -> p)" if not symmetric
+                                         else "Delta(X_full -> X_d)", optional=True),
+        f"{method}_delta_backward": Field(f"{group}/delta_backward", "float64",
+                                          ("configuration", "step"), ONE,
+                                          "Delta(p -> X_d)" if not symmetric
+                                          else "Delta(X_d -> X_full)", optional=True),
+    }
+    if symmetric:
+        fields[f"{method}_delta_symmetric"] = Field(
+            f"{group}/delta_symmetric", "float64", ("configuration", "step"), ONE,
+            "(Delta(X_full -> X_d) + Delta(X_d -> X_full)) / sqrt 2", optional=True)
+    return fields
+
+
+SELECT_FIELDS = {
+    "configuration_index": Field("/features/configuration", "int64", ("configuration",), ONE,
+                                 "configuration number c (dimension scale)", scale=True),
+    "feature_names": Field("/features/names", "str", ("feature",), ONE,
+                           "feature names, e.g. theta_l2.0 (dimension scale)", scale=True),
+    "feature_values": Field("/features/values", "float64",
+                            ("configuration", "particle", "feature"), FEATURE_UNITS,
+                            "raw (not standardised) structural features"),
+    "step": Field("/selection/step", "int64", ("step",), ONE,
+                  "number of selected features d = 1, 2, ... (dimension scale)", scale=True,
+                  optional=True),
+    **_selection_fields("supervised", "supervised", symmetric=False),
+    **_selection_fields("unsupervised", "unsupervised", symmetric=True),
+}
+SELECT_SCALES = {"configuration": "configuration_index", "feature": "feature_names",
+                 "step": "step"}
+
+#: The chain checkpoints: one .npz per chain (keys are the field paths).
+CHAIN_FIELDS = {
+    "positions": Field("positions", "float64", ("particle", "xy"), UNITS["length"],
+                       "current positions, wrapped into [0, L)"),
+    "images": Field("images", "int64", ("particle", "xy"), ONE,
+                    "periodic image counters (unwrapped = positions + images L)"),
+    "species": Field("species", "int8", ("particle",), ONE, "species codes (swaps change them)"),
+    "rng": Field("rng", "uint64", ("word",), ONE, "xoshiro256** state"),
+    "sweeps_done": Field("sweeps_done", "int64", (), SWEEPS, "sweeps completed"),
+    "n_recorded": Field("n_recorded", "int64", (), ONE, "records taken so far"),
+    "mc_counts": Field("mc_counts", "int64", ("counter",), ONE,
+                       "accepted moves, trial moves, accepted swaps, trial swaps"),
+    "done": Field("done", "bool", (), ONE, "the chain is finished"),
+    "energy": Field("energy", "float64", ("sample",), PER_PARTICLE_ENERGY,
+                    "equilibration only: U/N samples (NaN until taken)", optional=True),
+    "start": Field("start", "float64", ("particle", "xy"), UNITS["length"],
+                   "trajectory only: unwrapped positions at t = 0", optional=True),
+    "records": Field("records", "float32", ("time", "particle", "xy"), UNITS["length"],
+                     "trajectory only: displacements at the recording times", optional=True),
+}
+
+PROVENANCE_ATTRS = (
+    Attr("schema_version", "int", ONE, f"layout version of this file ({SCHEMA_VERSION})"),
+    Attr("mpi_glass_version", "str", ONE, "package version that wrote the file"),
+    Attr("mpi_glass_file", "str", ONE, "'sim' or 'select'"),
+    Attr("config_toml", "str", ONE, "the full config the run used"),
+    Attr("config_name", "str", ONE, "run name"),
+    Attr("physics_json", "str", ONE, "the keys that change results (resume/overwrite checks)"),
+    Attr("seed", "int", ONE, "root of every random stream"),
+    Attr("temperature", "float", UNITS["temperature"], "temperature of the main ensemble"),
+    Attr("n", "int", ONE, "number of particles N"),
+    Attr("box", "float (2,)", UNITS["length"], "box sides L_x, L_y"),
+    Attr("density", "float", "1 / sigma_LS^2", "number density N / L^2"),
+    Attr("sigma", "float (3, 3)", UNITS["length"], "sigma_ab of the model (S, M, L)"),
+    Attr("epsilon", "float (3, 3)", UNITS["energy"], "epsilon_ab of the model"),
+    Attr("species_names", "str", ONE, "S,M,L"),
+    Attr("units_json", "str", ONE, "units of length, energy, temperature, time"),
+)
+SIM_ATTRS = PROVENANCE_ATTRS + (
+    Attr("io_path", "str", ONE, "'mpio' (collective parallel HDF5) or 'root-gather'"),
+    Attr("ranks", "int", ONE, "MPI ranks of the run"),
+    Attr("timings_json", "str", "s", "wall time of each stage"),
+)
+SELECT_ATTRS = PROVENANCE_ATTRS + (
+    Attr("sim_file", "str", ONE, "the sim.h5 read"),
+    Attr("sim_sha256", "str", ONE, "its SHA-256"),
+    Attr("features_only", "bool", ONE, "written by select --features-only: features, no "
+                                        "selections (a full select completes it)"),
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Typed data
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class SimData:
+    """Contents of sim.h5 (see ``SIM_FIELDS``); ``displacements`` only when asked for."""
+    positions: np.ndarray
+    species: np.ndarray
+    energy_times: np.ndarray
+    energy_series: np.ndarray
+    stationarity_drift: np.ndarray
+    stationarity_error: np.ndarray
+    stationarity_passed: np.ndarray
+    swap_acceptance: np.ndarray
+    times: np.ndarray
+    fs_cr: np.ndarray
+    tau_alpha: float
+    tau_alpha_per_configuration: np.ndarray
+    p: np.ndarray
+    q: np.ndarray
+    displacements: np.ndarray | None = None
+    scan_temperatures: np.ndarray | None = None
+    scan_times: np.ndarray | None = None
+    scan_fs_cr: np.ndarray | None = None
+    scan_tau_alpha: np.ndarray | None = None
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def configuration_index(self):
+        return np.arange(len(self.positions), dtype=np.int64)
+
+    @property
+    def box(self):
+        return float(np.asarray(self.attrs["box"]).ravel()[0])
+
+    @property
+    def temperature(self):
+        return float(self.attrs["temperature"]) if "temperature" in self.attrs else None
+
+    @property
+    def has_scan(self):
+        return self.scan_fs_cr is not None
+
+
+@dataclass
+class SelectData:
+    """Contents of select.h5 (see ``SELECT_FIELDS``); selections are None with
+    ``--features-only``.  Row c of every (C, d) array is configuration c."""
+    feature_values: np.ndarray
+    feature_names: np.ndarray
+    supervised_selected: np.ndarray | None = None
+    supervised_names: np.ndarray | None = None
+    supervised_delta_forward: np.ndarray | None = None
+    supervised_delta_backward: np.ndarray | None = None
+    unsupervised_selected: np.ndarray | None = None
+    unsupervised_names: np.ndarray | None = None
+    unsupervised_delta_forward: np.ndarray | None = None
+    unsupervised_delta_backward: np.ndarray | None = None
+    unsupervised_delta_symmetric: np.ndarray | None = None
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def configuration_index(self):
+        return np.arange(len(self.feature_values), dtype=np.int64)
+
+    @property
+    def step(self):
+        if self.supervised_selected is None:
+            return None
+        return np.arange(1, self.supervised_selected.shape[1] + 1, dtype=np.int64)
+
+    @classmethod
+    def from_results(cls, values, names, results=None, attrs=None):
+        """From the study's per-configuration lists (``study.run_study``) to (C, d) arrays."""
+        data = cls(np.asarray(values), np.asarray(names, dtype=str), attrs=dict(attrs or {}))
+        for name in SELECT_FIELDS if results is not None else ():
+            method, _, key = name.partition("_")    # e.g. supervised, delta_forward
+            if method in ("supervised", "unsupervised"):
+                setattr(data, name, np.array([entry[key] for entry in results[method]]))
+        return data
+
+
+@dataclass
+class ChainState:
+    """The state of one Markov chain, as checkpointed (see ``CHAIN_FIELDS``)."""
+    positions: np.ndarray
+    images: np.ndarray
+    species: np.ndarray
+    rng: np.ndarray
+    sweeps_done: int = 0
+    n_recorded: int = 0
+    mc_counts: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=np.int64))
+    done: bool = False
+    energy: np.ndarray | None = None
+    start: np.ndarray | None = None
+    records: np.ndarray | None = None
+
+    def save(self, path):
+        """Write atomically (temporary name, fsync, rename) with the schema version."""
+        arrays = {name: np.asarray(getattr(self, name))
+                  for name in CHAIN_FIELDS if getattr(self, name) is not None}
+        save_npz_atomic(path, schema_version=np.int64(SCHEMA_VERSION), **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Read a checkpoint; one-line InputError for one of another schema version."""
+        arrays = load_npz(path)
+        version = int(arrays.pop("schema_version", 1))
+        if version != SCHEMA_VERSION:
+            raise InputError(_version_message(path, version, "simulate"))
+        scalars = {"sweeps_done": int, "n_recorded": int, "done": bool}
+        return cls(**{name: scalars[name](value) if name in scalars else value
+                      for name, value in arrays.items()})
+
+
+#: The two kinds of chain: equilibration of a configuration, trajectory of a replica.
+EQUILIBRATE, TRAJECTORY = 0, 1
+
+
+def checkpoint_name(stage, ensemble, c, r=-1):
+    """File name of a chain's checkpoint: equilibration of configuration c of an ensemble,
+    or its trajectory r."""
+    if stage == EQUILIBRATE:
+        return f"eq_e{ensemble}_c{c}.npz"
+    return f"tr_e{ensemble}_c{c}_r{r}.npz"
+
+
+# ---------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------
+
+def provenance_attrs(cfg, kind, extra=None):
+    """Root attributes shared by every file the package writes (``PROVENANCE_ATTRS``)."""
+    attrs = {
+        "schema_version": SCHEMA_VERSION,
+        "mpi_glass_version": __version__,
+        "mpi_glass_file": kind,
+        "config_toml": cfg.source,
+        "config_name": cfg.name,
+        "physics_json": json.dumps(cfg.physics_dict(), sort_keys=True),
+        "seed": cfg.seed,
+        "temperature": cfg.system.temperature,
+        "n": cfg.system.n,
+        "box": np.array([cfg.box, cfg.box]),
+        "density": cfg.system.density,
+        "sigma": np.asarray(SIGMA),
+        "epsilon": np.asarray(EPSILON),
+        "species_names": ",".join(SPECIES_NAMES),
+        "units_json": json.dumps(UNITS),
+    }
+    attrs.update(extra or {})
+    return attrs
+
+
+def _write(f, fields, scales, data, empty=None):
+    """Create every field present in ``data`` (or shaped in ``empty``), then attach scales.
+
+    ``empty`` maps field names to shapes of datasets created without values, for slices
+    written later (``f[path][c] = ...``).  Every rank of a collective (mpio) write calls
+    this with identical arguments: all of it is metadata plus the small arrays.
+    """
+    empty = empty or {}
+    for key, value in data.attrs.items():
+        f.attrs[key] = value
+    written = {}
+    for name, spec in fields.items():
+        value = getattr(data, name, None)     # scales like the configuration index
+        if value is None and name not in empty:  # are properties of the data classes
+            continue
+        if value is None:
+            dset = f.create_dataset(spec.path, shape=empty[name], dtype=spec.h5_dtype())
+        else:
+            dset = f.create_dataset(spec.path, data=np.asarray(value, dtype=spec.h5_dtype()))
+        dset.attrs["units"] = spec.units
+        dset.attrs["description"] = spec.description
+        for key, attr in spec.attrs.items():
+            dset.attrs[key] = attr
+        written[name] = dset
+    _attach_scales(fields, scales, written)
+
+
+def _attach_scales(fields, scales, written):
+    for name, dset in written.items():
+        if fields[name].scale:
+            dset.make_scale(fields[name].dims[0])
+    for name, dset in written.items():
+        for axis, dim in enumerate(fields[name].dims):
+            dset.dims[axis].label = dim
+            scale = scales.get(dim)
+            if scale in written and scale != name:
+                dset.dims[axis].attach_scale(written[scale])
+
+
+def write_sim(f, data, displacement_shape=None):
+    """Write a ``SimData`` into an open, empty HDF5 file.
+
+    Parameters
+    ----------
+    f : h5py.File
+        Opened for writing; under the collective (mpio) path every rank calls this with
+        identical arguments.
+    data : SimData
+        The contents; ``data.attrs`` become the root attributes.
+    displacement_shape : tuple, optional
+        (C, R, T, N, 2): with ``data.displacements`` None, /dynamics/displacements is created
+        empty for the owners of each configuration to fill (``f[path][c] = block``).
+
+    Examples
+    --------
+    >>> with h5py.File("sim.h5", "w") as f:                    # doctest: +SKIP
+    ...     write_sim(f, data)
+    """
+    empty = {"displacements": displacement_shape} if displacement_shape else {}
+    _write(f, SIM_FIELDS, SIM_SCALES, data, empty)
+
+
+def write_select(f, data):
+    """Write a ``SelectData`` into the open file ``f``."""
+    _write(f, SELECT_FIELDS, SELECT_SCALES, data)
+
+
+# ---------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------
+
+def _version_message(path, version, command):
+    return (f"{path}: written with file schema {version}, this mpi_glass reads schema "
+            f"{SCHEMA_VERSION}; rerun 'mpi_glass {command} --force' to rewrite it")
+
+
+def open_file(path, kind):
+    """Open an mpi_glass file for reading; one-line InputErrors for foreign or old files."""
+    path = Path(path)
+    hint = "simulate" if kind == "sim" else "select"
+    if not path.exists():
+        raise InputError(f"{path}: no such file (run 'mpi_glass {hint}' first?)")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise InputError(f"{path}: not a readable HDF5 file (truncated or foreign); rerun "
+                         f"'mpi_glass {hint} --force' to write it again") from None
+    if _text(f.attrs.get("mpi_glass_file")) != kind:
+        f.close()
+        raise InputError(f"{path}: not an mpi_glass {kind} file")
+    version = int(f.attrs.get("schema_version", 1))
+    if version != SCHEMA_VERSION:
+        f.close()
+        raise InputError(_version_message(path, version,
+                                          "simulate" if kind == "sim" else "select"))
+    return f
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _read(f, path, cls, fields, skip=()):
+    """{field: array} of the dataclass ``cls`` from an open file, plus its root ``attrs``."""
+    wanted = {fd.name for fd in dataclasses.fields(cls)} - set(skip)
+    values = {}
+    for name, spec in fields.items():
+        if name not in wanted:      # derived scales (configuration index, step)
+            continue
+        if spec.path not in f:
+            if spec.optional:
+                continue
+            f.close()
+            raise InputError(f"{path}: missing dataset {spec.path}")
+        dset = f[spec.path]
+        value = dset.asstr()[()] if spec.dtype == "str" else dset[()]
+        values[name] = np.asarray(value, dtype=str) if spec.dtype == "str" else value
+    values["attrs"] = {key: _text(value) for key, value in f.attrs.items()}
+    return values
+
+
+def read_sim(path, displacements=False):
+    """sim.h5 as a ``SimData``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A sim.h5 written by ``mpi_glass simulate``.
+    displacements : bool
+        Also load /dynamics/displacements, (C, R, T, N, 2) float32 - the largest array.
+
+    Returns
+    -------
+    SimData
+
+    Raises
+    ------
+    InputError
+        One line naming the file: missing, not HDF5, not a sim file, another schema version,
+        or a dataset missing.
+
+    Examples
+    --------
+    >>> data = read_sim("mpi_glass_out/laptop/sim.h5")         # doctest: +SKIP
+    >>> data.p.shape, data.times[-1], data.tau_alpha             # doctest: +SKIP
+    """
+    with open_file(path, "sim") as f:
+        values = _read(f, path, SimData, SIM_FIELDS,
+                       skip=() if displacements else ("displacements",))
+    values["tau_alpha"] = float(values["tau_alpha"])
+    return SimData(**values)
+
+
+def read_select(path):
+    """select.h5 as a ``SelectData`` (names as ``str``, selections as (C, d) arrays).
+
+    Raises
+    ------
+    InputError
+        As ``read_sim``.
+
+    Examples
+    --------
+    >>> sel = read_select("mpi_glass_out/laptop/select.h5")    # doctest: +SKIP
+    >>> sel.supervised_names[0]          # features selected for configuration 0, in order
+    """
+    with open_file(path, "select") as f:
+        return SelectData(**_read(f, path, SelectData, SELECT_FIELDS))
+
+
+# ---------------------------------------------------------------------------------------
+# Documentation
+# ---------------------------------------------------------------------------------------
+
+def _field_table(fields):
+    rows = ["| dataset | shape | dtype | units | meaning |", "| --- | --- | --- | --- | --- |"]
+    for spec in fields.values():
+        note = " (optional)" if spec.optional else ""
+        meaning = spec.description.replace("|", "\\|")
+        rows.append(f"| `{spec.path}` | {spec.shape_text} | {spec.dtype} | {spec.units} | "
+                    f"{meaning}{note} |")
+    return rows
+
+
+def _attr_table():
+    rows = ["| root attribute | file | type | units | meaning |", "| --- | --- | --- | --- | --- |"]
+    for attr in SIM_ATTRS + SELECT_ATTRS[len(PROVENANCE_ATTRS):]:
+        where = ("both" if attr in PROVENANCE_ATTRS
+                 else "sim.h5" if attr in SIM_ATTRS else "select.h5")
+        rows.append(f"| `{attr.name}` | {where} | {attr.dtype} | {attr.units} | "
+                    f"{attr.description} |")
+    return rows
+
+
+def markdown_tables():
+    """The README's file tables, generated from the declarations above."""
+    dims = ", ".join(f"{d.symbol} {name}" for name, d in DIMS.items())
+    lines = [
+        f"Every dataset carries the attributes `units` and `description`, and its dimensions "
+        f"are labelled ({dims}); times, configurations, features and greedy steps are "
+        f"attached as HDF5 dimension scales. Root attribute `schema_version` = "
+        f"{SCHEMA_VERSION}: other versions are refused with a one-line message.",
+        "",
+        "`sim.h5` (written by `simulate`):", "", *_field_table(SIM_FIELDS), "",
+        "`select.h5` (written by `select`; row c of every (C, d) array is configuration c):",
+        "", *_field_table(SELECT_FIELDS), "",
+        "Root attributes of both files:", "", *_attr_table(), "",
+        "Chain checkpoints (`sim.h5.checkpoint/eq_e{e}_c{c}.npz` and "
+        "`tr_e{e}_c{c}_r{r}.npz`, one per chain, plus `schema_version`):",
+        "", *_field_table(CHAIN_FIELDS),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+README_BEGIN = "<!-- schema tables: generated by `python -m mpi_glass.schema --update README.md` -->"
+README_END = "<!-- end of schema tables -->"
+
+
+def readme_block(text):
+    """The generated part of a README (between the markers), or None."""
+    match = re.search(re.escape(README_BEGIN) + r"\n(.*?)" + re.escape(README_END), text,
+                      re.S)
+    return match.group(1) if match else None
+
+
+def update_readme(path):
+    """Rewrite the generated tables of the README at ``path`` in place."""
+    path = Path(path)
+    text = path.read_text()
+    old = readme_block(text)
+    if old is None:
+        raise InputError(f"{path}: no schema-table markers ({README_BEGIN})")
+    path.write_text(text.replace(README_BEGIN + "\n" + old, README_BEGIN + "\n"
+                                 + markdown_tables(), 1))
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:2] == ["--update"]:
+        update_readme(sys.argv[2])
+    else:
+        sys.stdout.write(markdown_tables())
