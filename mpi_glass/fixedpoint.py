@@ -39,7 +39,9 @@ ROUNDER_BITS = int(np.float64(_ROUNDER).view(np.int64))
 INV_SIGMA2_FLAT = (1.0 / SIGMA**2).ravel()
 EPSILON_UNITS_FLAT = (EPSILON / UNIT).ravel()
 
-_ENERGY_CUT2 = (X_CUT * SIGMA * (1.0 + 1e-9))**2
+#: Squared list radius of interactions alone: a hair over r_c so that rounding can never
+#: drop an interacting pair.
+ENERGY_CUT2 = (X_CUT * SIGMA * (1.0 + 1e-9))**2
 
 
 @intrinsic
@@ -96,5 +98,5 @@ def energy_units(positions, species, box):
     ``UNIT`` gives eps_LS).  positions (N, 2) in [0, box), species (N,) int8."""
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     uspecies = np.ascontiguousarray(species, dtype=np.int8).view(np.uint8)
-    start, nbr = verlet_list(positions, uspecies, float(box), _ENERGY_CUT2)
+    start, nbr = verlet_list(positions, uspecies, float(box), ENERGY_CUT2)
     return int(_energy_units(positions, uspecies, float(box), start, nbr))

@@ -53,8 +53,8 @@ import numpy as np
 from numba import njit
 
 from .errors import InputError
-from .fixedpoint import (EPSILON_UNITS_FLAT, INV_SIGMA2_FLAT, UNIT, biased_units, energy_units,
-                         squared_distance)
+from .fixedpoint import (ENERGY_CUT2, EPSILON_UNITS_FLAT, INV_SIGMA2_FLAT, UNIT, biased_units,
+                         energy_units, squared_distance)
 from .model import (EPSILON, MAX_CUTOFF, N_SPECIES, SIGMA, X_CUT, box_side, composition_counts,
                     pair_energy_x2, species_array)
 from .neighbours import minimum_image, verlet_list
@@ -64,9 +64,6 @@ from .neighbours import minimum_image, verlet_list
 SKIN = 0.7
 
 _CUT = X_CUT * SIGMA
-#: The list radius of interactions alone: a hair over r_c so that no pair that
-#: ``pair_energy_x2`` counts can be missed by rounding.
-_ENERGY_CUT2 = (_CUT * (1.0 + 1e-9))**2
 
 MCStats = namedtuple("MCStats", ["moves_accepted", "moves_attempted", "swaps_accepted",
                                  "swaps_attempted", "energy_change", "list_builds",
@@ -158,7 +155,7 @@ def _pair_energies(pos, species, box, start, nbr):
 def particle_energies(positions, species, box):
     """e_i = (1/2) sum_j V(r_ij), so that sum_i e_i is the total potential energy."""
     positions, species, box = _checked_configuration(positions, species, box)
-    start, nbr = verlet_list(positions, species, box, _ENERGY_CUT2)
+    start, nbr = verlet_list(positions, species, box, ENERGY_CUT2)
     return 0.5 * _pair_energies(positions, species, box, start, nbr)
 
 
@@ -631,11 +628,11 @@ def _cost_split(pos, species, box, skin, stats, seconds, seed):
     (random numbers, the skin test, Metropolis, bookkeeping), from timing the first two
     alone on the final configuration."""
     uspecies = species.view(np.uint8)
-    cut2, band_cut2 = (_CUT + skin)**2, (_CUT + skin)**2
-    lists = _build_lists(pos, uspecies, box, cut2, band_cut2, False)
+    cut2 = (_CUT + skin)**2
+    lists = _build_lists(pos, uspecies, box, cut2, cut2, False)
     reps = 10
     _, build_seconds = _thread_seconds(
-        lambda: [_build_lists(pos, uspecies, box, cut2, band_cut2, False) for _ in range(reps)])
+        lambda: [_build_lists(pos, uspecies, box, cut2, cut2, False) for _ in range(reps)])
     draws = np.random.default_rng(seed)
     trials = stats.moves_attempted
     particles = draws.integers(0, pos.shape[0], trials)
