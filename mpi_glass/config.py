@@ -92,12 +92,16 @@ class RelaxationScanConfig:
 class SelectConfig:
     d_max: int = _key("largest number of selected features d", 15, low=1)
     k: int = _key("neighbours k in the information imbalance", 1, low=1)
-    protocol: str = _key("'honest' (selection on training configurations only) or 'paper'",
-                         "honest", choices=("honest", "paper"))
-    time: str = _key("propensity time: 'tau_alpha' (nearest recorded) or a number of sweeps",
+    protocol: str = _key("'honest' (every selection on the training configurations only), "
+                         "'paper' (the authors': II selections on the predicted configuration, "
+                         "Lasso on the training ones) or 'both' side by side",
+                         "both", choices=("honest", "paper", "both"))
+    time: str = _key("propensity time: 'tau_alpha', a fraction of it ('0.5 tau_alpha') or a "
+                     "number of sweeps; p interpolated in log t between recorded times",
                      "tau_alpha", number_ok=True)
-    second_time: float = _key("second propensity time (sweeps, paper Fig. 10); 0: none", 0.0,
-                              low=0.0)
+    second_time: str = _key("second propensity time (paper Fig. 10): sweeps or a fraction of "
+                            "tau_alpha ('0.0125 tau_alpha' is the paper's); 0: none",
+                            "0", number_ok=True)
     random_draws: int = _key("random feature selections per d (baseline)", 1000, low=1)
     lengths: tuple = _key("coarse-graining lengths l (sigma_LS)",
                           (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0))
@@ -225,13 +229,27 @@ def _cross_checks(origin, cfg):
         raise InputError(f"{origin}: relaxation_scan.temperatures: must be > 0")
     if any(length <= 0 for length in cfg.select.lengths) or not cfg.select.lengths:
         raise InputError(f"{origin}: select.lengths: need positive lengths")
-    if cfg.select.time != "tau_alpha":
-        try:
-            if float(cfg.select.time) <= 0:
-                raise ValueError
-        except ValueError:
-            raise InputError(f"{origin}: select.time: 'tau_alpha' or a positive number of "
-                             f"sweeps, got {cfg.select.time!r}") from None
+    time_spec(cfg.select.time, f"{origin}: select.time")
+    time_spec(cfg.select.second_time, f"{origin}: select.second_time", zero_ok=True)
+
+
+def time_spec(text, where="select.time", zero_ok=False):
+    """A propensity-time key as (value, relative): 'tau_alpha' -> (1.0, True), '0.5 tau_alpha'
+    -> (0.5, True), '1000' -> (1000.0, False) sweeps.  The value must be > 0 (or 0, meaning
+    "none", where ``zero_ok``); anything else is a one-line InputError naming ``where``."""
+    words = str(text).split()
+    relative = bool(words) and words[-1] == "tau_alpha"
+    number = words[:-1] if relative else words
+    try:
+        value = float(number[0]) if number else (1.0 if relative else math.nan)
+        if len(number) > 1 or not math.isfinite(value) or value < 0 or \
+                (value == 0 and not (zero_ok and not relative)):
+            raise ValueError
+    except ValueError:
+        allowed = "'tau_alpha', a fraction like '0.5 tau_alpha' or a positive number of sweeps"
+        raise InputError(f"{where}: expected {allowed}{' (0: none)' if zero_ok else ''}, "
+                         f"got {text!r}") from None
+    return value, relative
 
 
 def _check_name(origin, name):

@@ -37,9 +37,9 @@ with n_i(t) the number of initial neighbours NN_i still within 1.8 sigma_ab at t
 (``propensities``, ``bond_survival``)
 
 Recording times are log-spaced whole sweeps (``log_times``).  The propensities that
-``select`` studies are read at a *recorded* time, the one nearest to tau_alpha in log t
-(``nearest_time_index``): p there is a genuine replica average of displacements over the
-same time span.  ``interpolate_in_time`` (linear in log t) is for analysis only.
+``select`` studies at tau_alpha (or any time between recorded ones) are interpolated
+linearly in log t between the two recorded times that bracket it (``interpolate_in_time``);
+at 8 times per decade the nearest recorded time (``nearest_time_index``) can be 15 % away.
 """
 import math
 
@@ -234,8 +234,7 @@ def log_times(t_max, per_decade=8, extra=()):
 def nearest_time_index(times, t):
     """Index of the recorded time nearest to t > 0 in log t (ties: the earlier time).
 
-    This is what ``select`` uses to read p and q "at tau_alpha": a recorded time keeps p an
-    actual replica average.  t = 0 entries are never nearest.
+    t = 0 entries are never nearest.
     """
     times = np.asarray(times, dtype=np.float64)
     _check_times(times, "times")
@@ -248,8 +247,8 @@ def nearest_time_index(times, t):
 def interpolate_in_time(times, values, t):
     """values (T, ...) at time t, linear in log t between the recorded times bracketing t.
 
-    t must lie within the positive recorded times (no extrapolation).  Analysis helper:
-    ``select`` reads propensities at ``nearest_time_index`` instead.
+    t must lie within the positive recorded times (no extrapolation).  ``select`` reads the
+    propensities at tau_alpha and at the second time this way.
     """
     times, values = np.asarray(times, dtype=np.float64), np.asarray(values, dtype=np.float64)
     _check_times(times, "times")

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from . import descriptors, dynamics
+from .config import time_spec
 from .errors import InputError
 from .progress import log
 from .schema import SelectData, open_file, provenance_attrs, read_sim, write_select
@@ -64,15 +65,35 @@ def _lookup(nested, dotted):
     return nested
 
 
-def time_index(times, wanted, what):
-    """Index of the recorded time nearest to ``wanted`` (in log t); errors if none is near."""
-    if not np.isfinite(wanted) or wanted <= 0:
-        raise InputError(f"{what}: no valid time ({wanted!r}); is t_max past tau_alpha?")
-    index = dynamics.nearest_time_index(times, wanted)
-    if abs(np.log(times[index] / wanted)) > np.log(2.0):
-        raise InputError(f"{what}: nearest recorded time {times[index]} is not within a "
-                         f"factor 2 of {wanted:g} sweeps")
-    return index
+def propensity_times(sel, times, tau_alpha):
+    """{label: time in sweeps} of the propensities the study uses: "main" (``select.time``)
+    and "second" (``select.second_time``, if not 0).  Fractions of tau_alpha are resolved
+    here; a time outside the recorded range is a one-line error naming its key."""
+    picked = {"main": _resolve_time(sel.time, "select.time", times, tau_alpha)}
+    if time_spec(sel.second_time, "select.second_time", zero_ok=True)[0] > 0:
+        picked["second"] = _resolve_time(sel.second_time, "select.second_time", times,
+                                         tau_alpha)
+    return picked
+
+
+def _resolve_time(text, key, times, tau_alpha):
+    value, relative = time_spec(text, key)
+    if relative and not np.isfinite(tau_alpha):
+        raise InputError(f"{key}: tau_alpha is undefined because F_s^CR never falls to 1/e by "
+                         f"the last recorded time ({times[-1]} sweeps); raise dynamics.t_max "
+                         f"or give {key} in sweeps")
+    wanted = value * tau_alpha if relative else value
+    positive = times[times > 0]
+    if not positive[0] <= wanted <= positive[-1]:
+        raise InputError(f"{key}: {wanted:.6g} sweeps lies outside the recorded times "
+                         f"{positive[0]} ... {positive[-1]} sweeps")
+    return float(wanted)
+
+
+def propensity_at(times, values, t):
+    """values (C, T, N) at time t (sweeps), linear in log t between the two recorded times
+    that bracket t (``dynamics.interpolate_in_time``): (C, N)."""
+    return dynamics.interpolate_in_time(times, np.moveaxis(values, 1, 0), t)
 
 
 def check_features(values, names):
@@ -108,12 +129,14 @@ class Selection:
         with folder_lock(self.out_dir, self.dist, "mpi_glass select"):
             self.dist.root_decides(self._check_outputs)
             data = load_simulation(self.sim_path)
+            picked = None if self.features_only else \
+                propensity_times(self.cfg.select, data.times, data.tau_alpha)
             values, names = self._features(data)
             check_features(values, names)
             results = summary = None
             if not self.features_only:
                 start = time.perf_counter()
-                results, summary = self._study(data, values, names)
+                results, summary = self._study(data, values, names, picked)
                 self.timings["study"] = time.perf_counter() - start
             if self.dist.is_root:
                 self._write_outputs(data, values, names, results, summary)
@@ -161,27 +184,20 @@ class Selection:
         return np.stack([gathered[c] for c in range(C)]), descriptors.feature_names(lengths)
 
     # -- the study ----------------------------------------------------------------------
-    def _propensity_times(self, data):
-        sel, times = self.cfg.select, data.times
-        wanted = data.tau_alpha if sel.time == "tau_alpha" else float(sel.time)
-        main = time_index(times, wanted, "select.time")
-        picked = {"main": main}
-        if sel.second_time > 0:
-            picked["second"] = time_index(times, sel.second_time, "select.second_time")
-        return picked
-
-    def _study(self, data, values, names):
+    def _study(self, data, values, names, picked):
+        """The study at the propensity times ``picked`` ({label: sweeps}); returns the
+        results and the propensities at the main time, {"p": (C, N), "q": (C, N)}."""
         from .study import run_study
-        picked = self._propensity_times(data)
-        p_by_time = {label: data.p[:, k, :] for label, k in picked.items()}
-        main = picked["main"]
-        results = run_study(values, names, p_by_time, data.q[:, main, :], data.species,
+        times = data.times
+        p_by_time = {label: propensity_at(times, data.p, t) for label, t in picked.items()}
+        at_main = {"p": p_by_time["main"], "q": propensity_at(times, data.q, picked["main"])}
+        results = run_study(values, names, p_by_time, at_main["q"], data.species,
                             self.cfg.select, mapper=self.dist, log=self._log,
                             seed=self.cfg.seed)
         results["tau_alpha"] = data.tau_alpha
-        results["propensity_time"] = {label: int(data.times[k]) for label, k in picked.items()}
+        results["propensity_time"] = picked
         results["timings"] = dict(results.get("timings", {}), **self.timings)
-        return results, picked
+        return results, at_main
 
     def _log(self, message):
         log(message, self.dist.is_root)
@@ -194,12 +210,12 @@ class Selection:
         with h5py.File(path, "w") as f:
             write_select(f, SelectData.from_results(values, names, results, attrs))
 
-    def _report(self, folder, data, values, names, results, picked):
-        from .report import write_report
-        summary = _sim_summary(data, values, names, results, picked)
+    def _report(self, folder, data, values, names, results, at_main):
+        from .report import summary_from_simulation, write_report
+        summary = summary_from_simulation(data, values, names, results, at_main)
         provenance = {"sim_file": str(self.sim_path), "sim_sha256": file_sha256(self.sim_path),
                       "config_toml": self.cfg.source, "ranks": self.dist.size}
-        write_report(folder, results, summary, provenance)
+        write_report(folder, results, summary, provenance, run_name=self.cfg.name)
 
 
 def _is_features_only(path):
@@ -211,7 +227,3 @@ def _is_features_only(path):
         return False
 
 
-def _sim_summary(data, values, names, results, picked):
-    """What the figures need beyond the study's numbers (see report.write_report)."""
-    from .report import summary_from_simulation
-    return summary_from_simulation(data, values, names, results, picked)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from mpi_glass.config import load_config, parse_config, preset_text
+from mpi_glass.config import load_config, parse_config, preset_text, time_spec
 from mpi_glass.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +45,12 @@ BAD = [
     ("[dynamics]\nreplicas = 0\n", "dynamics.replicas: must be >= 1"),
     ("[dynamics]\nconfigurations = 0\n", "dynamics.configurations: must be >= 1"),
     ("[dynamics]\nextra_times = [500, 100]\n", "extra_times: times must be positive and increasing"),
-    ("[select]\nprotocol = 'cheat'\n", "select.protocol: must be one of honest, paper"),
-    ("[select]\ntime = 'soon'\n", "select.time"),
+    ("[select]\nprotocol = 'cheat'\n", "select.protocol: must be one of honest, paper, both"),
+    ("[select]\ntime = 'soon'\n", "select.time: expected 'tau_alpha', a fraction"),
+    ("[select]\ntime = 0\n", "select.time: expected"),
+    ("[select]\nsecond_time = -5\n", "select.second_time: expected .*0: none"),
+    ("[select]\nsecond_time = 'half tau_alpha'\n", "select.second_time: expected"),
+    ("[select]\nsecond_time = '0 tau_alpha'\n", "select.second_time: expected"),
     ("seed = -3\n", "seed: expected a non-negative integer"),
     ("[system\n", "not valid TOML"),
 ]
@@ -62,3 +66,19 @@ def test_bad_input_is_one_line(text, pattern):
 def test_missing_file():
     with pytest.raises(InputError, match="no such config file.*presets: laptop, paper, ci"):
         load_config("/nonexistent/x.toml")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("tau_alpha", (1.0, True)), ("0.0125 tau_alpha", (0.0125, True)), ("2 tau_alpha", (2.0, True)),
+    ("1000", (1000.0, False)), ("5e4", (5e4, False))])
+def test_propensity_times_are_sweeps_or_fractions_of_tau_alpha(text, expected):
+    assert time_spec(text) == expected
+
+
+def test_numbers_in_toml_are_accepted_for_the_time_keys():
+    cfg = parse_config("[select]\ntime = 1500\nsecond_time = 0.5\n")
+    assert time_spec(cfg.select.time) == (1500.0, False)
+    assert time_spec(cfg.select.second_time, zero_ok=True) == (0.5, False)
+    cfg = parse_config("[select]\nsecond_time = '0.0125 tau_alpha'\n")
+    assert time_spec(cfg.select.second_time, zero_ok=True) == (0.0125, True)
+    assert time_spec(parse_config("").select.second_time, zero_ok=True)[0] >= 0
