@@ -14,16 +14,18 @@ below a pair-dependent list radius (interaction cutoff + skin) when the list was
 stored compactly as CSR: row i is ``neighbours[start[i]:start[i + 1]]`` (uint32, so indexing
 needs no negative-index wraparound), **sorted by particle index**.  A loop over a row
 therefore meets the interacting neighbours in an order that depends only on which particles
-interact, not on when the list was built or which idle skin members it carries; the Monte
-Carlo engine relies on that for bit-identical restarts.
+interact, not on when the list was built or which idle skin members it carries, so a
+floating-point sum over a row does not depend on the build either.
 
 Building: particles are binned into cells at least half the largest list radius wide and a
 5 x 5 block of cells is searched (6.25 r^2 of candidate area, against 9 r^2 for 3 x 3 cells of
 side r).  The cells of one block row are contiguous in the cell-ordered copies of the
 coordinates, so each row of the block is one or two straight scans that append candidates
-without branching.  Rows come out unsorted; transposing the (symmetric) list sorts them.  A
-box too narrow for the block is scanned whole; the torus distance is a metric, so the skin
-argument holds for any box at least twice the interaction cutoff.
+without branching.  Each pair is tested once, from the particle earlier in cell order (the
+forward half of its block: half the distance tests), and entered in both rows; transposing
+the (symmetric) list then sorts the rows.  A box too narrow for the block is scanned whole;
+the torus distance is a metric, so the skin argument holds for any box at least twice the
+interaction cutoff.
 """
 import math
 
@@ -104,13 +106,16 @@ def _block_row(cstart, m, reach, cx, cy, oy):
 
 
 @njit(cache=True)
-def _drop(row, length, i):
-    """Remove i (found at distance 0 in its own scan) from row[:length]."""
-    for k in range(length):
-        if row[k] == i:
-            row[k] = row[length - 1]
-            return length - 1
-    return length
+def _forward_cells(cstart, m, reach, cx, cy):
+    """The cell ranges [a, b) and [c, d) of cells cx + 1 ... cx + reach in grid row cy
+    (the second is empty unless they wrap around the box in x)."""
+    base = cy * m
+    hi = cx + reach + 1
+    a, b = base + cx + 1, base + min(hi, m)
+    c = d = base
+    if hi > m:
+        d = base + hi - m
+    return cstart[a], cstart[b], cstart[c], cstart[d]
 
 
 @njit(cache=True)
@@ -143,6 +148,31 @@ def _sorted_rows(start, nbr):
 
 
 @njit(cache=True)
+def _symmetric_rows(members, hstart, half):
+    """The full CSR list, rows sorted by index, from each pair found once: half row p
+    (``half[hstart[p]:hstart[p + 1]]``) holds the partners of particle members[p]."""
+    n = members.shape[0]
+    start = np.zeros(n + 1, np.int64)
+    for p in range(n):
+        start[members[p] + 1] += hstart[p + 1] - hstart[p]
+        for k in range(hstart[p], hstart[p + 1]):
+            start[half[k] + 1] += 1
+    for i in range(n):
+        start[i + 1] += start[i]
+    fill = start[:-1].copy()
+    nbr = np.empty(start[n], np.uint32)
+    for p in range(n):
+        i = members[p]
+        for k in range(hstart[p], hstart[p + 1]):
+            j = half[k]
+            nbr[fill[i]] = j
+            nbr[fill[j]] = i
+            fill[i] += 1
+            fill[j] += 1
+    return start, _sorted_rows(start, nbr)
+
+
+@njit(cache=True)
 def verlet_list(positions, species, box, cut2):
     """CSR neighbour list of pairs with minimum-image distance^2 < cut2[species_i, species_j].
 
@@ -165,26 +195,33 @@ def verlet_list(positions, species, box, cut2):
     for k in range(n):              # cell-ordered copies: the scans read memory in order
         j = members[k]
         xs[k], ys[k], ss[k] = positions[j, 0], positions[j, 1], species[j]
-    start = np.zeros(n + 1, np.int64)
+    hstart = np.zeros(n + 1, np.int64)
     row = np.empty(n, np.int64)
     out = np.empty(max(16, 32 * n), np.uint32)
-    for i in range(n):
-        x, y, a = positions[i, 0], positions[i, 1], species[i]
+    # Each pair is found once, from the particle earlier in cell order: the rest of its own
+    # cell, the next `reach` cells of its grid row, and the next `reach` rows of its block.
+    for p in range(n):
+        x, y, a = xs[p], ys[p], ss[p]
         c0, c1, c2 = cut2[a, 0], cut2[a, 1], cut2[a, 2]
         if whole:
-            length = _scan(0, n, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row, 0)
+            length = _scan(p + 1, n, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row, 0)
         else:
-            cx, cy = cell_xy[i, 0], cell_xy[i, 1]
-            length = 0
-            for oy in range(-reach, reach + 1):
+            cx, cy = cell_xy[members[p], 0], cell_xy[members[p], 1]
+            length = _scan(p + 1, cstart[cy * m + cx + 1], xs, ys, ss, members, x, y, c0, c1,
+                           c2, box, half, row, 0)
+            a0, b0, a1, b1 = _forward_cells(cstart, m, reach, cx, cy)
+            length = _scan(a0, b0, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row,
+                           length)
+            length = _scan(a1, b1, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row,
+                           length)
+            for oy in range(1, reach + 1):
                 a0, b0, a1, b1 = _block_row(cstart, m, reach, cx, cy, oy)
                 length = _scan(a0, b0, xs, ys, ss, members, x, y, c0, c1, c2, box, half,
                                row, length)
                 length = _scan(a1, b1, xs, ys, ss, members, x, y, c0, c1, c2, box, half,
                                row, length)
-        length = _drop(row, length, i)
-        out, start[i + 1] = _append(out, start[i], row, length)
-    return start, _sorted_rows(start, out[:start[n]])
+        out, hstart[p + 1] = _append(out, hstart[p], row, length)
+    return _symmetric_rows(members, hstart, out[:hstart[n]])
 
 
 # --- cells over periodic images (every image within a radius, any box) -----------------
