@@ -8,7 +8,7 @@ figures/figure_data.npz).  Figures are drawn by ``mpi_glass.report.draw_figures`
 functions the report used, into REPORT_DIR/figures (or --out).  Figure keys: fig1 (F_s^CR),
 fig2 (maps), fig4 (single features), fig5 (supervised), fig6 (unsupervised), fig7
 (regression), fig8 (scatter), fig9 (species-wise), fig10 (second time).  Edit a drawing
-function in mpi_glass/report.py and rerun this script to restyle a figure.
+function in mpi_glass/report/figures.py and rerun this script to restyle a figure.
 """
 import argparse
 import sys

@@ -1,21 +1,51 @@
 """Command line: ``mpi_glass {simulate, select, bench, config}``.
 
-Errors are one line on stderr and exit status 2; ``--debug`` shows the traceback instead.
-The same commands run serially, or under ``mpirun -n K`` for any K.
+The contract (also in ``--help``): exit status 0 success, 2 bad input (one line naming the
+key or file and the way out), 1 internal error (one line asking for a report; ``--debug``
+shows the traceback), 75 interrupted (checkpointed; rerun the same command to resume).
+``--debug``, ``--quiet`` and ``--verbose`` work before or after the subcommand.  The same
+commands run serially, or under ``mpirun -n K`` for any K.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import logging
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 from . import __version__
-from .errors import InputError
+from .errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, InputError, Interrupted
+from .progress import LOGGER, setup_logging
 
-EXIT_INPUT = 2
+EXIT_STATUS_HELP = """\
+exit status:
+  0   success
+  1   internal error: a bug in mpi_glass, please report it (rerun with --debug for the
+      traceback)
+  2   bad input: config, files, command line or environment (one line says which and the
+      way out)
+  75  interrupted (SIGTERM, SIGUSR1, Ctrl-C): checkpointed; rerun the same command to
+      resume
+"""
+
+#: OS errors that are the user's environment, not our bug: a full disk, no permission.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
+
+
+def _global_flags(parser, suppress):
+    """--debug/--quiet/--verbose; subcommands repeat them without defaults of their own."""
+    default = {"default": argparse.SUPPRESS} if suppress else {}
+    parser.add_argument("--debug", action="store_true", **default,
+                        help="show the traceback of an error")
+    parser.add_argument("--quiet", action="store_true", **default,
+                        help="log warnings and errors only (no progress)")
+    parser.add_argument("--verbose", action="store_true", **default,
+                        help="log debugging detail too")
 
 
 def _common(parser):
@@ -25,62 +55,113 @@ def _common(parser):
     parser.add_argument("--out", metavar="DIR",
                         help="output directory (default: mpi_glass_out/<config name>)")
     parser.add_argument("--force", action="store_true",
-                        help="overwrite finished outputs and discard checkpoints")
+                        help="replace finished outputs (the old ones stay until the new ones "
+                             "are complete) and discard checkpoints")
+
+
+def _subcommand(sub, name, help, description, example):
+    parser = sub.add_parser(name, help=help, description=textwrap.fill(description, 88),
+                            epilog=f"example:\n  {example}\n\n{EXIT_STATUS_HELP}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    _global_flags(parser, suppress=True)
+    return parser
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="mpi_glass",
         description="Which structure controls glassy dynamics? Iso-configurational MC, "
-                    "structural descriptors and information-imbalance feature selection.")
+                    "structural descriptors and information-imbalance feature selection.",
+        epilog="examples:\n  mpi_glass simulate && mpi_glass select\n"
+               "  mpiexec -n 4 mpi_glass simulate --config run/paper.toml\n\n"
+               + EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"mpi_glass {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    _global_flags(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sim = sub.add_parser("simulate", help="equilibrate configurations and run the "
-                                          "iso-configurational dynamics -> sim.h5")
+    sim = _subcommand(
+        sub, "simulate", "equilibrate configurations and run the iso-configurational "
+                         "dynamics -> sim.h5",
+        "Equilibrate C configurations, run R iso-configurational trajectories from each and "
+        "write DIR/sim.h5 (configurations, displacements, propensities p and q, F_s^CR). "
+        "Rerunning the same command resumes from DIR/sim.h5.checkpoint/.",
+        "mpiexec -n 2 mpi_glass simulate --config run/ci.toml --out /tmp/ci")
     _common(sim)
 
-    sel = sub.add_parser("select", help="features, information-imbalance selection, "
-                                        "regression study and report from sim.h5")
+    sel = _subcommand(
+        sub, "select", "features, information-imbalance selection, regression study and "
+                       "report from sim.h5",
+        "Compute the 60 structural features of sim.h5's configurations, select features by "
+        "information imbalance, predict the propensity and write DIR/select.h5, report.md, "
+        "report.json and figures/. Without --config the config stored in sim.h5 is used.",
+        "mpi_glass select --sim /tmp/ci/sim.h5 --out /tmp/ci")
     _common(sel)
     sel.add_argument("--sim", metavar="FILE", help="input sim.h5 (default: DIR/sim.h5)")
     sel.add_argument("--features-only", action="store_true",
-                     help="compute and write the 60 features, then stop")
+                     help="compute and write the 60 features to select.h5, then stop (a "
+                          "later full select completes it without --force)")
 
-    cfg = sub.add_parser("config", help="print a preset's TOML, or the table of all keys")
-    cfg.add_argument("preset", nargs="?", default="laptop",
-                     help="laptop, paper, ci, or 'keys' for the table of keys")
+    cfg = _subcommand(
+        sub, "config", "print a preset's TOML, the table of all keys, or a memory estimate",
+        "Print the TOML of a preset, the table of every config key with its default and "
+        "meaning ('keys'), or with --memory the memory a config needs per rank.",
+        "mpi_glass config paper --memory --ranks 128")
+    cfg.add_argument("preset", nargs="?", default="laptop", metavar="NAME",
+                     help="laptop, paper, ci, 'keys' for the table of keys, or (with "
+                          "--memory) a TOML file")
+    cfg.add_argument("--memory", action="store_true",
+                     help="print the memory estimate of simulate and select for this config")
+    cfg.add_argument("--ranks", type=int, default=1, metavar="K",
+                     help="number of ranks the estimate assumes (default 1)")
 
-    bench = sub.add_parser("bench", help="throughput benchmarks (JSON with --json)")
+    bench = _subcommand(
+        sub, "bench", "throughput benchmarks (JSON with --json)",
+        "Measure the throughput of one stage on this machine; the README's performance "
+        "table is made of these figures.",
+        "mpi_glass bench mc --temperature 0.3 --json")
+    _bench_commands(bench)
+    return parser
+
+
+def _bench_commands(bench):
     bsub = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
     b = bsub.add_parser("mc", help="MC trial moves per second per core")
-    b.add_argument("--n", type=int, default=4000)
-    b.add_argument("--temperature", type=float, default=0.5)
-    b.add_argument("--sweeps", type=int, default=None)
+    b.add_argument("--n", type=int, default=4000, help="number of particles (default 4000)")
+    b.add_argument("--temperature", type=float, default=0.5, help="temperature (default 0.5)")
+    b.add_argument("--sweeps", type=int, default=None, help="sweeps timed (default 400)")
     b = bsub.add_parser("descriptors", help="seconds for all 60 features of one configuration")
-    b.add_argument("--n", type=int, default=4000)
+    b.add_argument("--n", type=int, default=4000, help="number of particles (default 4000)")
     b = bsub.add_parser("imbalance", help="seconds for II pairs and the greedy selections")
-    b.add_argument("--n", type=int, default=4000)
-    b.add_argument("--m", type=int, default=60)
-    b.add_argument("--d", type=int, default=15)
+    b.add_argument("--n", type=int, default=4000, help="number of points N (default 4000)")
+    b.add_argument("--m", type=int, default=60, help="number of candidate features M "
+                                                      "(default 60)")
+    b.add_argument("--d", type=int, default=15, help="features selected by the greedy "
+                                                      "searches (default 15)")
     b = bsub.add_parser("equilibrate", help="tau_eq, swap acceptances and trials/s of a "
                                             "certified equilibration from a random start")
-    b.add_argument("--n", type=int, default=1000)
-    b.add_argument("--temperature", type=float, default=0.3)
-    b.add_argument("--sweeps", type=int, default=1_000_000, help="budget (sweeps)")
-    b.add_argument("--swap-probability", type=float, default=0.2)
+    b.add_argument("--n", type=int, default=1000, help="number of particles (default 1000)")
+    b.add_argument("--temperature", type=float, default=0.3, help="temperature (default 0.3)")
+    b.add_argument("--sweeps", type=int, default=1_000_000,
+                   help="budget in sweeps (default 1e6); stops once certified")
+    b.add_argument("--swap-probability", type=float, default=0.2,
+                   help="fraction of swap trials (default 0.2)")
     b.add_argument("--sample-every", type=int, default=None,
                    help="sweeps between samples (default: budget / 1000)")
     b.add_argument("--plain-sweeps", type=int, default=0,
                    help="then run plain MC this long for tau_alpha and the speed-up")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=int, default=0, help="seed of the random start (default 0)")
     b.add_argument("--save", metavar="FILE.npz", help="save U/N(t), q(t) for analysis/")
     b = bsub.add_parser("simulate", help="parallel efficiency of simulate at 1 and 2 ranks")
     b.add_argument("--ranks", default="1,2", help="comma-separated rank counts")
+    b = bsub.add_parser("progress", help="cost of run-wide progress under MPI (no files)")
+    b.add_argument("--ranks", type=int, default=8,
+                   help="MPI ranks, may exceed the cores (default 8)")
+    b.add_argument("--seconds", type=float, default=20.0,
+                   help="seconds of measurement (default 20)")
     for b in bsub.choices.values():
         b.add_argument("--json", action="store_true", help="print one JSON object")
-    return parser
+        _global_flags(b, suppress=True)
 
 
 def _run_simulate(args, dist):
@@ -94,19 +175,30 @@ def _run_simulate(args, dist):
 
 def _run_select(args, dist):
     from .config import load_config
-    from .select import Selection
+    from .selection import Selection, config_for_sim
     from .store import default_out_dir
-    cfg = load_config(args.config)
+    given = load_config(args.config) if args.config else None
+    if args.sim:
+        sim_path = Path(args.sim)
+    else:
+        sim_path = Path(args.out or default_out_dir(given or load_config())) / "sim.h5"
+    cfg = config_for_sim(sim_path, given)
     out = Path(args.out) if args.out else default_out_dir(cfg)
-    sim_path = Path(args.sim) if args.sim else out / "sim.h5"
     Selection(cfg, out, sim_path, dist, force=args.force,
               features_only=args.features_only).run()
 
 
 def _run_config(args, dist):
-    from .config import config_table_markdown, preset_text
+    from .config import config_table_markdown, load_config, preset_text
+    if args.memory:
+        from .memory import estimate_table
+        text = estimate_table(load_config(args.preset), ranks=args.ranks)
+    elif args.preset == "keys":
+        text = config_table_markdown()
+    else:
+        text = preset_text(args.preset)
     if dist.is_root:
-        print(config_table_markdown() if args.preset == "keys" else preset_text(args.preset))
+        print(text)
 
 
 def _run_bench(args, dist):
@@ -126,42 +218,67 @@ _COMMANDS = {"simulate": _run_simulate, "select": _run_select, "config": _run_co
              "bench": _run_bench}
 
 
+def _log_level(args):
+    if args.verbose:
+        return logging.DEBUG
+    return logging.WARNING if args.quiet else logging.INFO
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    setup_logging(0, _log_level(args))
     from .parallel import Distributor
-    from .simulate import EXIT_INTERRUPTED, Interrupted
-    dist = Distributor()
+    dist = None
     try:
+        dist = Distributor()
+        setup_logging(dist.rank, _log_level(args))
         _COMMANDS[args.command](args, dist)
-    except Interrupted as exc:
-        print(f"mpi_glass: [rank {dist.rank}] stopped by {exc}; checkpoint written, rerun the "
-              f"same command to resume", file=sys.stderr, flush=True)
-        if dist.parallel:
-            # The signal reached every rank (srun/mpiexec forward it); give the others a
-            # moment to finish their chunk and checkpoint before ending the job.
-            time.sleep(float(os.environ.get("MPI_GLASS_SIGNAL_GRACE", "20")))
-            dist.abort(EXIT_INTERRUPTED)
-        return EXIT_INTERRUPTED
+    except (Interrupted, KeyboardInterrupt) as exc:
+        return _interrupted(exc, dist)
     except Exception as exc:  # noqa: BLE001 - the CLI boundary turns errors into one line
         if args.debug:
             raise
-        _report_error(exc, dist)
-        if dist.parallel:      # another rank may be waiting in a collective
-            dist.abort(EXIT_INPUT)
-        return EXIT_INPUT
+        status = _report_error(exc, dist)
+        if dist is not None and dist.parallel:   # another rank may wait in a collective
+            dist.abort(status)
+        return status
     return 0
 
 
+def _interrupted(exc, dist):
+    if dist is None or dist.is_root:
+        if isinstance(exc, Interrupted):
+            LOGGER.error(f"stopped by {exc}; checkpoints are written: rerun the same command "
+                         f"to resume")
+        else:
+            LOGGER.error("stopped by SIGINT: rerun the same command to resume (simulate "
+                         "continues from its last checkpoints)")
+    if dist is not None and dist.parallel:
+        # The signal reached every rank (srun/mpiexec forward it); give the others a
+        # moment to finish their chunk and checkpoint before ending the job.
+        time.sleep(float(os.environ.get("MPI_GLASS_SIGNAL_GRACE", "20")))
+        dist.abort(EXIT_INTERRUPTED)
+    return EXIT_INTERRUPTED
+
+
 def _report_error(exc, dist):
-    where = "" if dist.is_root else f"[rank {dist.rank}] "
+    """Log one line for ``exc`` and return the exit status it means."""
+    rank = 0 if dist is None else dist.rank
     if isinstance(exc, InputError):
-        if not dist.is_root:      # every rank validates the same input: say it once
-            return
-        message = str(exc)
+        status, message = EXIT_INPUT, str(exc)
+        if rank != 0 and exc.same_on_every_rank:    # rank 0 says it for every rank
+            return status
+    elif isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+        status = EXIT_INPUT
+        message = f"{exc.filename or 'output'}: {exc.strerror}; free space or fix permissions"
     else:
-        message = f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
-    print(f"mpi_glass: error: {where}{message.splitlines()[0] if message else ''}",
-          file=sys.stderr, flush=True)
+        status = EXIT_INTERNAL
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        message = (f"internal error {type(exc).__name__}: {first} - please report this "
+                   f"(rerun with --debug for the traceback)")
+    lines = message.splitlines()
+    LOGGER.error(f"error: {lines[0] if lines else type(exc).__name__}")
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

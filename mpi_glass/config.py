@@ -1,7 +1,9 @@
 """TOML configuration, validated once into frozen dataclasses.
 
 Every key has a type, a range and a documented default (the README's config table is
-generated from the same ``doc`` strings by ``config_table_markdown``).  Unknown keys are
+generated from the same ``doc`` strings by ``config_table_markdown``).  The defaults are the
+embedded laptop preset (``presets/laptop.toml``, the run without ``--config``), so a key left
+out of a config means what the default run does; a test keeps the two equal.  Unknown keys are
 errors with a "did you mean" suggestion; every problem is one line naming the file and key.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from .errors import InputError
-from .model import MAX_CUTOFF, box_side, composition_counts
+from .model import MAX_CUTOFF, PAPER_DENSITY, PAPER_FRACTIONS, box_side, composition_counts
 
 PRESET_NAMES = ("laptop", "paper", "ci")
 DEFAULT_PRESET = "laptop"
@@ -43,8 +45,8 @@ def _key(doc, default=dataclasses.MISSING, *, low=None, high=None, low_open=Fals
 class SystemConfig:
     n: int = _key("number of particles N", 1000, low=3)
     composition: tuple = _key("S, M, L as counts summing to N or fractions summing to 1",
-                              (0.44, 0.20, 0.36))
-    density: float = _key("number density N / L^2", 1.024, low=0.0, low_open=True)
+                              PAPER_FRACTIONS)
+    density: float = _key("number density N / L^2", PAPER_DENSITY, low=0.0, low_open=True)
     temperature: float = _key("temperature T (eps_LS / k_B)", 0.50, low=0.0, low_open=True)
 
 
@@ -57,14 +59,14 @@ class MCConfig:
 @dataclass(frozen=True)
 class EquilibrationConfig:
     sweeps: int = _key("MC sweeps to equilibrate each configuration; with until = "
-                       "'certified' the budget", 20000, low=0)
+                       "'certified' the budget", 160000, low=0)
     swap_probability: float = _key("fraction of trials that are species swaps S<->M, M<->L "
                                    "(equilibration only)", 0.2, low=0.0, high=1.0)
     sample_every: int = _key("sweeps between samples of U/N and the overlap q (certificate)",
                              100, low=1)
     until: str = _key("'certified': stop each chain once certified, at most `sweeps`; "
                       "'sweeps' or a number: exactly that many sweeps, certificate only "
-                      "reported", "sweeps", number_ok=True)
+                      "reported", "certified", number_ok=True)
     require_certificate: bool = _key("with until = 'certified', stop simulate if a "
                                      "configuration is not certified; false: keep it, "
                                      "flagged", True)
@@ -76,7 +78,7 @@ class EquilibrationConfig:
 class DynamicsConfig:
     configurations: int = _key("C: independent equilibrium configurations", 4, low=1)
     replicas: int = _key("R: iso-configurational trajectories per configuration", 8, low=1)
-    t_max: int = _key("last recorded time (MC sweeps)", 10000, low=1)
+    t_max: int = _key("last recorded time (MC sweeps)", 12000, low=1)
     per_decade: int = _key("log-spaced recording times per decade", 8, low=1)
     extra_times: tuple = _key("explicit extra recording times (sweeps), increasing", ())
 
@@ -85,29 +87,33 @@ class DynamicsConfig:
 class CheckpointConfig:
     every_sweeps: int = _key("checkpoint at least every this many sweeps of a work item", 2000,
                              low=1)
-    every_minutes: float = _key("and at least every this many wall minutes", 10.0,
+    every_minutes: float = _key("and at least every this many wall minutes", 5.0,
                                 low=0.0, low_open=True)
 
 
 @dataclass(frozen=True)
 class RelaxationScanConfig:
     temperatures: tuple = _key("temperatures of the F_s^CR scan (paper Fig. 1); empty: no scan",
-                               ())
+                               (0.8, 0.6))
     configurations: int = _key("configurations per temperature", 1, low=1)
     replicas: int = _key("trajectories per configuration", 2, low=1)
-    t_max: int = _key("last recorded time of the scan (sweeps)", 10000, low=1)
+    t_max: int = _key("last recorded time of the scan (sweeps)", 12000, low=1)
 
 
 @dataclass(frozen=True)
 class SelectConfig:
     d_max: int = _key("largest number of selected features d", 15, low=1)
     k: int = _key("neighbours k in the information imbalance", 1, low=1)
-    protocol: str = _key("'honest' (selection on training configurations only) or 'paper'",
-                         "honest", choices=("honest", "paper"))
-    time: str = _key("propensity time: 'tau_alpha' (nearest recorded) or a number of sweeps",
+    protocol: str = _key("'honest' (every selection on the training configurations only), "
+                         "'paper' (the authors': II selections on the predicted configuration, "
+                         "Lasso on the training ones) or 'both' side by side",
+                         "both", choices=("honest", "paper", "both"))
+    time: str = _key("propensity time: 'tau_alpha', a fraction of it ('0.5 tau_alpha') or a "
+                     "number of sweeps; p interpolated in log t between recorded times",
                      "tau_alpha", number_ok=True)
-    second_time: float = _key("second propensity time (sweeps, paper Fig. 10); 0: none", 0.0,
-                              low=0.0)
+    second_time: str = _key("second propensity time (paper Fig. 10): sweeps or a fraction of "
+                            "tau_alpha ('0.0125 tau_alpha' is the paper's); 0: none",
+                            "0", number_ok=True)
     random_draws: int = _key("random feature selections per d (baseline)", 1000, low=1)
     lengths: tuple = _key("coarse-graining lengths l (sigma_LS)",
                           (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0))
@@ -246,13 +252,36 @@ def _cross_checks(origin, cfg):
         raise InputError(f"{origin}: relaxation_scan.temperatures: must be > 0")
     if any(length <= 0 for length in cfg.select.lengths) or not cfg.select.lengths:
         raise InputError(f"{origin}: select.lengths: need positive lengths")
-    if cfg.select.time != "tau_alpha":
-        try:
-            if float(cfg.select.time) <= 0:
-                raise ValueError
-        except ValueError:
-            raise InputError(f"{origin}: select.time: 'tau_alpha' or a positive number of "
-                             f"sweeps, got {cfg.select.time!r}") from None
+    time_spec(cfg.select.time, f"{origin}: select.time")
+    time_spec(cfg.select.second_time, f"{origin}: select.second_time", zero_ok=True)
+
+
+def time_spec(text, where="select.time", zero_ok=False):
+    """A propensity-time key as (value, relative): 'tau_alpha' -> (1.0, True), '0.5 tau_alpha'
+    -> (0.5, True), '1000' -> (1000.0, False) sweeps.  The value must be > 0 (or 0, meaning
+    "none", where ``zero_ok``); anything else is a one-line InputError naming ``where``."""
+    words = str(text).split()
+    relative = bool(words) and words[-1] == "tau_alpha"
+    number = words[:-1] if relative else words
+    try:
+        value = float(number[0]) if number else (1.0 if relative else math.nan)
+        if len(number) > 1 or not math.isfinite(value) or value < 0 or \
+                (value == 0 and not (zero_ok and not relative)):
+            raise ValueError
+    except ValueError:
+        allowed = "'tau_alpha', a fraction like '0.5 tau_alpha' or a positive number of sweeps"
+        raise InputError(f"{where}: expected {allowed}{' (0: none)' if zero_ok else ''}, "
+                         f"got {text!r}") from None
+    return value, relative
+
+
+def _check_name(origin, name):
+    """``name`` names the output folder: a plain folder name, never a path out of it."""
+    if (not isinstance(name, str) or name.strip() != name or name in ("", ".", "..")
+            or any(c in name for c in "/\\\0")):
+        raise InputError(f"{origin}: name: must be a plain folder name (no '/', '\\', '..' "
+                         f"or surrounding spaces), got {name!r}")
+    return name
 
 
 def _check_equilibration(origin, eq):
@@ -283,9 +312,7 @@ def parse_config(text, origin="<config>", name=None):
     seed = data.get("seed", 2024)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise InputError(f"{origin}: seed: expected a non-negative integer, got {seed!r}")
-    cfg_name = data.get("name", name or Path(origin).stem)
-    if not isinstance(cfg_name, str) or not cfg_name or "/" in cfg_name:
-        raise InputError(f"{origin}: name: expected a plain non-empty string, got {cfg_name!r}")
+    cfg_name = _check_name(origin, data.get("name", name or Path(origin).stem))
     sections = {s: _build_section(origin, s, cls, data.get(s, {})) for s, cls in _SECTIONS.items()}
     cfg = Config(name=cfg_name, seed=seed, source=text, **sections)
     _cross_checks(origin, cfg)
@@ -295,30 +322,57 @@ def parse_config(text, origin="<config>", name=None):
 def preset_text(name):
     """The TOML text of a packaged preset (laptop, paper, ci)."""
     if name not in PRESET_NAMES:
-        raise InputError(f"unknown preset '{name}' (choose from {', '.join(PRESET_NAMES)})")
+        raise InputError(f"unknown preset '{name}' ({_preset_hint(name)})")
     return resources.files("mpi_glass").joinpath("presets", f"{name}.toml").read_text()
 
 
 def load_config(path=None):
     """Read a config file, or the embedded laptop default when path is None.
 
-    ``path`` may also name a packaged preset ('laptop', 'paper', 'ci').
+    Parameters
+    ----------
+    path : str or pathlib.Path, optional
+        A TOML file, or the name of a packaged preset ('laptop', 'paper', 'ci').
+
+    Returns
+    -------
+    Config
+        Validated, frozen; every problem raises a one-line ``InputError`` naming the key.
+
+    Examples
+    --------
+    >>> cfg = load_config("ci")
+    >>> cfg.system.n, cfg.dynamics.configurations, round(cfg.box, 3)
+    (150, 3, 12.103)
     """
     if path is None or (str(path) in PRESET_NAMES and not Path(path).exists()):
         name = DEFAULT_PRESET if path is None else str(path)
         return parse_config(preset_text(name), origin=f"preset {name}", name=name)
     path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such config file, and not a preset name "
+                         f"({_preset_hint(str(path))})")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a TOML text file (byte {exc.start} is not UTF-8); "
+                         f"pass a TOML config or a preset name") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read config ({exc.strerror})") from None
     return parse_config(text, origin=str(path))
 
 
+def _preset_hint(wanted):
+    close = difflib.get_close_matches(wanted, PRESET_NAMES, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"{hint}presets: {', '.join(PRESET_NAMES)}"
+
+
 def config_table_markdown():
     """The README's table of every key, its default and meaning."""
     rows = ["| key | default | meaning |", "| --- | --- | --- |",
-            "| `name` | file stem | run name, names the output folder |",
+            "| `name` | file stem | run name, names the output folder (a plain folder name: "
+            "no `/`, `\\`, `..`) |",
             "| `seed` | 2024 | root of every random stream |"]
     for section, cls in _SECTIONS.items():
         for f in dataclasses.fields(cls):

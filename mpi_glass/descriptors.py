@@ -35,20 +35,23 @@ Cost (~1300 images within R_N per particle, ten lengths): each unordered pair of
 images is visited once, cell pair by cell pair, and its distance feeds both ends, all lengths
 and all six sums.  exp(-r/l) is evaluated only for the lengths l whose double 2l is not in the
 list, the others are squares, exp(-r/l) = exp(-r/2l)^2: 5 exponentials per pair for the default
-lengths.  ``benchmark()`` times N = 4000.
+lengths.  ``mpi_glass bench descriptors`` times N = 4000.
 """
 from __future__ import annotations
 
 import math
-import time
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from .errors import InputError
-from .model import EPSILON, SIGMA, X_CUT, box_side, composition_counts, pair_energy_x2, \
-    species_array
+from .model import EPSILON, SIGMA, X_CUT, pair_energy_x2
+from .neighbours import ImageCells, image_cell
+from .validation import check_box, check_configuration
+
+__all__ = ["compute_features", "local_descriptors", "feature_names", "DESCRIPTOR_ORDER",
+           "DEFAULT_LENGTHS", "R_N", "Z_CUT"]
 
 #: Order of the descriptor blocks in the feature matrix; each block runs over the lengths.
 DESCRIPTOR_ORDER = ("rho", "phi", "u", "psi6", "theta", "z")
@@ -89,6 +92,11 @@ def feature_names(lengths=DEFAULT_LENGTHS):
     """Column names of ``compute_features``: ``rho_l0.5`` ... ``z_l5.0``, blocks in order.
 
     Lengths print with one decimal (``theta_l2.0``) unless that would round them (``l0.25``).
+
+    Examples
+    --------
+    >>> feature_names([1.0, 0.25])[:3]
+    ['rho_l1.0', 'rho_l0.25', 'phi_l1.0']
     """
     lengths = _checked_lengths(lengths)
     return [f"{name}_l{_length_label(ell)}" for name in DESCRIPTOR_ORDER for ell in lengths]
@@ -97,18 +105,47 @@ def feature_names(lengths=DEFAULT_LENGTHS):
 def local_descriptors(positions, species, box):
     """Per-particle ``dict(u=, z=, psi6=, theta=)`` (float64; z int64) of one configuration.
 
-    positions (N, 2), species (N,) in 0..2 (S, M, L), box: side of the square box or (Lx, Ly).
+    Parameters
+    ----------
+    positions : array_like, shape (N, 2)
+    species : array_like of int, shape (N,)
+        0 (S), 1 (M), 2 (L).
+    box : float or (float, float)
+        Side of the square box, or (Lx, Ly).
+
+    Examples
+    --------
+    >>> local_descriptors([[1.0, 1.0], [2.0, 1.0], [6.0, 5.0]], [2, 2, 0], 10.0)["z"].tolist()
+    [1, 1, 0]
     """
-    return _local(_System.checked(positions, species, box))
+    return _local(_checked_system(positions, species, box))
 
 
 def compute_features(positions, species, box, lengths=DEFAULT_LENGTHS):
     """All coarse-grained features of one configuration: ``(values (N, 6 L), names)``.
 
-    Columns are the blocks rho, phi, u, psi6, theta, z (``DESCRIPTOR_ORDER``), each over
-    ``lengths`` in the given order; names as in ``feature_names``.
+    Parameters
+    ----------
+    positions, species, box
+        As in ``local_descriptors``.
+    lengths : sequence of float
+        Coarse-graining lengths l (sigma_LS), default 0.5, 1.0, ..., 5.0.
+
+    Returns
+    -------
+    values : numpy.ndarray, float64, shape (N, 6 len(lengths))
+        Blocks rho, phi, u, psi6, theta, z (``DESCRIPTOR_ORDER``), each over ``lengths`` in
+        the given order.
+    names : list of str
+        As in ``feature_names``.
+
+    Examples
+    --------
+    >>> values, names = compute_features([[1.0, 1.0], [2.0, 1.0], [6.0, 5.0]], [2, 2, 0], 10.0)
+    >>> values.shape, names[0], names[-1]
+    ((3, 60), 'rho_l0.5', 'z_l5.0')
     """
-    system = _System.checked(positions, species, box)
+    system = _checked_system(positions, species, box)
     lengths = _checked_lengths(lengths)
     images = len(system.positions) * math.pi * R_N**2 / system.box.prod()
     if images > _MAX_IMAGES:
@@ -116,25 +153,6 @@ def compute_features(positions, species, box, lengths=DEFAULT_LENGTHS):
                          f"~{images:.0f} images within R_N = {R_N:g} of each (a liquid: ~1300)")
     local = _local(system)
     return _coarse_grain(system, local, lengths), feature_names(lengths)
-
-
-def benchmark(n=4000, seed=0):
-    """Seconds for the 60 default features of one dense configuration of n particles.
-
-    The configuration has the paper's density 1.024 and composition (0.44, 0.20, 0.36) on a
-    jittered triangular lattice with shuffled species: the cost depends on the density (pairs
-    within R_N), not on the details of the structure.  Numba compilation is excluded.
-    """
-    compute_features(*_benchmark_configuration(64, seed))        # compile / load the cache
-    system = _System.checked(*_benchmark_configuration(n, seed))
-    lengths = _checked_lengths(DEFAULT_LENGTHS)
-    start = time.perf_counter()
-    local = _local(system)
-    middle = time.perf_counter()
-    values = _coarse_grain(system, local, lengths)
-    end = time.perf_counter()
-    return {"n": int(n), "m": int(values.shape[1]), "seconds_total": end - start,
-            "seconds_local": middle - start, "seconds_coarse_grain": end - middle}
 
 
 # -- input ---------------------------------------------------------------------------------
@@ -145,34 +163,11 @@ class _System(NamedTuple):
     species: np.ndarray
     box: np.ndarray
 
-    @classmethod
-    def checked(cls, positions, species, box):
-        pos = np.asarray(positions, dtype=float)
-        if pos.ndim != 2 or pos.shape[1] != 2 or len(pos) == 0:
-            raise InputError(f"positions: expected shape (N, 2) with N >= 1, got {pos.shape}")
-        if not np.all(np.isfinite(pos)):
-            raise InputError("positions: contain NaN or infinite values")
-        spec = np.asarray(species)
-        if spec.shape != (len(pos),) or not np.issubdtype(spec.dtype, np.integer):
-            raise InputError(f"species: expected {len(pos)} integers, got {spec.dtype} "
-                             f"array of shape {spec.shape}")
-        if spec.min() < 0 or spec.max() >= len(SIGMA):
-            raise InputError(f"species: expected values in 0..{len(SIGMA) - 1}, "
-                             f"got {spec.min()}..{spec.max()}")
-        sides = _checked_box(box)
-        wrapped = pos - np.floor(pos / sides) * sides
-        wrapped[wrapped >= sides] = 0.0  # -1e-17 wraps to L itself in floating point
-        return cls(wrapped, spec.astype(np.int64), sides)
 
-
-def _checked_box(box):
-    try:
-        sides = np.array(np.broadcast_to(np.asarray(box, dtype=float), (2,)))
-    except (TypeError, ValueError):
-        sides = None
-    if sides is None or np.ndim(box) > 1 or not np.all(np.isfinite(sides)) or np.any(sides <= 0):
-        raise InputError(f"box: expected a positive side or (Lx, Ly), got {box!r}")
-    return sides
+def _checked_system(positions, species, box):
+    sides = check_box(box)
+    positions, species = check_configuration(positions, species, sides, wrap=True)
+    return _System(positions, species.astype(np.int64), sides)
 
 
 def _checked_lengths(lengths):
@@ -187,64 +182,11 @@ def _length_label(ell):
     return f"{ell:.1f}" if round(ell, 1) == ell else f"{ell:g}"
 
 
-# -- cell lists over periodic images -------------------------------------------------------
-
-class _Cells:
-    """Particles sorted by cell, and the cell offsets that can hold images within ``radius``.
-
-    An offset (dx, dy) from cell (cx, cy) names the unwrapped cell (cx + dx, cy + dy): its
-    particles, shifted by whole boxes, are each image exactly once, whatever the box size, so
-    every image within the radius is found even when the radius exceeds the box.
-    """
-
-    def __init__(self, system, radius, fraction):
-        box, n = system.box, len(system.positions)
-        # at most ~16 N cells: a sparse system in a huge box would visit empty cells
-        most = 4 * math.isqrt(n) + 1
-        self.shape = np.clip(box // (fraction * radius), 1, most).astype(np.int64)
-        width = box / self.shape
-        xy = np.minimum((system.positions // width).astype(np.int64), self.shape - 1)
-        cell = xy[:, 0] + self.shape[0] * xy[:, 1]
-        self.order = np.argsort(cell, kind="stable")
-        self.cell_xy = np.ascontiguousarray(xy[self.order])
-        self.start = np.searchsorted(cell[self.order], np.arange(self.shape.prod() + 1))
-        self.positions = np.ascontiguousarray(system.positions[self.order])
-        self.species = np.ascontiguousarray(system.species[self.order])
-        self.stencil = _stencil(width, radius)
-        dx, dy = self.stencil.T
-        self.half_stencil = np.ascontiguousarray(self.stencil[(dy > 0) | ((dy == 0) & (dx > 0))])
-        self.max_candidates = len(self.stencil) * int(np.diff(self.start).max())
-
-    def unsort(self, values):
-        out = np.empty_like(values)
-        out[self.order] = values
-        return out
-
-
-def _stencil(width, radius):
-    """Cell offsets whose closest point to the home cell is nearer than ``radius``."""
-    k = np.ceil(radius / width).astype(np.int64)
-    dx, dy = np.meshgrid(np.arange(-k[0], k[0] + 1), np.arange(-k[1], k[1] + 1), indexing="ij")
-    gap_x = np.maximum(np.abs(dx) - 1, 0) * width[0]
-    gap_y = np.maximum(np.abs(dy) - 1, 0) * width[1]
-    keep = gap_x**2 + gap_y**2 < radius**2
-    return np.ascontiguousarray(np.stack([dx[keep], dy[keep]], axis=1))
-
-
-@njit(cache=True, inline="always")
-def _image_cell(hx, hy, offset, shape, box):
-    """(cell index, image shift x, shift y) of the unwrapped cell (hx, hy) + offset."""
-    ux = hx + offset[0]
-    uy = hy + offset[1]
-    wx = ux % shape[0]  # numba follows Python: the remainder has the sign of the divisor
-    wy = uy % shape[1]
-    return wx + shape[0] * wy, (ux // shape[0]) * box[0], (uy // shape[1]) * box[1]
-
-
 # -- local descriptors ---------------------------------------------------------------------
 
 def _local(system):
-    cells = _Cells(system, LOCAL_RANGE, _LOCAL_CELLS)
+    cells = ImageCells(system.positions, system.species, system.box, LOCAL_RANGE,
+                       _LOCAL_CELLS)
     u, z, psi6, theta, clash = _local_kernel(
         cells.positions, cells.species, system.box, cells.cell_xy, cells.start, cells.shape,
         cells.stencil, SIGMA**2, EPSILON, THETA_REF, cells.max_candidates)
@@ -271,7 +213,7 @@ def _local_kernel(pos, spec, box, cell_xy, start, shape, stencil, sigma2, eps, t
         energy = 0.0
         m = 0
         for s in range(stencil.shape[0]):
-            c, sx, sy = _image_cell(cell_xy[i, 0], cell_xy[i, 1], stencil[s], shape, box)
+            c, sx, sy = image_cell(cell_xy[i, 0], cell_xy[i, 1], stencil[s], shape, box)
             for j in range(start[c], start[c + 1]):
                 dx = pos[j, 0] + sx - pos[i, 0]
                 dy = pos[j, 1] + sy - pos[i, 1]
@@ -327,7 +269,7 @@ def _steric_order(angles, kinds, theta_ref):
 
 def _coarse_grain(system, local, lengths):
     """Feature matrix (N, 6 L) from the local descriptors, blocks in DESCRIPTOR_ORDER."""
-    cells = _Cells(system, R_N, _COARSE_CELLS)
+    cells = ImageCells(system.positions, system.species, system.box, R_N, _COARSE_CELLS)
     x = np.stack([local[name] for name in ("u", "psi6", "theta", "z")], axis=1)
     x = np.ascontiguousarray(x[cells.order], dtype=float)
     source = _square_sources(lengths)
@@ -373,7 +315,7 @@ def _coarse_kernel(pos, spec, box, start, shape, half_stencil, sigma2, x, inv_le
             if s < 0:
                 m = _cell_pairs(pos, start, home, home, 0.0, 0.0, True, r, pair)
             else:
-                c, sx, sy = _image_cell(home % shape[0], home // shape[0], half_stencil[s],
+                c, sx, sy = image_cell(home % shape[0], home // shape[0], half_stencil[s],
                                          shape, box)
                 m = _cell_pairs(pos, start, home, c, sx, sy, False, r, pair)
             _weights(r[:m], inv_lengths, source, by_length_desc, w)
@@ -428,19 +370,3 @@ def _weights(r, inv_lengths, source, by_length_desc, w):
         else:
             for k in range(r.size):
                 w[k, l] = w[k, src] * w[k, src]
-
-
-# -- benchmark configuration ---------------------------------------------------------------
-
-def _benchmark_configuration(n, seed, density=1.024, composition=(0.44, 0.20, 0.36)):
-    """Dense disordered stand-in: jittered triangular lattice, shuffled paper composition."""
-    rng = np.random.default_rng(seed)
-    side = box_side(n, density)
-    rows = max(1, int(round(math.sqrt(n * math.sqrt(3.0) / 2.0))))
-    cols = -(-n // rows)
-    i, j = np.divmod(np.arange(rows * cols), cols)
-    sites = np.stack([(j + 0.5 * (i % 2)) / cols, i / rows], axis=1) * side
-    sites = sites[rng.permutation(len(sites))[:n]]
-    positions = sites + rng.uniform(-0.15, 0.15, size=sites.shape) * side / cols
-    species = rng.permutation(species_array(composition_counts(n, composition)))
-    return positions, species, side

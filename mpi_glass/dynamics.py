@@ -37,9 +37,9 @@ with n_i(t) the number of initial neighbours NN_i still within 1.8 sigma_ab at t
 (``propensities``, ``bond_survival``)
 
 Recording times are log-spaced whole sweeps (``log_times``).  The propensities that
-``select`` studies are read at a *recorded* time, the one nearest to tau_alpha in log t
-(``nearest_time_index``): p there is a genuine replica average of displacements over the
-same time span.  ``interpolate_in_time`` (linear in log t) is for analysis only.
+``select`` studies at tau_alpha (or any time between recorded ones) are interpolated
+linearly in log t between the two recorded times that bracket it (``interpolate_in_time``);
+at 8 times per decade the nearest recorded time (``nearest_time_index``) can be 15 % away.
 """
 import math
 
@@ -48,8 +48,14 @@ from numba import njit
 from scipy.special import j0
 
 from .errors import InputError
-from .model import N_SPECIES, SIGMA
+from .model import SIGMA
 from .neighbours import verlet_list
+from .validation import (check_configuration, check_positive_time, check_square_box, check_times,
+                         check_whole_number)
+
+__all__ = ["cage_neighbours", "cage_relative", "fs_cr", "bond_survival", "propensities",
+           "tau_alpha", "log_times", "nearest_time_index", "interpolate_in_time",
+           "CAGE_FACTOR", "BOND_FACTOR", "K_DEFAULT"]
 
 CAGE_FACTOR = 1.4       #: cage / initial-bond radius, in units of sigma_ab (paper)
 BOND_FACTOR = 1.8       #: a bond survives while r_ij < 1.8 sigma_ab (paper)
@@ -60,12 +66,31 @@ INV_E = math.exp(-1.0)
 # --- neighbours at t = 0 ---------------------------------------------------------------------
 
 def cage_neighbours(positions0, species, box, cutoff_factor=CAGE_FACTOR):
-    """CSR neighbour lists of the t = 0 configuration: j != i with minimum-image distance
-    < cutoff_factor * sigma_{a_i a_j}.
+    """Cage neighbours NN_i at t = 0: j != i with |r_ij| < cutoff_factor * sigma_{a_i a_j}.
 
-    Returns (offsets (N+1,) int64, indices (nnz,) int64); the neighbours of i are
-    ``indices[offsets[i]:offsets[i + 1]]``, sorted by index.  The lists are symmetric.  Built
-    with the shared cell list (``neighbours.verlet_list``), O(N) for a dense liquid.
+    Parameters
+    ----------
+    positions0 : array_like, shape (N, 2)
+        The configuration at t = 0 (wrapped into the box here).
+    species : array_like of int, shape (N,)
+        0 (S), 1 (M), 2 (L).
+    box : float or (float, float)
+        Side of the square box; it must exceed twice the neighbour cutoff.
+    cutoff_factor : float
+        The radius in units of sigma_ab (1.4, the paper's cage).
+
+    Returns
+    -------
+    offsets : numpy.ndarray, int64, shape (N + 1,)
+    indices : numpy.ndarray, int64
+        The neighbours of i are ``indices[offsets[i]:offsets[i + 1]]``, sorted by index; the
+        lists are symmetric.  Built with ``neighbours.verlet_list``, O(N) for a liquid.
+
+    Examples
+    --------
+    >>> offsets, indices = cage_neighbours([[1.0, 1.0], [2.0, 1.0], [6.0, 1.0]], [2, 2, 2], 10.0)
+    >>> offsets.tolist(), indices.tolist()
+    ([0, 1, 2, 2], [1, 0])
     """
     positions0, species, box = _configuration(positions0, species, box, cutoff_factor)
     cut2 = (cutoff_factor * SIGMA) ** 2
@@ -104,7 +129,25 @@ def _cage_relative_kernel(d, offsets, indices, out):
 
 
 def fs_cr(dcr, k=K_DEFAULT):
-    """Isotropic F_s(k) = mean over particles (axis -2) of J0(k |dcr|); shape dcr.shape[:-2]."""
+    """Isotropic self-intermediate scattering function of displacements (Eq. 1).
+
+    Parameters
+    ----------
+    dcr : array_like, shape (..., N, 2)
+        Cage-relative displacements (``cage_relative``).
+    k : float
+        Wavenumber (6.3, near the first peak of S(k)).
+
+    Returns
+    -------
+    numpy.ndarray, shape dcr.shape[:-2]
+        The mean over particles of J0(k |dcr|).
+
+    Examples
+    --------
+    >>> float(fs_cr(np.zeros((5, 2))))        # nobody moved
+    1.0
+    """
     dcr = np.asarray(dcr, dtype=np.float64)
     if dcr.ndim < 2 or dcr.shape[-1] != 2:
         raise InputError(f"dcr: expected displacements shaped (..., N, 2), got {dcr.shape}")
@@ -193,13 +236,18 @@ def propensities(displacements_replicas, positions0, species, box):
 def tau_alpha(times, fs):
     """First time at which fs falls to 1/e, interpolating fs linearly in log t.
 
+    Examples
+    --------
+    >>> round(tau_alpha([1, 10, 100], [0.9, 0.5, 0.1]), 2)
+    21.39
+
     The crossing is bracketed by the last recorded time with fs > 1/e and the next one
     (fs <= 1/e).  NaN when fs never reaches 1/e, or when it is already there at the first
     recorded positive time (the crossing lies below the record and log t has no
     interpolation down to t = 0).  A t = 0 entry (fs = 1) may lead the record.
     """
     times, fs = np.asarray(times, dtype=np.float64), np.asarray(fs, dtype=np.float64)
-    _check_times(times, "times")
+    check_times(times)
     if fs.shape != times.shape:
         raise InputError(f"fs: expected shape {times.shape} like times, got {fs.shape}")
     below = np.flatnonzero(fs <= INV_E)
@@ -217,12 +265,17 @@ def log_times(t_max, per_decade=8, extra=()):
     """Recording times (int64, sorted, unique): 10^(k / per_decade) rounded to whole sweeps,
     from 1 to t_max inclusive, merged with the explicit ``extra`` times.
 
+    Examples
+    --------
+    >>> log_times(100, per_decade=4).tolist()
+    [1, 2, 3, 6, 10, 18, 32, 56, 100]
+
     An extra time beyond t_max is recorded too (the run then lasts until it); the log grid
     still stops at t_max.  Rounding merges the coincident small times (1, 2, 3, ...).
     """
-    t_max = _whole_number(t_max, "log_times: t_max")
-    per_decade = _whole_number(per_decade, "log_times: per_decade")
-    extra = [_whole_number(t, "log_times: extra time") for t in extra]
+    t_max = check_whole_number(t_max, "log_times: t_max")
+    per_decade = check_whole_number(per_decade, "log_times: per_decade")
+    extra = [check_whole_number(t, "log_times: extra time") for t in extra]
     if any(b <= a for a, b in zip(extra, extra[1:])):
         raise InputError(f"log_times: extra times must be increasing, got {extra}")
     top = math.floor(per_decade * math.log10(t_max) + 1e-9)
@@ -234,12 +287,16 @@ def log_times(t_max, per_decade=8, extra=()):
 def nearest_time_index(times, t):
     """Index of the recorded time nearest to t > 0 in log t (ties: the earlier time).
 
-    This is what ``select`` uses to read p and q "at tau_alpha": a recorded time keeps p an
-    actual replica average.  t = 0 entries are never nearest.
+    Examples
+    --------
+    >>> nearest_time_index([1, 10, 100], 40)
+    2
+
+    t = 0 entries are never nearest.
     """
     times = np.asarray(times, dtype=np.float64)
-    _check_times(times, "times")
-    t = _positive_time(t)
+    check_times(times)
+    t = check_positive_time(t)
     with np.errstate(divide="ignore"):
         distance = np.abs(np.log(times) - math.log(t))
     return int(np.argmin(distance))
@@ -248,14 +305,14 @@ def nearest_time_index(times, t):
 def interpolate_in_time(times, values, t):
     """values (T, ...) at time t, linear in log t between the recorded times bracketing t.
 
-    t must lie within the positive recorded times (no extrapolation).  Analysis helper:
-    ``select`` reads propensities at ``nearest_time_index`` instead.
+    t must lie within the positive recorded times (no extrapolation).  ``select`` reads the
+    propensities at tau_alpha and at the second time this way.
     """
     times, values = np.asarray(times, dtype=np.float64), np.asarray(values, dtype=np.float64)
-    _check_times(times, "times")
+    check_times(times)
     if values.shape[:1] != times.shape:
         raise InputError(f"values: expected {len(times)} rows like times, got {values.shape}")
-    t, positive = _positive_time(t), times[times > 0]
+    t, positive = check_positive_time(t), times[times > 0]
     if positive.size == 0 or not positive[0] <= t <= positive[-1]:
         raise InputError(f"t = {t:g} lies outside the positive recorded times of "
                          f"{times[0]:g} ... {times[-1]:g}")
@@ -270,30 +327,13 @@ def interpolate_in_time(times, values, t):
 
 def _configuration(positions0, species, box, cutoff_factor):
     """Validated (positions float64 wrapped into [0, L), species int8, L)."""
-    positions0 = np.asarray(positions0, dtype=np.float64)
-    species = np.ascontiguousarray(species, dtype=np.int8)
-    n = positions0.shape[0] if positions0.ndim == 2 else -1
-    if positions0.shape != (n, 2) or species.shape != (n,):
-        raise InputError(f"positions0 (N, 2) and species (N,) expected, got shapes "
-                         f"{positions0.shape} and {species.shape}")
-    if n and (species.min() < 0 or species.max() >= N_SPECIES):
-        raise InputError("species: labels must be 0 (S), 1 (M) or 2 (L)")
-    box = _box_side(box)
+    box = check_square_box(box)
     reach = cutoff_factor * SIGMA.max()
     if not 0 < reach < box / 2:     # one image per pair: the minimum image is the bond
         raise InputError(f"box: side {box:g} must exceed twice the neighbour cutoff "
                          f"{reach:.4g} (cutoff_factor {cutoff_factor:g})")
-    wrapped = np.ascontiguousarray(np.mod(positions0, box))
-    wrapped[wrapped >= box] = 0.0       # np.mod(-tiny, L) rounds to L
-    return wrapped, species, box
-
-
-def _box_side(box):
-    sides = np.atleast_1d(np.asarray(box, dtype=np.float64))
-    if sides.ndim != 1 or sides.size not in (1, 2) or np.any(sides != sides[0]) \
-            or not np.isfinite(sides[0]) or sides[0] <= 0:
-        raise InputError(f"box: expected one positive side or two equal sides, got {box!r}")
-    return float(sides[0])
+    positions0, species = check_configuration(positions0, species, box, wrap=True)
+    return positions0, species, box
 
 
 def _csr(offsets, indices):
@@ -313,27 +353,3 @@ def _displacements(displacements, offsets):
         raise InputError(f"displacements: expected (..., {n}, 2) to match the neighbour "
                          f"lists, got {d.shape}")
     return d
-
-
-def _check_times(times, what):
-    if times.ndim != 1 or times.size == 0:
-        raise InputError(f"{what}: expected a non-empty 1-D array, got shape {times.shape}")
-    if not np.all(np.isfinite(times)) or times[0] < 0 or np.any(np.diff(times) <= 0):
-        raise InputError(f"{what}: must be finite, non-negative and strictly increasing")
-
-
-def _positive_time(t):
-    t = float(t)
-    if not math.isfinite(t) or t <= 0:
-        raise InputError(f"t: expected a positive time in sweeps, got {t!r}")
-    return t
-
-
-def _whole_number(value, what):
-    """A positive integer given as an int or an integral float (not a bool or a string)."""
-    number = isinstance(value, (int, float, np.integer, np.floating)) \
-        and not isinstance(value, bool) and math.isfinite(value)
-    ok = number and value == int(value) and value >= 1
-    if not ok:
-        raise InputError(f"{what}: expected a positive whole number of sweeps, got {value!r}")
-    return int(value)

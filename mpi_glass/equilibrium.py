@@ -67,9 +67,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from . import dynamics, mc
-from .model import N_SPECIES, box_side, composition_counts, species_array
-from .neighbours import cell_grid, minimum_image
+from . import dynamics, mc, neighbours
+from .model import (N_SPECIES, PAPER_DENSITY, PAPER_FRACTIONS, box_side, composition_counts,
+                    species_array)
+from .neighbours import minimum_image
 from .schema import ChainState
 
 #: Overlap radius a (sigma_LS).
@@ -130,30 +131,24 @@ def stationarity(series, sigmas=STATIONARITY_SIGMAS):
 def _overlap_count(pos, species, ref, ref_species, box, radius):
     """#{i : a particle of i's species lies within ``radius`` of pos[i] in ``ref``}."""
     n, half, r2 = pos.shape[0], 0.5 * box, radius * radius
-    m, start, members = cell_grid(ref, box, radius)
-    scale = m / box
-    reach = 1 if m >= 3 else 0
+    m = max(1, int(box / radius))           # cells at least the radius wide
+    start, members, _ = neighbours.cell_grid(ref, np.array([box, box]), np.array([m, m]))
+    width = box / m
+    offsets = np.arange(-1, 2) if m >= 3 else np.arange(m)   # a 3 x 3 block, or every cell
     hits = 0
     for i in range(n):
         x, y, a = pos[i, 0], pos[i, 1], species[i]
-        cx, cy = min(int(x * scale), m - 1), min(int(y * scale), m - 1)
+        cx, cy = min(int(x // width), m - 1), min(int(y // width), m - 1)
         found = False
-        for oy in range(-reach, reach + 1) if m >= 3 else range(m):
-            for ox in range(-reach, reach + 1) if m >= 3 else range(m):
-                c = (((cy + oy) % m) * m + (cx + ox) % m) if m >= 3 else oy * m + ox
+        for oy in offsets:
+            for ox in offsets:
+                c = ((cy + oy) % m) * m + (cx + ox) % m if m >= 3 else oy * m + ox
                 for k in range(start[c], start[c + 1]):
                     j = members[k]
-                    if ref_species[j] != a:
-                        continue
-                    dx = minimum_image(ref[j, 0] - x, box, half)
-                    dy = minimum_image(ref[j, 1] - y, box, half)
-                    if dx * dx + dy * dy < r2:
-                        found = True
-                        break
-                if found:
-                    break
-            if found:
-                break
+                    if ref_species[j] == a:
+                        dx = minimum_image(ref[j, 0] - x, box, half)
+                        dy = minimum_image(ref[j, 1] - y, box, half)
+                        found = found or dx * dx + dy * dy < r2
         hits += found
     return hits
 
@@ -386,8 +381,8 @@ def certificate_of(state, sample_every, threshold=DEFAULT_THRESHOLD):
 
 def _fresh_chain_state(n, seed, n_samples):
     """A random start of the paper's composition and density, as simulate makes one."""
-    counts = composition_counts(n, mc.PAPER_FRACTIONS)
-    box = box_side(n, mc.PAPER_DENSITY)
+    counts = composition_counts(n, PAPER_FRACTIONS)
+    box = box_side(n, PAPER_DENSITY)
     rng = mc.new_rng_state(np.random.SeedSequence(seed))
     positions = mc.initial_configuration(counts, box, rng)
     species = species_array(counts)

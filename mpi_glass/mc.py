@@ -3,30 +3,37 @@
 Moves.  One sweep is N trials.  A displacement trial picks a particle uniformly and moves it
 by a vector uniform in the square [-delta_max/2, delta_max/2)^2; a swap trial (chosen with
 probability ``swap_probability``, equilibration only) exchanges the species of two particles
-of species adjacent in size, S<->M or M<->L (``_swap_partner``).  Both are accepted with
+of species adjacent in size, S<->M or M<->L (``_swap_proposal``).  Both are accepted with
 min(1, exp(-dE/T)).
 
 Neighbours.  dE needs only the moved (or relabelled) particle's pairs, found in a Verlet list
 (``neighbours``) of radius r_c,ab + skin.  Without swaps the radius is per species pair (an
-S-S pair needs far fewer neighbours than L-L); with swaps a species can change, so every pair
-gets the largest.  A pair missing from the list was at least r_c + skin apart at the build,
-so it cannot interact while (how far the trial takes i from its build position) + (the
-farthest any particle has gone from its build position) <= skin; a trial that would break
-this first rebuilds the list.  Using the trial particle's own reach rather than assuming
-the two farthest particles meet rebuilds ~40% less often than the textbook skin/2 rule.
+S-S pair needs far fewer neighbours than L-L).  With swaps a species can change, so every
+pair is listed within the largest cutoff + skin, but each row is banded by the cutoffs of
+the species its particle could have: a displacement trial still reads only the pairs within
+its own per-pair cutoffs + skin, and a swap trial the pairs within the larger of the two
+species' cutoffs.  A pair missing from what a trial reads was at least r_c + skin apart at
+the build, so it cannot interact while (how far the trial takes i from its build position)
++ (the farthest any particle has gone from its build position) <= skin; a trial that would
+break this first rebuilds the list.  Using the trial particle's own reach rather than
+assuming the two farthest particles meet rebuilds ~40% less often than the textbook skin/2
+rule.
 
-Energy changes.  A scalar pass over the row computes each pair's reduced squared distance
-(r / sigma_ab)^2 before and after and keeps, in row order, the pairs within the cutoff on
-either side; a branch-free loop over the kept pairs then evaluates ``model``'s pair energy
-vectorised (its division and square root dominate the cost); the differences are summed in
-four interleaved lanes.
+Energy changes.  Every pair energy is rounded to a fixed-point grid of 2^-32 eps_LS
+(``fixedpoint``) and the changes are summed as int64.  Integer sums are exact in any order,
+so one branch-free loop over the row evaluates the old and the new pair energies and sums
+their difference, and LLVM vectorises it (gathers, packed division and square root) -- no
+fast-math, no ordering pass.  The accepted changes add up exactly to the change of the
+grid energy ``total_energy_units``: the energy ledger cannot drift.
 
 Exact restarts.  All state is (positions, images, species, rng_state): the list is rebuilt at
-the start of every call, and each dE depends only on the current positions -- list rows are
-sorted by particle index, so the kept pairs and their order (hence the floating-point sums)
-are the same whatever the skin or the time of the last build.  ``run_sweeps(a);
-run_sweeps(b)`` is therefore bit-identical to ``run_sweeps(a + b)``, and to any other skin.
-No fast-math is used, so results are plain IEEE arithmetic.
+the start of every call, and each dE depends only on the current positions and species --
+pairs beyond the cutoff add exactly 0 and the integer sum does not depend on the order of
+the row, so neither the skin nor the time of the last build can change a bit.
+``run_sweeps(a); run_sweeps(b)`` is therefore bit-identical to ``run_sweeps(a + b)``, and to
+any other skin.  The arithmetic is plain IEEE double (add, multiply, divide, square root,
+all correctly rounded whether scalar or packed; no fused multiply-add, no fast-math), so the
+same inputs give the same bits on any x86-64 CPU, with or without AVX-512.
 
 Random numbers.  xoshiro256** (Blackman & Vigna 2018), implemented here in numba so the
 stream is independent of numpy versions and its whole state is four uint64 words that a
@@ -47,27 +54,29 @@ import numpy as np
 from numba import njit
 
 from .errors import InputError
-from .model import (EPSILON, MAX_CUTOFF, N_SPECIES, SIGMA, X_CUT, box_side, composition_counts,
-                    pair_energy_x2, reduced_pair_energy_x2, species_array)
-from .neighbours import minimum_image, verlet_list
+from .fixedpoint import (ENERGY_CUT2, EPSILON_UNITS_FLAT, INV_SIGMA2_FLAT, UNIT, biased_units,
+                         energy_units, squared_distance)
+from .model import (EPSILON, MAX_CUTOFF, N_SPECIES, PAPER_DENSITY, PAPER_FRACTIONS, SIGMA,
+                    X_CUT, box_side, composition_counts, pair_energy_x2, species_array)
+from .neighbours import (add_to_cell, clear_of, linked_cell_of, linked_cells, minimum_image,
+                         verlet_list)
+from .validation import check_configuration, check_square_box
 
 #: Verlet skin (sigma_LS), tuned with ``benchmark`` at N = 4000 for T = 0.3 ... 1.0: thinner
 #: skins rebuild too often, thicker ones drag too many idle pairs through every trial.
 SKIN = 0.7
 
 _CUT = X_CUT * SIGMA
-#: The list radius of interactions alone: a hair over r_c so that no pair that
-#: ``pair_energy_x2`` counts can be missed by rounding.
-_ENERGY_CUT2 = (_CUT * (1.0 + 1e-9))**2
 
 MCStats = namedtuple("MCStats", ["moves_accepted", "moves_attempted", "swaps_accepted",
                                  "swaps_attempted", "energy_change", "list_builds",
-                                 "neighbours_examined", "pair_swaps_accepted",
-                                 "pair_swaps_attempted"])
+                                 "neighbours_examined", "energy_change_units",
+                                 "pair_swaps_accepted", "pair_swaps_attempted"])
 MCStats.__doc__ = """Counts of one ``run_sweeps`` call; ``energy_change`` is the sum of the
-accepted dE; ``neighbours_examined`` counts list entries visited (for the benchmark);
-``pair_swaps_*`` are (3,) int64 arrays of swap counts per species pair, in the order of
-``SWAP_PAIRS``."""
+accepted dE (eps_LS), ``energy_change_units`` the same exactly, an integer number of
+``fixedpoint.UNIT`` equal to the change of ``total_energy_units``; ``neighbours_examined``
+counts list entries visited (for the benchmark); ``pair_swaps_*`` are (3,) int64 arrays of
+swap counts per species pair, in the order of ``SWAP_PAIRS``."""
 
 #: Species pairs of the per-pair swap counters: slot a + b - 1 counts the a<->b exchanges.
 SWAP_PAIRS = ("S-M", "S-L", "M-L")
@@ -155,7 +164,7 @@ def _pair_energies(pos, species, box, start, nbr):
 def particle_energies(positions, species, box):
     """e_i = (1/2) sum_j V(r_ij), so that sum_i e_i is the total potential energy."""
     positions, species, box = _checked_configuration(positions, species, box)
-    start, nbr = verlet_list(positions, species, box, _ENERGY_CUT2)
+    start, nbr = verlet_list(positions, species, box, ENERGY_CUT2)
     return 0.5 * _pair_energies(positions, species, box, start, nbr)
 
 
@@ -164,99 +173,137 @@ def total_energy(positions, species, box):
     return float(np.sum(particle_energies(positions, species, box)))
 
 
+def total_energy_units(positions, species, box):
+    """Total potential energy on the engine's fixed-point grid: an exact int, in units of
+    ``fixedpoint.UNIT`` (pair energies rounded to it one by one, as the engine does)."""
+    positions, species, box = _checked_configuration(positions, species, box)
+    return energy_units(positions, species, box)
+
+
 def unwrap(positions, images, box):
     """Continuous coordinates positions + images * box."""
     return np.asarray(positions) + np.asarray(images) * _box_side(box)
 
 
-# --- energy changes: gather a list row, evaluate it vectorised, sum it in lanes ----------
+# --- energy changes: one vectorised pass over a list row, summed on a fixed-point grid ----
 #
-# A trial compares particle i as it is (species a) with i as proposed: moved by (dx, dy), or
-# relabelled as species b.  A scalar pass over the list row (indirect loads do not vectorise)
-# computes both reduced squared distances per pair and keeps, in row order, only the pairs
-# within the cutoff before or after -- the others add exactly zero.  The pair energies of the
-# kept pairs are then evaluated in one branch-free loop that LLVM vectorises, which matters
-# because the division and square root of V dominate, and summed in four interleaved lanes
-# (the kept pairs do not depend on the list, so neither does the sum).  Tables are flat, 3 a + b
-# with unsigned species (a uint8 view): no index needs numba's negative-index wraparound.
-# The scratch rows are indexed in place, never sliced: a view would cost reference counting.
+# A trial compares particle i as it is (species a, at (x, y)) with i as proposed: at its new
+# position (the wrapped one it will be stored at), or relabelled as species b.  One loop over
+# the list row evaluates both pair energies of every entry branch-free and adds their
+# difference as integers (``fixedpoint``): entries beyond the cutoff on both sides add exactly
+# 0 and the integer sum is the same in any order, so LLVM vectorises the loop (gathers,
+# packed division and square root) and the result still depends on the positions alone.
+#
+# Rows are banded for swaps.  With swaps on, a row holds every particle within the largest
+# cutoff + skin, ordered in four bands: band c (0 S, 1 M, 2 L) holds the entries within
+# r_c(c, species of the entry) + skin of the row's particle, that are not in an earlier band;
+# band 3 the rest.  A displacement of a particle of species a reads bands 0..a -- its own
+# per-pair cutoffs, as without swaps -- and relabelling a -> b reads bands 0..max(a, b).
+# ``ends[i, c]`` is the end of band c of row i.  Without swaps every row is one band.
+# Tables are flat, 3 a + b with unsigned species (a uint8 view): no index needs numba's
+# negative-index wraparound.
 
-_INV_SIGMA2_FLAT = (1.0 / SIGMA**2).ravel()
-_EPSILON_FLAT = EPSILON.ravel().copy()
-_X2_CUT = X_CUT * X_CUT
-_X2_A, _X2_B, _EPS_A, _EPS_B, _DV = range(5)     # scratch rows; _DV first holds keep flags
-_FAR = 100.0    # a reduced squared distance beyond every cutoff: the pair adds exactly 0
-
-
-@njit(cache=True, inline="always")
-def _gather(pos, species, start, nbr, i, dx, dy, b, skip, box, half, scratch):
-    """Fill scratch with the interacting pairs of row i now and as proposed; returns their
-    number.  ``skip`` (a swap partner, whose pair a swap leaves unchanged) is left out."""
-    lo, m = start[i], start[i + 1] - start[i]
-    x, y = pos[i, 0], pos[i, 1]
-    a3, b3 = np.uint64(3) * species[i], np.uint64(3) * b
-    for q in range(m):
-        j = nbr[lo + q]
-        s = species[j]
-        rx = minimum_image(pos[j, 0] - x, box, half)
-        ry = minimum_image(pos[j, 1] - y, box, half)
-        x2a = (rx * rx + ry * ry) * _INV_SIGMA2_FLAT[a3 + s]
-        rx -= dx
-        ry -= dy
-        x2b = (rx * rx + ry * ry) * _INV_SIGMA2_FLAT[b3 + s]
-        scratch[_X2_A, q] = x2a
-        scratch[_X2_B, q] = x2b
-        scratch[_EPS_A, q] = _EPSILON_FLAT[a3 + s]
-        scratch[_EPS_B, q] = _EPSILON_FLAT[b3 + s]
-        scratch[_DV, q] = 1.0 if (min(x2a, x2b) < _X2_CUT) & (j != skip) else 0.0
-    return _compact(scratch, m)
-
-
-@njit(cache=True, inline="always")
-def _compact(scratch, m):
-    """Move the flagged pairs to the front, in order; returns their number.  (A separate
-    pass: compacting while gathering would make every store wait for all earlier pairs.)"""
-    kept = 0
-    for q in range(m):
-        x2a, x2b = scratch[_X2_A, q], scratch[_X2_B, q]
-        eps_a, eps_b = scratch[_EPS_A, q], scratch[_EPS_B, q]
-        keep = scratch[_DV, q] > 0.0
-        scratch[_X2_A, kept] = x2a
-        scratch[_X2_B, kept] = x2b
-        scratch[_EPS_A, kept] = eps_a
-        scratch[_EPS_B, kept] = eps_b
-        kept += keep
-    return kept
+@njit(cache=True, inline="always", error_model="numpy")
+def _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half):
+    """E(i at (xn, yn)) - E(now) in units of ``fixedpoint.UNIT``."""
+    x, y, a = pos[i, 0], pos[i, 1], species[i]
+    a3 = np.uint64(3) * a
+    de = np.int64(0)
+    for k in range(start[i], ends[i, a]):
+        j = nbr[k]
+        t = a3 + species[j]
+        inv_s2, eps = INV_SIGMA2_FLAT[t], EPSILON_UNITS_FLAT[t]
+        de += (biased_units(squared_distance(pos, j, xn, yn, box, half) * inv_s2, eps)
+               - biased_units(squared_distance(pos, j, x, y, box, half) * inv_s2, eps))
+    return de
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _change(scratch, m):
-    """E(proposed) - E(now) over the m gathered pairs.
+def _relabel_change(pos, species, start, nbr, ends, i, b, skip, box, half):
+    """E(i as species b) - E(now) in units, leaving out the pair with ``skip``."""
+    x, y, a = pos[i, 0], pos[i, 1], species[i]
+    a3, b3 = np.uint64(3) * a, np.uint64(3) * b
+    de = np.int64(0)
+    for k in range(start[i], ends[i, max(a, b)]):
+        j = nbr[k]
+        s = species[j]
+        r2 = squared_distance(pos, j, x, y, box, half)
+        change = (biased_units(r2 * INV_SIGMA2_FLAT[b3 + s], EPSILON_UNITS_FLAT[b3 + s])
+                  - biased_units(r2 * INV_SIGMA2_FLAT[a3 + s], EPSILON_UNITS_FLAT[a3 + s]))
+        de += change * (j != skip)
+    return de
 
-    The gathered pairs are exactly the interacting ones, in index order, whatever skin
-    members the list holds; summing them in four interleaved lanes (padded with zeros) is
-    therefore as reproducible as a plain ordered sum, and four times shorter in latency.
-    """
-    padded = (m + 3) // 4 * 4
-    for q in range(m, padded):
-        scratch[_X2_A, q], scratch[_X2_B, q] = _FAR, _FAR
-        scratch[_EPS_A, q], scratch[_EPS_B, q] = 0.0, 0.0
-    for q in range(padded):
-        scratch[_DV, q] = (scratch[_EPS_B, q] * reduced_pair_energy_x2(scratch[_X2_B, q])
-                           - scratch[_EPS_A, q] * reduced_pair_energy_x2(scratch[_X2_A, q]))
-    s0 = s1 = s2 = s3 = 0.0
-    for q in range(0, padded, 4):
-        s0 += scratch[_DV, q]
-        s1 += scratch[_DV, q + 1]
-        s2 += scratch[_DV, q + 2]
-        s3 += scratch[_DV, q + 3]
-    return (s0 + s1) + (s2 + s3)
+
+# --- banded neighbour lists --------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _band(r2, s, band_cut2):
+    """The first species c whose radius r_c(c, s) + skin reaches r2; 3 if none does
+    (the radii grow with c, so this counts the radii that r2 is beyond)."""
+    return (np.int64(r2 >= band_cut2[0, s]) + np.int64(r2 >= band_cut2[1, s])
+            + np.int64(r2 >= band_cut2[2, s]))
 
 
 @njit(cache=True)
-def _new_scratch(start):
-    """Scratch rows as long as the longest list row, plus room to pad it to whole lanes."""
-    return np.empty((5, np.max(start[1:] - start[:-1]) + 4))
+def _build_lists(pos, species, box, list_cut2, band_cut2, banded):
+    """A Verlet list (``neighbours.verlet_list``) and its band ends (see above)."""
+    start, nbr = verlet_list(pos, species, box, list_cut2)
+    n, half = pos.shape[0], 0.5 * box
+    ends = np.empty((n, 3), np.int64)
+    for i in range(n):
+        ends[i, :] = start[i + 1]
+    if not banded:
+        return start, nbr, ends
+    row = nbr.copy()
+    bands = np.empty(np.max(start[1:] - start[:-1]), np.int64)
+    for i in range(n):
+        lo, m = start[i], start[i + 1] - start[i]
+        fill = np.zeros(4, np.int64)
+        for q in range(m):
+            bands[q] = _band(squared_distance(pos, row[lo + q], pos[i, 0], pos[i, 1], box,
+                                              half), species[row[lo + q]], band_cut2)
+            fill[bands[q]] += 1
+        offset = lo
+        for c in range(4):          # counting sort of the row by band
+            offset, fill[c] = offset + fill[c], offset
+            if c < 3:
+                ends[i, c] = offset
+        for q in range(m):
+            nbr[fill[bands[q]]] = row[lo + q]
+            fill[bands[q]] += 1
+    return start, nbr, ends
+
+
+@njit(cache=True)
+def _promote(start, nbr, ends, k, i, band):
+    """Move entry i of row k down to ``band`` if it sits in a later one (band order within
+    a row is all that matters: the sums do not depend on the order inside a band)."""
+    x = start[k]
+    while nbr[x] != i:
+        x += 1
+    c = 0
+    while c < 3 and x >= ends[k, c]:
+        c += 1
+    while c > band:                 # swap i with the first entry of its band, then
+        first = ends[k, c - 1]      # move the band boundary past it
+        nbr[x], nbr[first] = nbr[first], nbr[x]
+        x = first
+        ends[k, c - 1] += 1
+        c -= 1
+
+
+@njit(cache=True)
+def _rebanded(pos, ref, species, start, nbr, ends, i, box, band_cut2):
+    """After i changed species, put i into every band of its neighbours' rows that its new
+    cutoffs require (by distance at the build, ``ref``, like the build itself).  Bands that
+    i no longer needs keep it: a longer band is still a correct one."""
+    half = 0.5 * box
+    s = species[i]
+    for q in range(start[i], start[i + 1]):
+        k = nbr[q]
+        band = _band(squared_distance(ref, k, ref[i, 0], ref[i, 1], box, half), s, band_cut2)
+        if band < 3:
+            _promote(start, nbr, ends, k, i, band)
 
 
 # --- trial moves -------------------------------------------------------------------------
@@ -278,41 +325,15 @@ def _wrap(x, box):
 
 
 @njit(cache=True, inline="always")
-def _metropolis(u, beta, de):
+def _metropolis(u, beta, de_units):
     """Accept with probability min(1, exp(-beta dE)), given a uniform u in [0, 1)."""
-    return de <= 0.0 or u < math.exp(-beta * de)
+    return de_units <= 0 or u < math.exp(-beta * (de_units * UNIT))
 
 
 @njit(cache=True, inline="always")
-def _move_trial(pos, img, species, start, nbr, i, dx, dy, u, box, beta, scratch, counts):
-    """Metropolis trial of moving particle i by (dx, dy); returns (accepted, dE)."""
-    n = pos.shape[0]
-    kept = _gather(pos, species, start, nbr, i, dx, dy, species[i], n, box, 0.5 * box,
-                   scratch)
-    de = _change(scratch, kept)
-    counts[_MOVES] += 1
-    counts[_VISITED] += start[i + 1] - start[i]
-    if not _metropolis(u, beta, de):
-        return False, de
-    pos[i, 0], sx = _wrap(pos[i, 0] + dx, box)
-    pos[i, 1], sy = _wrap(pos[i, 1] + dy, box)
-    img[i, 0] += sx
-    img[i, 1] += sy
-    counts[_MOVES_ACC] += 1
-    return True, de
-
-
-@njit(cache=True, inline="always")
-def _relabel_change(pos, species, start, nbr, i, b, skip, box, scratch, counts):
-    """Energy change of i's pairs (but the one with ``skip``) if i's species became b."""
-    kept = _gather(pos, species, start, nbr, i, 0.0, 0.0, b, skip, box, 0.5 * box, scratch)
-    counts[_VISITED] += start[i + 1] - start[i]
-    return _change(scratch, kept)
-
-
-@njit(cache=True, inline="always")
-def _swap_partner(rng, species, n, i):
-    """A particle j of a species adjacent in size to i's (S<->M, M<->L), uniform among them.
+def _swap_proposal(rng, species):
+    """Two particles of species adjacent in size (S<->M, M<->L): i uniform, then j uniform
+    among the particles of the species adjacent to i's.
 
     S<->L exchanges (sigma 0.62 vs 1.18) are essentially never accepted, so proposing them
     only wastes trials.  The proposal is symmetric: {i, j} of species (a, b) is proposed
@@ -321,81 +342,96 @@ def _swap_partner(rng, species, n, i):
     reverse exchange is the same sum with the roles of i and j swapped.  Requires M and one
     of S or L to be present (``_check_parameters``), else the rejection loop never ends.
     """
+    n = species.shape[0]
+    i = _below(rng, n)
     a = np.int64(species[i])
     j = _below(rng, n)
     while abs(np.int64(species[j]) - a) != 1:
         j = _below(rng, n)
-    return j
+    return i, j
 
 
-@njit(cache=True, inline="always")
-def _swap_trial(pos, species, start, nbr, box, rng, beta, scratch, counts):
-    """Metropolis trial of exchanging the species of two particles (``_swap_partner``);
-    returns dE if accepted, else 0.  The pair i-j itself keeps its energy, so it is left
-    out of both rows."""
-    n = pos.shape[0]
-    i = _below(rng, n)
-    j = _swap_partner(rng, species, n, i)
+@njit(cache=True)     # not inlined: its loops would crowd the displacement path's registers
+def _swap_trial(pos, ref, species, start, nbr, ends, box, rng, beta, band_cut2, counts):
+    """Metropolis trial of exchanging the species of two unlike particles; returns dE
+    (units) if accepted, else 0.  The pair i-j itself keeps its energy, so it is left out
+    of both rows."""
+    i, j = _swap_proposal(rng, species)
     a, b = species[i], species[j]
     u = _uniform(rng)
-    de = (_relabel_change(pos, species, start, nbr, i, b, j, box, scratch, counts)
-          + _relabel_change(pos, species, start, nbr, j, a, i, box, scratch, counts))
+    half = 0.5 * box
+    de = (_relabel_change(pos, species, start, nbr, ends, i, b, j, box, half)
+          + _relabel_change(pos, species, start, nbr, ends, j, a, i, box, half))
     pair = np.int64(a) + np.int64(b) - 1
     counts[_SWAPS] += 1
     counts[_PAIR + pair] += 1
+    counts[_VISITED] += ends[i, max(a, b)] + ends[j, max(a, b)] - start[i] - start[j]
     if not _metropolis(u, beta, de):
-        return 0.0
+        return np.int64(0)
     species[i], species[j] = b, a
+    _rebanded(pos, ref, species, start, nbr, ends, i, box, band_cut2)
+    _rebanded(pos, ref, species, start, nbr, ends, j, box, band_cut2)
     counts[_SWAPS_ACC] += 1
     counts[_PAIR_ACC + pair] += 1
     return de
 
 
 @njit(cache=True, inline="always")
-def _reach(pos, ref, i, dx, dy, box, half):
-    """Distance of particle i, moved by (dx, dy), from where it was at the list build."""
-    rx = minimum_image(pos[i, 0] + dx - ref[i, 0], box, half)
-    ry = minimum_image(pos[i, 1] + dy - ref[i, 1], box, half)
-    return math.sqrt(rx * rx + ry * ry)
+def _reach2(pos, ref, i, x, y, box, half):
+    """Squared distance of (x, y), where particle i would go, from i's position at the
+    list build."""
+    rx = minimum_image(x - ref[i, 0], box, half)
+    ry = minimum_image(y - ref[i, 1], box, half)
+    return rx * rx + ry * ry
 
 
 @njit(cache=True, error_model="numpy")
 def _run_trials(pos, img, species, box, rng, n_trials, beta, delta, swap_probability,
-                list_cut2, skin, counts):
-    """The engine: n_trials Metropolis trials in place; returns the sum of accepted dE.
+                list_cut2, band_cut2, skin, counts):
+    """The engine: n_trials Metropolis trials in place; returns the sum of accepted dE in
+    units of ``fixedpoint.UNIT``.
 
     The list stays valid while (how far the trial puts i from its build position) + (the
     farthest any particle has been from its build position) <= skin: then no pair missing
-    from a row can be within its cutoff.  Otherwise the list is rebuilt before the trial.
+    from a row (or from the bands read) can be within its cutoff.  Otherwise the list is
+    rebuilt before the trial.  The test compares squares, so it costs no square root.
     """
     n, half = pos.shape[0], 0.5 * box
-    start, nbr = verlet_list(pos, species, box, list_cut2)
-    ref, scratch = pos.copy(), _new_scratch(start)
+    banded = swap_probability > 0.0
+    start, nbr, ends = _build_lists(pos, species, box, list_cut2, band_cut2, banded)
+    ref = pos.copy()
     counts[_BUILDS] += 1
-    farthest = 0.0
-    energy_change = 0.0
+    farthest, limit2 = 0.0, skin * skin
+    energy_change = np.int64(0)
     for _ in range(n_trials):
-        if swap_probability > 0.0 and _uniform(rng) < swap_probability:
-            energy_change += _swap_trial(pos, species, start, nbr, box, rng, beta, scratch,
-                                         counts)
+        if banded and _uniform(rng) < swap_probability:
+            energy_change += _swap_trial(pos, ref, species, start, nbr, ends, box, rng, beta,
+                                         band_cut2, counts)
             continue
         # Three draws per trial whatever its outcome: the stream stays easy to reproduce.
         i = _below(rng, n)
         ux, uy = _uniform_pair(rng)
         u = _uniform(rng)
-        dx, dy = (ux - 0.5) * delta, (uy - 0.5) * delta
-        reach = _reach(pos, ref, i, dx, dy, box, half)
-        if reach + farthest > skin:
-            start, nbr = verlet_list(pos, species, box, list_cut2)
-            ref, scratch = pos.copy(), _new_scratch(start)
+        xn, sx = _wrap(pos[i, 0] + (ux - 0.5) * delta, box)
+        yn, sy = _wrap(pos[i, 1] + (uy - 0.5) * delta, box)
+        reach2 = _reach2(pos, ref, i, xn, yn, box, half)
+        if reach2 > limit2:
+            start, nbr, ends = _build_lists(pos, species, box, list_cut2, band_cut2, banded)
+            ref[:] = pos
             counts[_BUILDS] += 1
-            farthest = 0.0
-            reach = _reach(pos, ref, i, dx, dy, box, half)
-        accepted, de = _move_trial(pos, img, species, start, nbr, i, dx, dy, u, box, beta,
-                                   scratch, counts)
-        if accepted:
+            farthest, limit2 = 0.0, skin * skin
+            reach2 = _reach2(pos, ref, i, xn, yn, box, half)
+        de = _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half)
+        counts[_MOVES] += 1
+        counts[_VISITED] += ends[i, species[i]] - start[i]
+        if _metropolis(u, beta, de):
+            pos[i, 0], pos[i, 1] = xn, yn
+            img[i, 0] += sx
+            img[i, 1] += sy
+            counts[_MOVES_ACC] += 1
             energy_change += de
-            farthest = max(farthest, reach)
+            farthest = max(farthest, math.sqrt(reach2))
+            limit2 = (skin - farthest)**2
     return energy_change
 
 
@@ -415,44 +451,30 @@ def run_sweeps(positions, images, species, box, rng_state, n_sweeps, temperature
     largest_step = delta_max / math.sqrt(2.0)    # half-diagonal of the trial square
     if not skin > largest_step:
         raise InputError(f"skin {skin:g} must exceed the largest trial step {largest_step:g}")
-    cut = np.full_like(_CUT, _CUT.max()) if swap_probability > 0.0 else _CUT
+    # With swaps a species may change, so rows hold every pair within the largest cutoff.
+    list_cut = np.full_like(_CUT, _CUT.max()) if swap_probability > 0.0 else _CUT
     counts = np.zeros(12, np.int64)
     # The slack keeps rounding in distances (~1e-15) from ever deciding list membership.
     de = _run_trials(positions, images, species.view(np.uint8), box, rng_state,
                      n_sweeps * positions.shape[0], 1.0 / temperature, delta_max,
-                     swap_probability, (cut + skin)**2, skin - 1e-9, counts)
+                     swap_probability, (list_cut + skin)**2, (_CUT + skin)**2, skin - 1e-9,
+                     counts)
     return MCStats(int(counts[_MOVES_ACC]), int(counts[_MOVES]), int(counts[_SWAPS_ACC]),
-                   int(counts[_SWAPS]), float(de), int(counts[_BUILDS]),
-                   int(counts[_VISITED]), counts[_PAIR_ACC:_PAIR].copy(),
+                   int(counts[_SWAPS]), float(de * UNIT), int(counts[_BUILDS]),
+                   int(counts[_VISITED]), int(de), counts[_PAIR_ACC:_PAIR].copy(),
                    counts[_PAIR:_PAIR + 3].copy())
 
 
 # --- input checks ------------------------------------------------------------------------
 
 def _box_side(box):
-    """The side of the square box from a number or an (L, L) pair."""
-    sides = np.atleast_1d(np.asarray(box, dtype=float))
-    if sides.ndim != 1 or sides.size not in (1, 2) or np.any(sides != sides[0]):
-        raise InputError(f"box: expected one side or two equal sides, got {box!r}")
-    side = float(sides[0])
-    if not math.isfinite(side) or side < 2.0 * MAX_CUTOFF:
-        raise InputError(f"box: side {side:g} must be at least twice the largest cutoff "
-                         f"{MAX_CUTOFF:.4g}")
-    return side
+    """The side of the square box; it must hold twice the largest cutoff."""
+    return check_square_box(box, 2.0 * MAX_CUTOFF, "twice the largest cutoff")
 
 
 def _checked_configuration(positions, species, box):
     box = _box_side(box)
-    positions = np.ascontiguousarray(positions, dtype=np.float64)
-    species = np.ascontiguousarray(species, dtype=np.int8)
-    n = positions.shape[0]
-    if positions.shape != (n, 2) or species.shape != (n,):
-        raise InputError(f"positions (N, 2) and species (N,) expected, got shapes "
-                         f"{positions.shape} and {species.shape}")
-    if species.size and (species.min() < 0 or species.max() >= N_SPECIES):
-        raise InputError("species: labels must be 0 (S), 1 (M) or 2 (L)")
-    if positions.size and not np.all((positions >= 0.0) & (positions < box)):
-        raise InputError(f"positions: must lie in [0, {box:g}) (wrapped)")
+    positions, species = check_configuration(positions, species, box, wrap=False)
     return positions, species, box
 
 
@@ -488,7 +510,7 @@ def _check_parameters(n_sweeps, temperature, delta_max, swap_probability, specie
                          f"{swap_probability!r}")
     present = np.bincount(species.view(np.uint8), minlength=N_SPECIES) > 0
     if not (present[1] and (present[0] or present[2])):
-        swap_probability = 0.0      # no pair adjacent in size to exchange (see _swap_partner)
+        swap_probability = 0.0      # no pair adjacent in size to exchange (_swap_proposal)
     return int(n_sweeps), float(temperature), float(delta_max), float(swap_probability)
 
 
@@ -502,43 +524,23 @@ _RSA_ATTEMPTS = 2000
 @njit(cache=True)
 def _sequential_addition(species, box, rng, min_sep2, cell_side, attempts):
     """Place particles (in the order given) uniformly at random, at least sqrt(min_sep2[a, b])
-    from every placed one; returns (positions, ok).  Cells are linked lists (head / next)."""
+    from every placed one; returns (positions, ok)."""
     n = species.shape[0]
-    m = max(1, int(box / cell_side))
-    head = np.full(m * m, -1, np.int64)
-    nxt = np.full(n, -1, np.int64)
+    m, head, nxt = linked_cells(n, box, cell_side)
     pos = np.zeros((n, 2))
-    half = 0.5 * box
     for i in range(n):
         placed = False
         for _ in range(attempts):
             x, y = _uniform(rng) * box, _uniform(rng) * box
-            cx, cy = min(int(x * m / box), m - 1), min(int(y * m / box), m - 1)
-            if _free(pos, species, head, nxt, m, cx, cy, x, y, species[i], box, half,
-                     min_sep2):
+            cx, cy = linked_cell_of(x, y, m, box)
+            if clear_of(pos, species, head, nxt, m, cx, cy, x, y, species[i], box, min_sep2):
                 placed = True
                 break
         if not placed:
             return pos, False
         pos[i, 0], pos[i, 1] = x, y
-        c = cy * m + cx
-        nxt[i] = head[c]
-        head[c] = i
+        add_to_cell(head, nxt, m, cx, cy, i)
     return pos, True
-
-
-@njit(cache=True)
-def _free(pos, species, head, nxt, m, cx, cy, x, y, a, box, half, min_sep2):
-    for oy in range(-1, 2) if m >= 3 else range(m):
-        for ox in range(-1, 2) if m >= 3 else range(m):
-            j = head[((cy + oy) % m) * m + (cx + ox) % m]
-            while j >= 0:
-                dx = minimum_image(pos[j, 0] - x, box, half)
-                dy = minimum_image(pos[j, 1] - y, box, half)
-                if dx * dx + dy * dy < min_sep2[a, species[j]]:
-                    return False
-                j = nxt[j]
-    return True
 
 
 @njit(cache=True)
@@ -583,14 +585,54 @@ def initial_configuration(counts, box, rng_state):
 
 # --- benchmark ---------------------------------------------------------------------------
 
-#: The paper's composition (1760 S, 800 M, 1440 L of 4000) and density.
-PAPER_FRACTIONS = (1760 / 4000, 800 / 4000, 1440 / 4000)
-PAPER_DENSITY = 1.024
+@njit(cache=True, error_model="numpy")
+def _pair_evaluations(pos, species, box, start, nbr, ends, particles, steps):
+    """dE of many displacement trials, none applied: the pair evaluation alone."""
+    half, total = 0.5 * box, np.int64(0)
+    for k in range(particles.shape[0]):
+        i = particles[k]
+        xn, _ = _wrap(pos[i, 0] + steps[k, 0], box)
+        yn, _ = _wrap(pos[i, 1] + steps[k, 1], box)
+        total += _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half)
+    return total
+
+
+def _thread_seconds(work):
+    """(result, CPU seconds of this thread): other processes on a shared machine do not
+    count, unlike wall time."""
+    start = time.thread_time()
+    result = work()
+    return result, time.thread_time() - start
+
+
+def _cost_split(pos, species, box, skin, stats, seconds, seed):
+    """ns per displacement trial spent in list builds, in pair evaluation and in the rest
+    (random numbers, the skin test, Metropolis, bookkeeping), from timing the first two
+    alone on the final configuration."""
+    uspecies = species.view(np.uint8)
+    cut2 = (_CUT + skin)**2
+    lists = _build_lists(pos, uspecies, box, cut2, cut2, False)
+    reps = 10
+    _, build_seconds = _thread_seconds(
+        lambda: [_build_lists(pos, uspecies, box, cut2, cut2, False) for _ in range(reps)])
+    draws = np.random.default_rng(seed)
+    trials = stats.moves_attempted
+    particles = draws.integers(0, pos.shape[0], trials)
+    steps = draws.uniform(-0.06, 0.06, (trials, 2))
+    _pair_evaluations(pos, uspecies, box, *lists, particles[:10], steps[:10])    # compile
+    _, pair_seconds = _thread_seconds(
+        lambda: _pair_evaluations(pos, uspecies, box, *lists, particles, steps))
+    builds_ns = 1e9 * build_seconds / reps * stats.list_builds / trials
+    pairs_ns = 1e9 * pair_seconds / trials
+    return {"ns_per_trial_list_builds": builds_ns, "ns_per_trial_pair_evaluation": pairs_ns,
+            "ns_per_trial_rest": 1e9 * seconds / trials - builds_ns - pairs_ns}
 
 
 def benchmark(n=4000, temperature=0.5, sweeps=None, seed=0, skin=SKIN):
     """Trial-move throughput of ``run_sweeps`` on the paper's system after a brief
-    equilibration (swap moves, then plain moves); compile time excluded."""
+    equilibration (swap moves, then plain moves); compile time excluded, CPU time of this
+    thread.  Displacement trials alone (with the ns per trial split into list builds, pair
+    evaluation and the rest), swap trials alone, and the equilibration mix (20 % swaps)."""
     n = 4000 if n is None else int(n)
     temperature = 0.5 if temperature is None else float(temperature)
     sweeps = 400 if sweeps is None else int(sweeps)
@@ -602,13 +644,28 @@ def benchmark(n=4000, temperature=0.5, sweeps=None, seed=0, skin=SKIN):
     species = species_array(counts)
     run_sweeps(pos, img, species, box, rng, 50, temperature, 0.12, 0.2, skin=skin)
     run_sweeps(pos, img, species, box, rng, 20, temperature, 0.12, skin=skin)
-    cpu, wall = time.process_time(), time.perf_counter()
-    stats = run_sweeps(pos, img, species, box, rng, sweeps, temperature, 0.12, skin=skin)
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+
+    def rate(swap_probability, n_sweeps):
+        state = (pos.copy(), img.copy(), species.copy(), box, rng.copy())
+        stats, seconds = _thread_seconds(lambda: run_sweeps(
+            *state, n_sweeps, temperature, 0.12, swap_probability, skin=skin))
+        return stats, seconds, n_sweeps * n / seconds, state
+
+    wall = time.perf_counter()
+    stats, cpu, moves_rate, (final_pos, _, final_species, _, _) = rate(0.0, sweeps)
+    wall = time.perf_counter() - wall
+    swaps, _, swap_rate, _ = rate(1.0, max(1, sweeps // 4))
+    _, _, equilibration_rate, _ = rate(0.2, max(1, sweeps // 2))
     trials = stats.moves_attempted
     return {"n": n, "temperature": temperature, "sweeps": sweeps, "skin": skin,
-            "trials_per_second_cpu": trials / cpu, "trials_per_second_wall": trials / wall,
+            "trials_per_second_cpu": moves_rate, "trials_per_second_wall": trials / wall,
             "ns_per_trial": 1e9 * cpu / trials,
+            **_cost_split(final_pos, final_species, box, skin, stats, cpu, seed),
             "acceptance": stats.moves_accepted / trials,
             "mean_neighbours": stats.neighbours_examined / trials,
-            "list_builds_per_sweep": stats.list_builds / sweeps}
+            "list_builds_per_sweep": stats.list_builds / sweeps,
+            "swap_trials_per_second_cpu": swap_rate,
+            "swap_acceptance": swaps.swaps_accepted / swaps.swaps_attempted,
+            "swap_mean_neighbours": swaps.neighbours_examined / swaps.swaps_attempted,
+            "equilibration_trials_per_second_cpu": equilibration_rate,
+            "equilibration_over_displacement": equilibration_rate / moves_rate}

@@ -18,8 +18,20 @@ import math
 import numpy as np
 from numba import njit
 
+__all__ = ["SIGMA", "EPSILON", "SPECIES_NAMES", "N_SPECIES", "X_INNER", "X_CUT", "MAX_CUTOFF",
+           "PAPER_COUNTS", "PAPER_FRACTIONS", "PAPER_DENSITY", "pair_potential",
+           "pair_potential_derivative", "pair_energy_x2", "reduced_pair_energy_x2",
+           "composition_counts", "box_side", "species_array"]
+
 SPECIES_NAMES = ("S", "M", "L")
 N_SPECIES = 3
+
+#: The paper's system: 1760 S, 800 M and 1440 L particles of N = 4000 ...
+PAPER_COUNTS = (1760, 800, 1440)
+#: ... as fractions (0.44, 0.20, 0.36), which any N can use ...
+PAPER_FRACTIONS = tuple(count / sum(PAPER_COUNTS) for count in PAPER_COUNTS)
+#: ... at number density N / L^2 = 1.024.
+PAPER_DENSITY = 1.024
 
 _S_SS = 2.0 * math.sin(math.pi / 10.0)
 _S_LL = 2.0 * math.sin(math.pi / 5.0)
@@ -108,6 +120,11 @@ def composition_counts(n, composition):
 
     Fractions are turned into counts by largest-remainder rounding so the counts always sum
     to n; counts must sum to n exactly.
+
+    Examples
+    --------
+    >>> composition_counts(1000, PAPER_FRACTIONS).tolist()
+    [440, 200, 360]
     """
     comp = np.asarray(composition, dtype=float)
     if comp.shape != (N_SPECIES,) or np.any(comp < 0) or not np.all(np.isfinite(comp)):
@@ -128,7 +145,13 @@ def composition_counts(n, composition):
 
 
 def box_side(n, density):
-    """Side L of the square box holding n particles at number density n / L^2."""
+    """Side L of the square box holding n particles at number density n / L^2.
+
+    Examples
+    --------
+    >>> box_side(1000, 1.024)
+    31.25
+    """
     return math.sqrt(n / density)
 
 

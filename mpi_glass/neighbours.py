@@ -1,25 +1,39 @@
-"""Periodic cell grids and Verlet neighbour lists for a square box (numba kernels).
+"""Cells and neighbours, the one place that bins particles: Verlet lists, cells over periodic
+images, and the incremental cells of random sequential addition (numba kernels).
+
+Callers and the guarantee each relies on:
+
+* ``verlet_list`` (MC moves, cage and bond neighbours of ``dynamics``): rows sorted by index;
+* ``ImageCells`` + ``image_cell`` (``descriptors``): every periodic image within a radius,
+  even a radius larger than the box (R_N = 20 > L/2 for small systems);
+* ``linked_cells`` / ``add_to_cell`` / ``clear_of`` (``mc.initial_configuration``): cells filled
+  one particle at a time, queried before each insertion.
 
 A Verlet list holds, for every particle i, the particles j whose minimum-image distance was
 below a pair-dependent list radius (interaction cutoff + skin) when the list was built.  It is
 stored compactly as CSR: row i is ``neighbours[start[i]:start[i + 1]]`` (uint32, so indexing
 needs no negative-index wraparound), **sorted by particle index**.  A loop over a row
 therefore meets the interacting neighbours in an order that depends only on which particles
-interact, not on when the list was built or which idle skin members it carries; the Monte
-Carlo engine relies on that for bit-identical restarts.
+interact, not on when the list was built or which idle skin members it carries, so a
+floating-point sum over a row does not depend on the build either.
 
 Building: particles are binned into cells at least half the largest list radius wide and a
 5 x 5 block of cells is searched (6.25 r^2 of candidate area, against 9 r^2 for 3 x 3 cells of
 side r).  The cells of one block row are contiguous in the cell-ordered copies of the
 coordinates, so each row of the block is one or two straight scans that append candidates
-without branching.  Rows come out unsorted; transposing the (symmetric) list sorts them.  A
-box too narrow for the block is scanned whole; the torus distance is a metric, so the skin
-argument holds for any box at least twice the interaction cutoff.
+without branching.  Each pair is tested once, from the particle earlier in cell order (the
+forward half of its block: half the distance tests), and entered in both rows; transposing
+the (symmetric) list then sorts the rows.  A box too narrow for the block is scanned whole;
+the torus distance is a metric, so the skin argument holds for any box at least twice the
+interaction cutoff.
 """
 import math
 
 import numpy as np
 from numba import njit
+
+__all__ = ["verlet_list", "cell_grid", "ImageCells", "image_cell", "minimum_image",
+           "linked_cells", "linked_cell_of", "add_to_cell", "clear_of"]
 
 #: Cells are at least 1 / SUBDIVISION of the largest list radius wide, and a
 #: (2 SUBDIVISION + 1)^2 block of them is searched.  2 measured fastest (N = 4000).
@@ -33,35 +47,33 @@ def minimum_image(d, box, half):
     return d + box if d < -half else d
 
 
-@njit(cache=True, inline="always")
-def _cell_coordinate(x, scale, m):
-    return min(max(int(x * scale), 0), m - 1)
-
-
 @njit(cache=True)
-def cell_grid(positions, box, min_side):
-    """Bin particles (wrapped in [0, box)) into m x m square cells of side >= min_side.
+def cell_grid(positions, box, shape):
+    """Bin particles (wrapped in [0, Lx) x [0, Ly)) into shape[0] x shape[1] cells.
 
-    Returns (m, start, members): the particles of cell c = cy * m + cx are
-    ``members[start[c]:start[c + 1]]``, in increasing index order (stable counting sort).
+    Cell (cx, cy) covers [cx w_x, (cx + 1) w_x) x [cy w_y, (cy + 1) w_y), w = box / shape.
+    Returns (start, members, cell_xy): the particles of cell c = cy * shape[0] + cx are
+    ``members[start[c]:start[c + 1]]`` in increasing index order (a stable counting sort), and
+    ``cell_xy[i]`` is particle i's (cx, cy).  The one binning of every cell list here.
     """
     n = positions.shape[0]
-    m = max(1, int(box / min_side))
-    scale = m / box
-    cell_of = np.empty(n, np.int64)
-    start = np.zeros(m * m + 1, np.int64)
+    mx, my = shape[0], shape[1]
+    wx, wy = box[0] / mx, box[1] / my
+    cell_xy = np.empty((n, 2), np.int64)
+    start = np.zeros(mx * my + 1, np.int64)
     for i in range(n):
-        cell_of[i] = (_cell_coordinate(positions[i, 1], scale, m) * m
-                      + _cell_coordinate(positions[i, 0], scale, m))
-        start[cell_of[i] + 1] += 1
-    for c in range(m * m):
+        cell_xy[i, 0] = min(int(positions[i, 0] // wx), mx - 1)
+        cell_xy[i, 1] = min(int(positions[i, 1] // wy), my - 1)
+        start[cell_xy[i, 1] * mx + cell_xy[i, 0] + 1] += 1
+    for c in range(mx * my):
         start[c + 1] += start[c]
     fill = start[:-1].copy()
     members = np.empty(n, np.int64)
     for i in range(n):
-        members[fill[cell_of[i]]] = i
-        fill[cell_of[i]] += 1
-    return m, start, members
+        c = cell_xy[i, 1] * mx + cell_xy[i, 0]
+        members[fill[c]] = i
+        fill[c] += 1
+    return start, members, cell_xy
 
 
 @njit(cache=True, inline="always")
@@ -94,13 +106,16 @@ def _block_row(cstart, m, reach, cx, cy, oy):
 
 
 @njit(cache=True)
-def _drop(row, length, i):
-    """Remove i (found at distance 0 in its own scan) from row[:length]."""
-    for k in range(length):
-        if row[k] == i:
-            row[k] = row[length - 1]
-            return length - 1
-    return length
+def _forward_cells(cstart, m, reach, cx, cy):
+    """The cell ranges [a, b) and [c, d) of cells cx + 1 ... cx + reach in grid row cy
+    (the second is empty unless they wrap around the box in x)."""
+    base = cy * m
+    hi = cx + reach + 1
+    a, b = base + cx + 1, base + min(hi, m)
+    c = d = base
+    if hi > m:
+        d = base + hi - m
+    return cstart[a], cstart[b], cstart[c], cstart[d]
 
 
 @njit(cache=True)
@@ -133,38 +148,179 @@ def _sorted_rows(start, nbr):
 
 
 @njit(cache=True)
+def _symmetric_rows(members, hstart, half):
+    """The full CSR list, rows sorted by index, from each pair found once: half row p
+    (``half[hstart[p]:hstart[p + 1]]``) holds the partners of particle members[p]."""
+    n = members.shape[0]
+    start = np.zeros(n + 1, np.int64)
+    for p in range(n):
+        start[members[p] + 1] += hstart[p + 1] - hstart[p]
+        for k in range(hstart[p], hstart[p + 1]):
+            start[half[k] + 1] += 1
+    for i in range(n):
+        start[i + 1] += start[i]
+    fill = start[:-1].copy()
+    nbr = np.empty(start[n], np.uint32)
+    for p in range(n):
+        i = members[p]
+        for k in range(hstart[p], hstart[p + 1]):
+            j = half[k]
+            nbr[fill[i]] = j
+            nbr[fill[j]] = i
+            fill[i] += 1
+            fill[j] += 1
+    return start, _sorted_rows(start, nbr)
+
+
+@njit(cache=True)
 def verlet_list(positions, species, box, cut2):
     """CSR neighbour list of pairs with minimum-image distance^2 < cut2[species_i, species_j].
 
     ``cut2`` is a symmetric (3, 3) table of squared list radii.  Returns (start int64 (N+1,),
     neighbours uint32): row i, sorted by index and without i, is
     ``neighbours[start[i]:start[i + 1]]``.
+
+    Examples
+    --------
+    >>> pos = np.array([[1.0, 1.0], [2.0, 1.0], [6.0, 1.0]])
+    >>> start, nbr = verlet_list(pos, np.zeros(3, np.int64), 10.0, np.full((3, 3), 4.0))
+    >>> start.tolist(), nbr.tolist()
+    ([0, 1, 2, 2], [1, 0])
     """
     n, half, reach = positions.shape[0], 0.5 * box, SUBDIVISION
-    m, cstart, members = cell_grid(positions, box, math.sqrt(cut2.max()) / reach)
+    m = max(1, int(box / (math.sqrt(cut2.max()) / reach)))     # cells >= radius / reach wide
+    cstart, members, cell_xy = cell_grid(positions, np.full(2, box), np.full(2, m))
     whole = m < 2 * reach + 1       # the block would wrap onto itself: scan everything
     xs, ys, ss = np.empty(n), np.empty(n), np.empty(n, np.int64)
     for k in range(n):              # cell-ordered copies: the scans read memory in order
         j = members[k]
         xs[k], ys[k], ss[k] = positions[j, 0], positions[j, 1], species[j]
-    scale = m / box
-    start = np.zeros(n + 1, np.int64)
+    hstart = np.zeros(n + 1, np.int64)
     row = np.empty(n, np.int64)
     out = np.empty(max(16, 32 * n), np.uint32)
-    for i in range(n):
-        x, y, a = positions[i, 0], positions[i, 1], species[i]
+    # Each pair is found once, from the particle earlier in cell order: the rest of its own
+    # cell, the next `reach` cells of its grid row, and the next `reach` rows of its block.
+    for p in range(n):
+        x, y, a = xs[p], ys[p], ss[p]
         c0, c1, c2 = cut2[a, 0], cut2[a, 1], cut2[a, 2]
         if whole:
-            length = _scan(0, n, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row, 0)
+            length = _scan(p + 1, n, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row, 0)
         else:
-            cx, cy = _cell_coordinate(x, scale, m), _cell_coordinate(y, scale, m)
-            length = 0
-            for oy in range(-reach, reach + 1):
+            cx, cy = cell_xy[members[p], 0], cell_xy[members[p], 1]
+            length = _scan(p + 1, cstart[cy * m + cx + 1], xs, ys, ss, members, x, y, c0, c1,
+                           c2, box, half, row, 0)
+            a0, b0, a1, b1 = _forward_cells(cstart, m, reach, cx, cy)
+            length = _scan(a0, b0, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row,
+                           length)
+            length = _scan(a1, b1, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row,
+                           length)
+            for oy in range(1, reach + 1):
                 a0, b0, a1, b1 = _block_row(cstart, m, reach, cx, cy, oy)
                 length = _scan(a0, b0, xs, ys, ss, members, x, y, c0, c1, c2, box, half,
                                row, length)
                 length = _scan(a1, b1, xs, ys, ss, members, x, y, c0, c1, c2, box, half,
                                row, length)
-        length = _drop(row, length, i)
-        out, start[i + 1] = _append(out, start[i], row, length)
-    return start, _sorted_rows(start, out[:start[n]])
+        out, hstart[p + 1] = _append(out, hstart[p], row, length)
+    return _symmetric_rows(members, hstart, out[:hstart[n]])
+
+
+# --- cells over periodic images (every image within a radius, any box) -----------------
+
+class ImageCells:
+    """Particles sorted by cell, and the cell offsets that can hold images within ``radius``.
+
+    ``positions`` (N, 2) lie in [0, Lx) x [0, Ly), ``box`` is (Lx, Ly); cells (``cell_grid``)
+    are about ``fraction * radius`` wide.  An offset (dx, dy) from cell (cx, cy) names the
+    unwrapped cell (cx + dx, cy + dy): its particles, shifted by whole boxes, are each image
+    exactly once, whatever the box size, so every image within the radius is found even when
+    the radius exceeds the box.
+    """
+
+    def __init__(self, positions, species, box, radius, fraction):
+        n = len(positions)
+        # at most ~16 N cells: a sparse system in a huge box would visit empty cells
+        most = 4 * math.isqrt(n) + 1
+        self.shape = np.clip(box // (fraction * radius), 1, most).astype(np.int64)
+        width = box / self.shape
+        self.start, self.order, xy = cell_grid(positions, box, self.shape)
+        self.cell_xy = np.ascontiguousarray(xy[self.order])
+        self.positions = np.ascontiguousarray(positions[self.order])
+        self.species = np.ascontiguousarray(species[self.order])
+        self.stencil = _stencil(width, radius)
+        dx, dy = self.stencil.T
+        self.half_stencil = np.ascontiguousarray(self.stencil[(dy > 0) | ((dy == 0) & (dx > 0))])
+        self.max_candidates = len(self.stencil) * int(np.diff(self.start).max())
+
+    def unsort(self, values):
+        """Values per cell-ordered particle back in the callers' particle order."""
+        out = np.empty_like(values)
+        out[self.order] = values
+        return out
+
+
+def _stencil(width, radius):
+    """Cell offsets whose closest point to the home cell is nearer than ``radius``."""
+    k = np.ceil(radius / width).astype(np.int64)
+    dx, dy = np.meshgrid(np.arange(-k[0], k[0] + 1), np.arange(-k[1], k[1] + 1), indexing="ij")
+    gap_x = np.maximum(np.abs(dx) - 1, 0) * width[0]
+    gap_y = np.maximum(np.abs(dy) - 1, 0) * width[1]
+    keep = gap_x**2 + gap_y**2 < radius**2
+    return np.ascontiguousarray(np.stack([dx[keep], dy[keep]], axis=1))
+
+
+@njit(cache=True, inline="always")
+def image_cell(hx, hy, offset, shape, box):
+    """(cell index, image shift x, shift y) of the unwrapped cell (hx, hy) + offset."""
+    ux = hx + offset[0]
+    uy = hy + offset[1]
+    wx = ux % shape[0]  # numba follows Python: the remainder has the sign of the divisor
+    wy = uy % shape[1]
+    return wx + shape[0] * wy, (ux // shape[0]) * box[0], (uy // shape[1]) * box[1]
+
+
+# --- incremental linked cells (random sequential addition) -------------------------------
+
+@njit(cache=True)
+def linked_cells(n, box, cell_side):
+    """Empty m x m linked cells for up to n particles: (m, head, next).
+
+    ``head[c]`` is the last particle added to cell c and ``next[i]`` the one added before i in
+    the same cell (-1 ends a list); ``add_to_cell`` inserts, ``clear_of`` queries.
+    """
+    m = max(1, int(box / cell_side))
+    return m, np.full(m * m, -1, np.int64), np.full(n, -1, np.int64)
+
+
+@njit(cache=True, inline="always")
+def linked_cell_of(x, y, m, box):
+    """(cx, cy) of a point in [0, box)^2 among m x m cells."""
+    return min(int(x * m / box), m - 1), min(int(y * m / box), m - 1)
+
+
+@njit(cache=True, inline="always")
+def add_to_cell(head, nxt, m, cx, cy, i):
+    """Insert particle i into cell (cx, cy)."""
+    c = cy * m + cx
+    nxt[i] = head[c]
+    head[c] = i
+
+
+@njit(cache=True)
+def clear_of(pos, species, head, nxt, m, cx, cy, x, y, a, box, min_sep2):
+    """Whether a particle of species a at (x, y) in cell (cx, cy) keeps at least
+    sqrt(min_sep2[a, b]) from every particle already in the cells (minimum image).
+
+    The 3 x 3 cells around (cx, cy) suffice when cells are at least the largest separation
+    wide; fewer than 3 cells a side are searched whole.
+    """
+    half = 0.5 * box
+    for oy in range(-1, 2) if m >= 3 else range(m):
+        for ox in range(-1, 2) if m >= 3 else range(m):
+            j = head[((cy + oy) % m) * m + (cx + ox) % m]
+            while j >= 0:
+                dx = minimum_image(pos[j, 0] - x, box, half)
+                dy = minimum_image(pos[j, 1] - y, box, half)
+                if dx * dx + dy * dy < min_sep2[a, species[j]]:
+                    return False
+                j = nxt[j]
+    return True

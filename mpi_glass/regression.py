@@ -21,11 +21,14 @@ This is the same estimator as ``StandardScaler`` + ``LinearRegression`` on the p
 training particles (the tests check it against sklearn), but one model costs O(d^3) instead
 of O(N C d^2), which is what makes 1,000 random subsets per d affordable.
 
-Selections compared (each gives, per fold, an ordered list of features; the model with d
-features uses the first d):
+Selections compared (each gives, per fold c and size d, the set of d features used to
+predict c):
 
-* information-imbalance selections (``mpi_glass.imbalance``; chosen by ``study``);
-* Lasso (``lasso_order``): the order in which features first enter the Lasso path;
+* information-imbalance selections (``mpi_glass.imbalance``; chosen by ``study``): the
+  first d features of a greedy's order, so nested in d (``nested_selections``);
+* Lasso (``lasso_supports``): as the paper defines it, the support of the Lasso solution
+  with exactly d non-zero coefficients, read from the breakpoints of the exact LARS-Lasso
+  path on the training configurations; not nested in general (features can leave the path);
 * random (``random_curves``): 1,000 seeded uniform d-subsets per d, rho averaged over draws.
 """
 from __future__ import annotations
@@ -37,9 +40,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import lars_path_gram
 
 from .errors import InputError
+from .model import SPECIES_NAMES
 
 #: Particle groups scored separately: every particle, then species codes 0, 1, 2.
-SPECIES = ("S", "M", "L")
+SPECIES = SPECIES_NAMES
 GROUPS = ("all",) + SPECIES
 #: Random-baseline streams are SeedSequence([seed, RANDOM_STREAM, d, draw]).  The tag keeps
 #: them apart from other streams of the same seed: SeedSequence pads short entropy with
@@ -182,17 +186,18 @@ def _group_pearson(scatter, subsets, beta, target):
 # Curves rho(d)
 # ---------------------------------------------------------------------------------------
 
-def loco_curves(reg, orders, d_max):
-    """rho[c, d-1, group] for per-fold ordered feature lists ``orders[c]`` (len >= d_max)."""
-    if len(orders) != reg.C:
-        raise InputError(f"regression: {len(orders)} feature orders for {reg.C} folds")
+def loco_curves(reg, selections):
+    """rho[c, d-1, group] for per-fold feature sets ``selections[c][d-1]`` (d indices each;
+    ``nested_selections`` turns a greedy's ordered list into such sets)."""
+    if len(selections) != reg.C:
+        raise InputError(f"regression: {len(selections)} selections for {reg.C} folds")
+    d_max = len(selections[0])
     rho = np.empty((reg.C, d_max, len(reg.groups)))
-    for c, order in enumerate(orders):
-        if len(order) < d_max:
-            raise InputError(f"regression: fold {c} orders {len(order)} features, "
-                             f"need d_max = {d_max}")
-        for d in range(1, d_max + 1):
-            rho[c, d - 1] = reg.pearson(c, [list(order[:d])])[0]
+    for c, sets in enumerate(selections):
+        if [len(s) for s in sets] != list(range(1, d_max + 1)):
+            raise InputError(f"regression: fold {c} needs one set of each size 1 ... {d_max}")
+        for d, subset in enumerate(sets, start=1):
+            rho[c, d - 1] = reg.pearson(c, [list(subset)])[0]
     return rho
 
 
@@ -236,46 +241,94 @@ def random_curves(reg, d_max, draws, seed=0, mapper=None):
 # Lasso selection
 # ---------------------------------------------------------------------------------------
 
-def lasso_order(R, r, n, d):
-    """The first d features to enter the Lasso path of standardised data (R, r, n).
+#: A path coefficient counts as zero below this fraction of the path's largest |coefficient|.
+#: sklearn's LARS writes a dropped feature's coefficient as prev + gamma * direction, which
+#: cancels only to rounding (~1e-16 relative); genuine coefficients inside a breakpoint
+#: interval are far above 1e-9 of the largest.
+LASSO_ZERO = 1e-9
 
-    The path (``lars_path_gram``, method "lasso", from alpha_max down to 0) is computed on
-    the correlation matrix R and correlations r of the selection data, so the penalty treats
-    every standardised feature alike.  "Exactly d features" is the first d of one nested
-    order, which makes the Lasso curve rho(d) comparable with the greedy ones:
 
-    1. features that ever become active, by the path step at which they are *first* active
-       (a feature the path drops and re-adds keeps its first entry);
-    2. features entering at the same step, by decreasing |r| (then by index);
-    3. if fewer than d features ever enter (degenerate, collinear data), the rest by
-       decreasing |r| (then by index).
+def lasso_path(R, r, n):
+    """The Lasso path of standardised data: breakpoints alphas (K,) decreasing and the
+    coefficients there, coefs (M, K), with rounding residues of dropped features zeroed.
 
-    For a path without drops this is the active set at the largest alpha with d active
-    features - the paper's "tune alpha to select d features".
+    Computed exactly by LARS (``lars_path_gram``, method "lasso") on the Gram matrix n R and
+    the correlations n r, so alpha is in the units of ``sklearn.linear_model.Lasso`` fitted
+    on the standardised features: minimise |p - Z w|^2 / (2 n) + alpha |w|_1.
     """
-    m = len(r)
-    if not 1 <= d <= m:
-        raise InputError(f"lasso: d must lie in [1, {m}], got {d}")
     with warnings.catch_warnings():  # collinear features: LARS drops them and says so
         warnings.simplefilter("ignore", ConvergenceWarning)
-        _, _, coefs = lars_path_gram(Xy=r * n, Gram=R * n, n_samples=n, method="lasso")
-    active = coefs != 0
-    first = np.where(active.any(axis=1), active.argmax(axis=1), np.iinfo(np.int64).max)
-    order = sorted(range(m), key=lambda j: (first[j], -abs(r[j]), j))
-    return [int(j) for j in order[:d]]
+        alphas, _, coefs = lars_path_gram(Xy=r * n, Gram=R * n, n_samples=n, method="lasso")
+    coefs = np.array(coefs, dtype=np.float64)
+    largest = np.abs(coefs).max(initial=0.0)
+    coefs[np.abs(coefs) <= LASSO_ZERO * largest] = 0.0
+    return np.asarray(alphas, dtype=np.float64), coefs
 
 
-def lasso_orders(reg, d, protocol="honest"):
-    """Per-fold Lasso orders: selection on the training configurations ("honest") or on
-    the test configuration itself ("paper")."""
-    orders = []
-    for c in range(reg.C):
-        if protocol == "honest":
-            R, r, n = reg.training_moments(c)
-        else:
-            R, r, n = reg.standardised_moments([c])
-        orders.append(lasso_order(R, r, n, d))
-    return orders
+def lasso_intervals(alphas, coefs):
+    """(alpha_high, alpha_low, support, coefficients at the midpoint) of each breakpoint
+    interval of a Lasso path.
+
+    Inside an interval the solution is the linear interpolation of its two ends and no
+    coefficient changes sign, so the support of every alpha strictly inside it is the set
+    of features non-zero at either end.  Intervals of zero length (several events at one
+    alpha) contain no alpha and are skipped.
+    """
+    nonzero = coefs != 0
+    return [(float(alphas[k]), float(alphas[k + 1]),
+             tuple(np.flatnonzero(nonzero[:, k] | nonzero[:, k + 1]).tolist()),
+             0.5 * (coefs[:, k] + coefs[:, k + 1]))
+            for k in range(len(alphas) - 1) if alphas[k + 1] < alphas[k]]
+
+
+def lasso_supports(R, r, n, d_max, where="the Lasso path"):
+    """The paper's Lasso selections: for d = 1 ... d_max, the d features of the Lasso
+    solution with exactly d non-zero coefficients at the largest such alpha.
+
+    Read exactly from the breakpoints of the Lasso path of the standardised data (R, r, n)
+    (``lasso_path``, ``lasso_intervals``): the answer for d is the support of the first
+    breakpoint interval, from alpha_max down, with d features.  Features may leave the
+    path, so the sets need not be nested in d.  Tie rule: where no alpha gives exactly d
+    non-zero coefficients (several features entering at one breakpoint), the first
+    interval with more than d is taken and the d largest |coefficients| at its midpoint
+    kept (ties: lower index).  Returns sets[d - 1], sorted lists of d feature indices.
+
+    Raises ``InputError`` naming ``select.d_max`` (and ``where``) if the path never has
+    d_max features active (exactly collinear features, fewer particles than features).
+    """
+    m = len(r)
+    if not 1 <= d_max <= m:
+        raise InputError(f"select.d_max: must lie in [1, {m}] for the Lasso, got {d_max}")
+    intervals = lasso_intervals(*lasso_path(R, r, n))
+    most = max((len(support) for _, _, support, _ in intervals), default=0)
+    if most < d_max:
+        raise InputError(f"select.d_max: {where} activates at most {most} of the {m} "
+                         f"features (collinear features?), so d = {d_max} cannot be "
+                         f"reached; lower select.d_max")
+    sets = []
+    for d in range(1, d_max + 1):
+        exact = next((support for _, _, support, _ in intervals if len(support) == d), None)
+        if exact is None:
+            coef = next(mid for _, _, support, mid in intervals if len(support) > d)
+            exact = sorted(range(m), key=lambda j: (-abs(coef[j]), j))[:d]
+        sets.append(sorted(int(j) for j in exact))
+    return sets
+
+
+def lasso_selections(reg, d_max):
+    """Per fold c, ``lasso_supports`` on the training configurations (every one but c),
+    standardised with the training moments: the Lasso baseline of both protocols (the
+    authors fit their Lasso on X_train, y_train).  Returns sets[c][d - 1]."""
+    return [lasso_supports(*reg.training_moments(c), d_max,
+                           where=f"the Lasso path of fold {c} (training configurations)")
+            for c in range(reg.C)]
+
+
+def nested_selections(order, d_max):
+    """The sets [order[:1], order[:2], ..., order[:d_max]] of a greedy's ordered list."""
+    if len(order) < d_max:
+        raise InputError(f"regression: an order of {len(order)} features, need d_max = {d_max}")
+    return [[int(j) for j in order[:d]] for d in range(1, d_max + 1)]
 
 
 # ---------------------------------------------------------------------------------------

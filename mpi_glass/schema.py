@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 
 from . import __version__
+from .dynamics import K_DEFAULT
 from .errors import InputError
 from .model import EPSILON, SIGMA, SPECIES_NAMES
 from .store import load_npz, save_npz_atomic
@@ -61,6 +62,7 @@ DIMS = {
     "sample": Dim("S", "energy sample during equilibration (scale: energy_times)"),
     "feature": Dim("M", "structural feature (scale: /features/names)"),
     "step": Dim("d", "greedy step: number of selected features (scale: step)"),
+    "slot": Dim("d", "place in a set of d features (-1 past the d-th)"),
     "scan_temperature": Dim("K", "relaxation-scan temperature"),
     "scan_configuration": Dim("C'", "configuration of one scan temperature"),
     "scan_time": Dim("T'", "recording time of the scan"),
@@ -178,7 +180,7 @@ SIM_FIELDS = {
                            "raw unwrapped displacements r_i(t) - r_i(0) per replica"),
     "fs_cr": Field("/dynamics/fs_cr", "float64", ("configuration", "time"), ONE,
                    "cage-relative F_s^CR(k, t), averaged over replicas",
-                   attrs={"k": 6.3, "k_units": "1 / sigma_LS"}),
+                   attrs={"k": K_DEFAULT, "k_units": "1 / sigma_LS"}),
     "tau_alpha": Field("/dynamics/tau_alpha", "float64", (), SWEEPS,
                        "tau_alpha: F_s^CR averaged over configurations crosses 1/e "
                        "(interpolated in log t; NaN if never)"),
@@ -253,6 +255,16 @@ SELECT_FIELDS = {
     **_selection_fields("supervised", "supervised", symmetric=False),
     **_selection_fields("unsupervised", "unsupervised", symmetric=True),
 }
+#: The regression study's feature sets: per protocol run, per method whose sets are recorded.
+PREDICTION_PROTOCOLS = ("honest", "paper")
+PREDICTION_METHODS = ("supervised_ii", "unsupervised_ii", "lasso")
+SELECT_FIELDS.update({
+    f"prediction_{protocol}_{method}": Field(
+        f"/prediction/{protocol}/{method}/features", "int16", ("configuration", "step", "slot"),
+        ONE, f"{method} feature sets of the {protocol} protocol: row [c, d-1, :d] indexes "
+        "(into /features/names) the d features that predicted configuration c; -1 pads",
+        optional=True, attrs={"protocol": protocol, "method": method})
+    for protocol in PREDICTION_PROTOCOLS for method in PREDICTION_METHODS})
 SELECT_SCALES = {"configuration": "configuration_index", "feature": "feature_names",
                  "step": "step"}
 
@@ -323,6 +335,12 @@ SIM_ATTRS = PROVENANCE_ATTRS + (
 SELECT_ATTRS = PROVENANCE_ATTRS + (
     Attr("sim_file", "str", ONE, "the sim.h5 read"),
     Attr("sim_sha256", "str", ONE, "its SHA-256"),
+    Attr("features_only", "bool", ONE, "written by select --features-only: features, no "
+                                        "selections (a full select completes it)"),
+    Attr("protocol", "str", ONE, "select.protocol of the regression study: honest, paper or "
+         "both (absent with --features-only)"),
+    Attr("propensity_time", "float", SWEEPS, "the main propensity time (tau_alpha unless "
+         "select.time says otherwise); p interpolated in log t (absent with --features-only)"),
 )
 
 
@@ -398,6 +416,12 @@ class SelectData:
     unsupervised_delta_forward: np.ndarray | None = None
     unsupervised_delta_backward: np.ndarray | None = None
     unsupervised_delta_symmetric: np.ndarray | None = None
+    prediction_honest_supervised_ii: np.ndarray | None = None
+    prediction_honest_unsupervised_ii: np.ndarray | None = None
+    prediction_honest_lasso: np.ndarray | None = None
+    prediction_paper_supervised_ii: np.ndarray | None = None
+    prediction_paper_unsupervised_ii: np.ndarray | None = None
+    prediction_paper_lasso: np.ndarray | None = None
     attrs: dict = field(default_factory=dict)
 
     @property
@@ -418,7 +442,26 @@ class SelectData:
             method, _, key = name.partition("_")    # e.g. supervised, delta_forward
             if method in ("supervised", "unsupervised"):
                 setattr(data, name, np.array([entry[key] for entry in results[method]]))
+        by_protocol = (results or {}).get("regression_by_protocol", {})
+        for protocol, study in by_protocol.items():
+            for method in PREDICTION_METHODS:
+                setattr(data, f"prediction_{protocol}_{method}",
+                        selection_array(study[method]["selected"]))
+        if by_protocol:
+            data.attrs.update(protocol=results["protocol"],
+                              propensity_time=float(results["propensity_time"]["main"]))
         return data
+
+
+def selection_array(selections):
+    """Per-fold feature sets ``selected[c][d - 1]`` (d indices each) as a (C, D, D) int16
+    array padded with -1: row [c, d - 1, :d] holds the features that predicted c with d."""
+    C, D = len(selections), len(selections[0])
+    out = np.full((C, D, D), -1, dtype=np.int16)
+    for c, sets in enumerate(selections):
+        for d, chosen in enumerate(sets, start=1):
+            out[c, d - 1, :d] = chosen
+    return out
 
 
 @dataclass
@@ -581,13 +624,14 @@ def _version_message(path, version, command):
 def open_file(path, kind):
     """Open an mpi_glass file for reading; one-line InputErrors for foreign or old files."""
     path = Path(path)
+    hint = "simulate" if kind == "sim" else "select"
     if not path.exists():
-        hint = "simulate" if kind == "sim" else "select"
         raise InputError(f"{path}: no such file (run 'mpi_glass {hint}' first?)")
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise InputError(f"{path}: not an HDF5 file") from None
+        raise InputError(f"{path}: not a readable HDF5 file (truncated or foreign); rerun "
+                         f"'mpi_glass {hint} --force' to write it again") from None
     if _text(f.attrs.get("mpi_glass_file")) != kind:
         f.close()
         raise InputError(f"{path}: not an mpi_glass {kind} file")

@@ -16,7 +16,6 @@ of each configuration compute p, q and F_s^CR, and the ranks write sim.h5 togeth
 """
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import time
@@ -26,20 +25,17 @@ from pathlib import Path
 import numpy as np
 
 from . import dynamics, equilibrium, mc
-from .errors import InputError
+from .errors import InputError, Interrupted
 from .model import species_array
 from .progress import Progress, log
 from .schema import EQUILIBRATE, TRAJECTORY, ChainState, checkpoint_name
-from .store import check_writable_dir, first_difference, read_physics, write_json_atomic
+from .outdir import folder_lock
+from .store import (check_writable_dir, first_difference, read_json, read_physics,
+                    write_json_atomic)
 
 #: Sweeps per call into the MC kernel are capped so signals and progress are seen every
 #: ~CHUNK_TRIALS trial moves (a few seconds); results do not depend on the chunking.
 CHUNK_TRIALS = 20_000_000
-EXIT_INTERRUPTED = 75   # EX_TEMPFAIL: checkpointed on a signal, rerun to resume
-
-
-class Interrupted(Exception):
-    """A signal asked us to stop; every active chain has been checkpointed."""
 
 
 @dataclass(frozen=True)
@@ -117,10 +113,21 @@ class Simulation:
 
     # -- orchestration --------------------------------------------------------------
     def run(self):
-        """Run (or resume) to a finished sim.h5; returns its path."""
-        if self._finished_already():
-            return self.path
-        self._prepare_checkpoint_dir()
+        """Run (or resume) to a finished sim.h5; returns its path.
+
+        The output folder is locked for the whole run.  A finished sim.h5 being replaced
+        (--force) stays in place until the new one is complete and renamed over it.
+        """
+        from .memory import refuse_if_too_big, simulate_parts
+        refuse_if_too_big(self.dist, "simulate", simulate_parts(self.cfg, self.dist.size))
+        self.dist.root_decides(lambda: check_writable_dir(self.out_dir))
+        with folder_lock(self.out_dir, self.dist, "mpi_glass simulate"):
+            if self.dist.root_decides(self._finished_already):
+                return self.path
+            self.dist.root_decides(self._prepare_checkpoint_dir)
+            return self._run_locked()
+
+    def _run_locked(self):
         self.stop.install()
         for stage, name in ((EQUILIBRATE, "equilibrate"), (TRAJECTORY, "trajectories")):
             start = time.perf_counter()
@@ -139,37 +146,36 @@ class Simulation:
         """A finished file with the same physics is not redone; a different one needs --force."""
         exists = self.path.exists()
         if exists and not self.force:
-            diff = first_difference(read_physics(self.path) or {}, self.cfg.physics_dict())
+            physics = read_physics(self.path)
+            if physics is None:
+                raise InputError(f"{self.path}: exists but is not a readable mpi_glass sim "
+                                 f"file (truncated or foreign); move it away, or use --force "
+                                 f"to overwrite it")
+            diff = first_difference(physics, self.cfg.physics_dict())
             if diff is None:
-                log(f"{self.path} is complete for this config; nothing to do", self.dist.is_root)
+                log(f"{self.path} is complete for this config; nothing to do")
                 return True
             raise InputError(f"{self.path}: exists and was made with a different config "
                              f"({diff} differs); use --force to overwrite")
         return False
 
     def _prepare_checkpoint_dir(self):
-        """Create, reuse or (with --force) reset the per-item checkpoint directory."""
-        if self.dist.is_root:
-            check_writable_dir(self.out_dir)
-            if self.force:
-                shutil.rmtree(self.ckpt_dir, ignore_errors=True)
-                self.path.unlink(missing_ok=True)
-            self.ckpt_dir.mkdir(exist_ok=True)
-            manifest = self.ckpt_dir / "run.json"
-            physics = self.cfg.physics_dict()
-            if manifest.exists():
-                old = json.loads(manifest.read_text())
-                diff = first_difference(old, physics)
-                if diff is not None:
-                    raise InputError(f"{self.ckpt_dir}: checkpoint was made with a different "
-                                     f"config ({diff} differs); rerun with that config or use "
-                                     f"--force to start over")
-                log(f"resuming from checkpoints in {self.ckpt_dir}")
-            else:
-                write_json_atomic(manifest, physics)
-            for stale in self.ckpt_dir.glob("progress_rank*.json"):
-                stale.unlink()
-        self.dist.barrier()
+        """Create, reuse or (with --force) reset the per-item checkpoint directory (root)."""
+        if self.force:     # the finished file stays until the new one replaces it
+            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        self.ckpt_dir.mkdir(exist_ok=True)
+        manifest = self.ckpt_dir / "run.json"
+        physics = self.cfg.physics_dict()
+        if manifest.exists():
+            old = read_json(manifest, "checkpoint manifest", "use --force to start over")
+            diff = first_difference(old, physics)
+            if diff is not None:
+                raise InputError(f"{self.ckpt_dir}: checkpoint was made with a different "
+                                 f"config ({diff} differs); rerun with that config or use "
+                                 f"--force to start over")
+            log(f"resuming from checkpoints in {self.ckpt_dir}")
+        else:
+            write_json_atomic(manifest, physics)
 
     # -- chains -----------------------------------------------------------------------
     def _run_stage(self, stage, name):
@@ -178,7 +184,7 @@ class Simulation:
         mine = [items[i] for i in self.dist.my_items(costs)]
         done_before = (sum(self._sweeps_done(it) * self.n for it in items)
                        if self.dist.is_root else 0)
-        progress = _SharedProgress(self, name, total=sum(costs), done_before=done_before)
+        progress = _StageProgress(self.dist, name, total=sum(costs), done_before=done_before)
         for item in mine:
             self._run_item(item, progress)
         progress.finish()
@@ -304,44 +310,28 @@ class Simulation:
                        self.timings)
 
 
-class _SharedProgress:
-    """Run-wide progress seen from rank 0, without collectives.
+class _StageProgress:
+    """Run-wide progress of one stage on rank 0's bar.
 
-    Each rank writes its own count of trial moves to a small file in the checkpoint
-    directory (at most every few seconds); rank 0 sums them.  Ranks may own different
-    numbers of items, so a collective here could deadlock; files cannot.
+    Ranks own different numbers of chains, so no collective may run inside the MC loop; the
+    counts travel as non-blocking point-to-point messages (``parallel.ProgressCounter``) and
+    rank 0 adds them up, without any file.
     """
 
-    def __init__(self, sim, label, total, done_before):
-        self.sim, self.mine = sim, 0
-        self.path = sim.ckpt_dir / f"progress_rank{sim.dist.rank}.json"
-        self.last_write = 0.0
+    def __init__(self, dist, label, total, done_before):
+        self.counter = dist.progress_counter()
         self.done_before = done_before
-        self.bar = Progress(f"{label}", total, unit="trials", enabled=sim.dist.is_root,
+        self.bar = Progress(label, total, unit="trials", enabled=dist.is_root,
                             start_done=done_before)
 
     def advance(self, trials):
-        self.mine += trials
-        now = time.monotonic()
-        if now - self.last_write < 2.0:
-            return
-        self.last_write = now
-        write_json_atomic(self.path, {"trials": self.mine})
-        if self.sim.dist.is_root:
-            self.bar.update(self.done_before + self._others() + self.mine)
-
-    def _others(self):
-        total = 0
-        for path in self.sim.ckpt_dir.glob("progress_rank*.json"):
-            if path != self.path:
-                try:
-                    total += json.loads(path.read_text())["trials"]
-                except (OSError, ValueError, KeyError):
-                    pass
-        return total
+        self.counter.add(trials)
+        if self.bar.enabled:
+            self.bar.update(self.done_before + self.counter.total())
 
     def finish(self):
-        self.path.unlink(missing_ok=True)
-        if self.sim.dist.is_root:
+        """Wait (on rank 0, politely) for every rank's final count; close the bar."""
+        self.counter.close(lambda total: self.bar.update(self.done_before + total))
+        if self.bar.enabled:
             self.bar.done = self.bar.total
             self.bar.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -53,8 +54,22 @@ def save_npz_atomic(path, **arrays):
 
 
 def load_npz(path):
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
+    """A checkpoint's arrays; a damaged file is an InputError that says how to recover."""
+    try:
+        with np.load(path) as data:
+            return {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, ValueError, EOFError, KeyError, OSError) as exc:
+        raise InputError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc}); delete "
+                         f"this file to recompute its chain, or use --force to start over",
+                         same_on_every_rank=False) from None
+
+
+def read_json(path, what, way_out):
+    """A JSON file we wrote; a damaged one is an InputError naming the file and the way out."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: damaged {what} ({type(exc).__name__}); {way_out}") from None
 
 
 def write_json_atomic(path, obj):

@@ -8,19 +8,24 @@ returns one JSON-ready dict (it becomes report.json):
 2. the paper's per-configuration selections: one supervised greedy (minimise
    Delta(X_d -> p), with the Gaussian-noise control point) and one unsupervised greedy
    (minimise the symmetrised Delta(X_full, X_d)) per configuration (Figs. 5, 6);
-3. the regression study: leave-one-configuration-out OLS with the first d features of four
-   selections - supervised II, unsupervised II, Lasso and random (Figs. 7-9), and the same at
-   every further propensity time (Fig. 10).
+3. the regression study: leave-one-configuration-out OLS with d features chosen by four
+   methods - supervised II, unsupervised II, Lasso and random (Figs. 7-9), under one or both
+   protocols, and the same at every further propensity time (Fig. 10).
 
-Protocols (who may look at what before configuration c is predicted):
+Protocols (who may look at what before configuration c is predicted); in every one the
+regression and its scaler are fitted on the training configurations (the other C - 1):
 
-* ``honest`` (default): every selection used to predict c is computed on the *training*
-  configurations only - supervised and unsupervised II minimise their mean Delta over the
-  other C - 1 configurations, Lasso runs on their pooled particles - so neither c's
-  propensity nor its features are read before c is predicted.  C greedy runs per method.
-* ``paper``: the authors' protocol: the selection used for c is the per-configuration
-  selection of c itself (item 2; Lasso on c's own particles), then the regression as above.
-  Selection then sees the test propensity, so rho(p, p_hat) is optimistic.
+* ``honest``: every selection used to predict c is computed on the training configurations
+  only - supervised and unsupervised II minimise their mean Delta over them (C greedy runs
+  per method), Lasso runs on their pooled particles - so neither c's propensity nor its
+  features are read before c is predicted.
+* ``paper``: the authors' protocol: the II selections used for c are the per-configuration
+  selections of c itself (item 2), so the supervised one has seen the test propensity; the
+  Lasso alpha and support come from the training configurations, as in the authors'
+  notebook (Lasso fitted on X_train, y_train).
+* ``both``: the two side by side on the same features; ``regression`` holds the first-named
+  (honest), ``regression_by_protocol`` both.  Lasso and random are the same under both by
+  construction: only the II selections differ.
 
 Features are standardised per configuration for the information imbalance (DESIGN.md); the
 regression standardises with the training set's moments (``mpi_glass.regression``).
@@ -32,11 +37,12 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from . import regression as rg
+from .config import SelectConfig
 from .errors import InputError
 from .imbalance import (SerialMapper, imbalance_pair, single_feature_table, standardise,
                         supervised_greedy, unsupervised_greedy)
@@ -47,37 +53,12 @@ PROTOCOLS = {
     "honest": "every selection used to predict configuration c is computed on the other "
               "configurations only (c's propensity and features are never read before it "
               "is predicted)",
-    "paper": "the selection used to predict configuration c is computed on c itself (the "
-             "authors' protocol; the test propensity is seen by the supervised selections)",
+    "paper": "the authors' protocol: the II selections used to predict configuration c are "
+             "computed on c itself (the supervised one sees the test propensity); Lasso "
+             "alpha and support on the other configurations",
 }
-
-
-@dataclass(frozen=True)
-class StudyParams:
-    """The knobs of the study (the ``[select]`` keys of the config)."""
-
-    d_max: int = 15
-    k: int = 1
-    protocol: str = "honest"
-    random_draws: int = 1000
-    noise_seed: int = 0
-
-    @classmethod
-    def from_any(cls, params):
-        """From None (defaults), a mapping, or any object with these attributes
-        (e.g. ``config.SelectConfig``); other keys and attributes are ignored."""
-        if params is None:
-            return cls()
-        get = params.get if isinstance(params, dict) else lambda key, _: getattr(params, key, _)
-        values = {f.name: get(f.name, f.default) for f in fields(cls)}
-        out = cls(**values)
-        if out.protocol not in PROTOCOLS:
-            raise InputError(f"select.protocol: 'honest' or 'paper', got {out.protocol!r}")
-        for key in ("d_max", "k", "random_draws"):
-            value = getattr(out, key)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(f"select.{key}: expected a positive integer, got {value!r}")
-        return out
+#: ``select.protocol`` -> the protocols run; the first named fills ``regression``.
+PROTOCOL_RUNS = {"honest": ("honest",), "paper": ("paper",), "both": ("honest", "paper")}
 
 
 class _Stopwatch:
@@ -104,7 +85,8 @@ class _Study:
     features: np.ndarray        # (C, N, M) raw
     X: list                     # per-configuration standardised (N, M) features
     species: np.ndarray         # (C, N) or None
-    params: StudyParams
+    params: SelectConfig
+    protocols: tuple            # the protocols run, first-named first
     mapper: object
     seed: int                   # root of the random-baseline draws
     clock: _Stopwatch
@@ -118,29 +100,33 @@ def run_study(features, names, p_by_time, q, species, params=None, mapper=None, 
     features: (C, N, M) raw features; names: M feature names; p_by_time: {label: (C, N)}
     propensities - the label "main" (else the first) is the main time, every other label
     gets its own regression study (Fig. 10); q: (C, N) bond-breaking propensity at the main
-    time, or None; species: (C, N) codes 0 S, 1 M, 2 L, or None; params: ``StudyParams``,
-    a mapping or ``SelectConfig``; mapper: object with ``map(fn, n)`` (default serial);
-    log: callable(str) for progress; seed: root of the random-baseline draws (default
-    params.noise_seed); tau_alpha: copied into the results.
+    time, or None; species: (C, N) codes 0 S, 1 M, 2 L, or None; params: the validated
+    ``[select]`` section (``config.SelectConfig``; None: its defaults); mapper: object with
+    ``map(fn, n)`` (default serial); log: callable(str) for progress; seed: root of the
+    random-baseline draws (default params.noise_seed); tau_alpha: copied into the results.
 
-    Returns a dict with the keys ``protocol``, ``single_feature``, ``delta_q_p``,
-    ``supervised``, ``unsupervised``, ``regression``, ``regression_at``, ``predictions``
-    (numpy arrays: not JSON; ``report.write_report`` moves them to the figure data),
-    ``tau_alpha``, ``timings`` and bookkeeping (see README/report).
+    Returns a dict with the keys ``protocol`` (the config value), ``protocols`` (those run),
+    ``single_feature``, ``delta_q_p``, ``supervised``, ``unsupervised``, ``regression`` (the
+    first protocol's), ``regression_by_protocol``, ``regression_at`` and
+    ``regression_at_by_protocol`` (further times), ``predictions`` (numpy arrays: not JSON;
+    ``report.write_report`` moves them to the figure data), ``tau_alpha``, ``timings`` and
+    bookkeeping (see README/report).  ``regression[method]["selected"][c][d - 1]`` lists
+    the d features used to predict configuration c.
     """
-    params = StudyParams.from_any(params)
+    params = params if params is not None else SelectConfig()
     features, names, p_by_time, q, species = _validated(features, names, p_by_time, q,
                                                         species, params)
     C, N, M = features.shape
     X = [standardise(features[c], names, f"features of configuration {c}") for c in range(C)]
-    study = _Study(features, X, species, params, mapper or SerialMapper(),
+    protocols = PROTOCOL_RUNS[params.protocol]
+    study = _Study(features, X, species, params, protocols, mapper or SerialMapper(),
                    params.noise_seed if seed is None else int(seed), _Stopwatch(),
                    log or (lambda message: None))
     labels = list(p_by_time)
     p = p_by_time[labels[0]]
     results = {
-        "protocol": params.protocol,
-        "protocol_description": PROTOCOLS[params.protocol],
+        "protocol": params.protocol, "protocols": list(protocols),
+        "protocol_descriptions": {name: PROTOCOLS[name] for name in protocols},
         "parameters": dict(asdict(params), random_seed=study.seed),
         "n_configurations": C, "n_particles": N, "n_features": M,
         "feature_names": list(names), "time_labels": labels, "tau_alpha": tau_alpha,
@@ -161,18 +147,22 @@ def run_study(features, names, p_by_time, q, species, params=None, mapper=None, 
     results["unsupervised"] = [_unsupervised_entry(c, r, names)
                                for c, r in enumerate(unsupervised)]
 
-    with clock("unsupervised_folds"):
-        if params.protocol == "honest":
-            study.log("study: unsupervised selections on the training configurations of "
-                      "each fold")
-            unsupervised = fold_greedies(X, None, params, study.mapper)
-        unsupervised_orders = [r.selected for r in unsupervised]
+    unsupervised_orders = {"paper": [r.selected for r in unsupervised]}
+    if "honest" in protocols:
+        study.log("study: unsupervised selections on the training configurations of each fold")
+        with clock("unsupervised_folds"):
+            unsupervised_orders["honest"] = [r.selected for r in
+                                             fold_greedies(X, None, params, study.mapper)]
 
-    results["regression"], results["predictions"] = regression_study(
+    by_protocol, results["predictions"] = regression_study(
         study, p, unsupervised_orders, own_supervised=supervised)
-    results["regression_at"] = {
-        label: regression_study(study, p_by_time[label], unsupervised_orders, label=label)[0]
-        for label in labels[1:]}
+    at = {label: regression_study(study, p_by_time[label], unsupervised_orders, label=label)[0]
+          for label in labels[1:]}
+    results["regression"] = by_protocol[protocols[0]]
+    results["regression_by_protocol"] = by_protocol
+    results["regression_at_by_protocol"] = {name: {label: at[label][name] for label in at}
+                                            for name in protocols}
+    results["regression_at"] = results["regression_at_by_protocol"][protocols[0]]
     results["timings"] = clock.seconds
     return results
 
@@ -239,41 +229,56 @@ def fold_greedies(X, p, params, mapper=None):
 
 
 def regression_study(study, p, unsupervised_orders, own_supervised=None, label=None):
-    """rho(p, p_hat) versus d for the four selections at one propensity time p (C, N).
+    """rho(p, p_hat) versus d for the four selections at one propensity time p (C, N), for
+    every protocol of the study.
 
-    The unsupervised orders do not depend on p and are passed in; ``own_supervised``
-    (per-configuration supervised greedies on this p) is reused by the paper protocol,
-    computed when missing.  Returns (summary dict, predictions of supervised II at d_max).
+    unsupervised_orders: {protocol: per-fold orders} (they do not depend on p);
+    ``own_supervised`` (per-configuration supervised greedies on this p) is what the paper
+    protocol uses, computed when missing.  Lasso and random do not depend on the protocol
+    and are computed once.  Returns ({protocol: summary dict}, predictions of supervised II
+    at d_max under the first protocol).
     """
     params, clock, tag = study.params, study.clock, "" if label is None else f"@{label}"
+    d_max = params.d_max
     reg = rg.LocoRegression(study.features, p, study.species)
+    supervised = {}
     with clock("supervised_folds" + tag):
-        if params.protocol == "honest":
+        if "honest" in study.protocols:
             study.log(f"study{tag}: supervised selections on the training configurations of "
                       "each fold")
-            supervised = fold_greedies(study.X, p, params, study.mapper)
-        else:
-            supervised = own_supervised or per_configuration_supervised(study.X, p, params,
-                                                                        study.mapper)
+            supervised["honest"] = fold_greedies(study.X, p, params, study.mapper)
+        if "paper" in study.protocols:
+            supervised["paper"] = own_supervised or per_configuration_supervised(
+                study.X, p, params, study.mapper)
     with clock("lasso" + tag):
-        lasso = rg.lasso_orders(reg, params.d_max, params.protocol)
-    orders = {"supervised_ii": [r.selected for r in supervised],
-              "unsupervised_ii": [list(o) for o in unsupervised_orders], "lasso": lasso}
-    summary = {}
+        lasso = rg.lasso_selections(reg, d_max)
     with clock("regression" + tag):
-        for method, order in orders.items():
-            summary[method] = rg.summarise(rg.loco_curves(reg, order, params.d_max),
-                                           reg.groups)
-            summary[method]["selected"] = [[int(j) for j in o[:params.d_max]] for o in order]
+        shared = {"lasso": _curve_summary(reg, lasso)}
     study.log(f"study{tag}: random baseline ({params.random_draws} draws per d)")
     with clock("random" + tag):
-        mean, spread = rg.random_curves(reg, params.d_max, params.random_draws, study.seed,
+        mean, spread = rg.random_curves(reg, d_max, params.random_draws, study.seed,
                                         study.mapper)
-    summary["random"] = dict(rg.summarise(mean, reg.groups), draws=params.random_draws,
-                             pearson_draw_std=spread[:, :, 0].tolist())
-    d = params.d_max
-    p_hat = np.stack([reg.predict(c, orders["supervised_ii"][c][:d]) for c in range(reg.C)])
-    return summary, {"method": "supervised_ii", "d": d, "p_hat": p_hat}
+    shared["random"] = dict(rg.summarise(mean, reg.groups), draws=params.random_draws,
+                            pearson_draw_std=spread[:, :, 0].tolist())
+    by_protocol = {}
+    with clock("regression" + tag):
+        for name in study.protocols:
+            orders = {"supervised_ii": [r.selected for r in supervised[name]],
+                      "unsupervised_ii": unsupervised_orders[name]}
+            by_protocol[name] = {
+                method: _curve_summary(reg, [rg.nested_selections(o, d_max) for o in order])
+                for method, order in orders.items()}
+            by_protocol[name].update(shared)
+    first = by_protocol[study.protocols[0]]["supervised_ii"]["selected"]
+    p_hat = np.stack([reg.predict(c, first[c][d_max - 1]) for c in range(reg.C)])
+    return by_protocol, {"method": "supervised_ii", "d": d_max, "p_hat": p_hat,
+                         "protocol": study.protocols[0]}
+
+
+def _curve_summary(reg, selections):
+    """The JSON summary of one method's rho(d) with the sets used, selected[c][d - 1]."""
+    return dict(rg.summarise(rg.loco_curves(reg, selections), reg.groups),
+                selected=[[list(map(int, s)) for s in sets] for sets in selections])
 
 
 # ---------------------------------------------------------------------------------------

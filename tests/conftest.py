@@ -69,13 +69,28 @@ def cli(*args, ranks=None, env=None, check=True, **kwargs):
     cmd = [sys.executable, "-m", "mpi_glass", *map(str, args)]
     if ranks is not None:
         cmd = [mpiexec(), "-n", str(ranks), *cmd]
-    full_env = dict(os.environ, **(env or {}))
+    full_env = dict(os.environ)
     if ranks is None:
         full_env["MPI_GLASS_SERIAL"] = "1"
+    full_env.update(env or {})
     proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, **kwargs)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}")
     return proc
+
+
+def start_cli(*args, ranks=None, env=None):
+    """Start ``python -m mpi_glass ARGS`` in its own session (so ``os.killpg`` reaches every
+    process of it, mpiexec included); stderr is piped."""
+    cmd = [sys.executable, "-m", "mpi_glass", *map(str, args)]
+    full_env = dict(os.environ)
+    if ranks:
+        cmd = [mpiexec(), "-n", str(ranks), *cmd]
+    else:
+        full_env["MPI_GLASS_SERIAL"] = "1"
+    full_env.update(env or {})
+    return subprocess.Popen(cmd, env=full_env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def datasets(path):
@@ -94,3 +109,34 @@ def assert_identical_files(a, b):
         x, y = np.asarray(da[name]), np.asarray(db[name])
         assert x.dtype == y.dtype and x.shape == y.shape, name
         assert x.tobytes() == y.tobytes(), f"dataset {name} differs"
+
+
+class ShuffledMapper:
+    """A mapper (``mpi_glass.mapper`` protocol) that evaluates the work items in a scrambled
+    order, as other ranks would, and returns them in index order; ``size`` poses as a rank
+    count (it sets block counts only)."""
+
+    def __init__(self, seed=0, size=1):
+        self.rng, self.size = np.random.default_rng(seed), size
+
+    def map(self, fn, n):
+        out = [None] * n
+        for i in self.rng.permutation(n):
+            out[i] = fn(int(i))
+        return out
+
+
+def assert_on_every_rank(dist, check):
+    """Run ``check()`` on the root, then fail or pass on every rank together.
+
+    An assertion that fails on the root alone would leave the other ranks waiting in the next
+    collective for ever; here the verdict is broadcast first, so every rank asserts it.
+    """
+    problem = None
+    if dist.is_root:
+        try:
+            check()
+        except Exception as exc:  # noqa: BLE001 - any failure must reach every rank
+            problem = f"{type(exc).__name__} on rank 0: {exc}"
+    problem = dist.bcast(problem)
+    assert problem is None, problem

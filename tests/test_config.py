@@ -1,17 +1,39 @@
 """Config: presets load, bad input gives one-line errors naming the key."""
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from mpi_glass.config import load_config, parse_config, preset_text
+from mpi_glass.config import PRESET_NAMES, load_config, parse_config, preset_text, time_spec
 from mpi_glass.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["laptop", "paper", "ci"])
-def test_packaged_presets_equal_run_folder(name):
-    assert preset_text(name) == (ROOT / "run" / f"{name}.toml").read_text()
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_presets_exist_once(name):
+    """run/NAME.toml is a link to the packaged preset, so the two cannot drift apart."""
+    link = ROOT / "run" / f"{name}.toml"
+    assert link.is_symlink()
+    assert link.resolve() == (ROOT / "mpi_glass" / "presets" / f"{name}.toml").resolve()
+    assert link.read_text() == preset_text(name)
+
+
+def _flat(cfg):
+    values = dataclasses.asdict(cfg)
+    del values["source"]
+    return {f"{section}.{key}": value for section, table in values.items()
+            if isinstance(table, dict) for key, value in table.items()}
+
+
+def test_defaults_are_the_laptop_preset():
+    """A key left out means what the default run does.  select.second_time is the one
+    exception: the laptop preset asks for a second propensity time (paper Fig. 10), which
+    would not exist in shorter runs, so the dataclass leaves it off."""
+    laptop = _flat(load_config())
+    defaults = _flat(parse_config('name = "laptop"\nseed = 2024\n'))
+    assert set(laptop) == set(defaults)
+    assert [key for key in laptop if laptop[key] != defaults[key]] == ["select.second_time"]
 
 
 def test_paper_preset_is_the_paper():
@@ -45,8 +67,12 @@ BAD = [
     ("[dynamics]\nreplicas = 0\n", "dynamics.replicas: must be >= 1"),
     ("[dynamics]\nconfigurations = 0\n", "dynamics.configurations: must be >= 1"),
     ("[dynamics]\nextra_times = [500, 100]\n", "extra_times: times must be positive and increasing"),
-    ("[select]\nprotocol = 'cheat'\n", "select.protocol: must be one of honest, paper"),
-    ("[select]\ntime = 'soon'\n", "select.time"),
+    ("[select]\nprotocol = 'cheat'\n", "select.protocol: must be one of honest, paper, both"),
+    ("[select]\ntime = 'soon'\n", "select.time: expected 'tau_alpha', a fraction"),
+    ("[select]\ntime = 0\n", "select.time: expected"),
+    ("[select]\nsecond_time = -5\n", "select.second_time: expected .*0: none"),
+    ("[select]\nsecond_time = 'half tau_alpha'\n", "select.second_time: expected"),
+    ("[select]\nsecond_time = '0 tau_alpha'\n", "select.second_time: expected"),
     ("seed = -3\n", "seed: expected a non-negative integer"),
     ("[system\n", "not valid TOML"),
 ]
@@ -60,5 +86,26 @@ def test_bad_input_is_one_line(text, pattern):
 
 
 def test_missing_file():
-    with pytest.raises(InputError, match="cannot read config"):
+    with pytest.raises(InputError, match="no such config file.*presets: laptop, paper, ci"):
         load_config("/nonexistent/x.toml")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("tau_alpha", (1.0, True)), ("0.0125 tau_alpha", (0.0125, True)), ("2 tau_alpha", (2.0, True)),
+    ("1000", (1000.0, False)), ("5e4", (5e4, False))])
+def test_propensity_times_are_sweeps_or_fractions_of_tau_alpha(text, expected):
+    assert time_spec(text) == expected
+
+
+def test_numbers_in_toml_are_accepted_for_the_time_keys():
+    cfg = parse_config("[select]\ntime = 1500\nsecond_time = 0.5\n")
+    assert time_spec(cfg.select.time) == (1500.0, False)
+    assert time_spec(cfg.select.second_time, zero_ok=True) == (0.5, False)
+    cfg = parse_config("[select]\nsecond_time = '0.0125 tau_alpha'\n")
+    assert time_spec(cfg.select.second_time, zero_ok=True) == (0.0125, True)
+    assert time_spec(parse_config("").select.second_time, zero_ok=True)[0] >= 0
+
+
+def test_readme_config_table_is_the_generated_one():
+    from mpi_glass.config import config_table_markdown
+    assert config_table_markdown() in (ROOT / "README.md").read_text()

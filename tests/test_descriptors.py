@@ -297,10 +297,3 @@ def test_bad_input_raises_one_line_input_error(args, key):
 def test_bad_lengths_raise_input_error(lengths):
     with pytest.raises(InputError, match="^lengths"):
         D.compute_features([[0.0, 0.0]], [0], 5.0, lengths=lengths)
-
-
-def test_benchmark_reports_timings():
-    result = D.benchmark(n=300)
-    assert result["n"] == 300 and result["m"] == 60
-    parts = result["seconds_local"] + result["seconds_coarse_grain"]
-    assert 0 < parts == pytest.approx(result["seconds_total"])

@@ -10,7 +10,9 @@ import math
 import numpy as np
 import pytest
 
+from conftest import ShuffledMapper
 from mpi_glass import imbalance as ii
+from mpi_glass.imbalance import kernels, steps
 from mpi_glass.errors import InputError
 
 
@@ -70,7 +72,7 @@ def general(A, B, k=1):
     """The module's general (full-row) kernel, both directions, as Delta values."""
     A = np.asarray(A, float).reshape(len(A), -1)
     B = np.asarray(B, float).reshape(len(B), -1)
-    s = ii._pair_general(np.ascontiguousarray(A.T), np.ascontiguousarray(B.T), k)
+    s = kernels._pair_general(np.ascontiguousarray(A.T), np.ascontiguousarray(B.T), k)
     return np.array(s) * 2 / (len(A) ** 2 * k)
 
 
@@ -153,13 +155,13 @@ def test_incremental_greedy_kernels(ties, k):
     rng = np.random.default_rng(20 + k + ties)
     X, p = sample(rng, 120, 8, ties), sample(rng, 120, 1, ties)[:, 0]
     Xt = np.ascontiguousarray(X.T)
-    spaces = ii._full_space(Xt, k, 10)
+    spaces = steps._full_space(Xt, k, 10)
     for S in ([], [2], [2, 5], [1, 3, 6, 7]):
         C = [c for c in range(8) if c not in S]
         scale = 2 / (120 ** 2 * k)
-        u_fwd, u_bwd = ii._unsupervised_rows(Xt, Xt[S], Xt[C], k, *spaces)
+        u_fwd, u_bwd = steps._unsupervised_rows(Xt, Xt[S], Xt[C], k, *spaces)
         if S:
-            s_fwd, s_bwd, s_base = ii._supervised_rows(Xt[S], Xt[C], *ii._sorted_1d(p), k,
+            s_fwd, s_bwd, s_base = steps._supervised_rows(Xt[S], Xt[C], *kernels._sorted_1d(p), k,
                                                        True, True)
             assert s_base * scale == pytest.approx(general(p, X[:, S], k)[0], abs=1e-12)
         for q, c in enumerate(C):
@@ -224,28 +226,13 @@ def test_unsupervised_greedy_picks_one_copy_of_each_latent():
     assert sorted(group[result.selected[:3]]) == [0, 1, 2]
 
 
-class ShuffledMapper:
-    """Evaluates the work items in a scrambled order, as other ranks would."""
-
-    size = 3
-
-    def __init__(self, seed):
-        self.rng = np.random.default_rng(seed)
-
-    def map(self, fn, n):
-        results = [None] * n
-        for i in self.rng.permutation(n):
-            results[i] = fn(int(i))
-        return results
-
-
 def test_results_do_not_depend_on_the_mapper():
     rng = np.random.default_rng(13)
     Xs = [ii.standardise(rng.standard_normal((150, 9))) for _ in range(2)]
     ps = [X[:, 2] + 0.5 * rng.standard_normal(150) for X in Xs]
     for run in (lambda m: ii.supervised_greedy(Xs, ps, d_max=5, mapper=m),
                 lambda m: ii.unsupervised_greedy(Xs, d_max=5, mapper=m)):
-        serial, shuffled = run(ii.SerialMapper()), run(ShuffledMapper(1))
+        serial, shuffled = run(ii.SerialMapper()), run(ShuffledMapper(1, size=3))
         for key, value in serial.as_dict().items():
             assert shuffled.as_dict()[key] == value, key
 
@@ -258,7 +245,7 @@ def test_candidates_restrict_the_pool():
     assert sorted(result.selected) == [1, 2, 4]
 
 
-# -- tables, standardisation, benchmark -------------------------------------------------
+# -- tables and standardisation ----------------------------------------------------------
 
 def test_single_feature_table():
     rng = np.random.default_rng(15)
@@ -276,13 +263,6 @@ def test_standardise():
     Z = ii.standardise(X)
     assert np.allclose(Z.mean(axis=0), 0) and np.allclose(Z.std(axis=0), 1)
     assert ii.standardise(X[:, 0]).shape == (50,)
-
-
-def test_benchmark_reports_its_keys():
-    result = ii.benchmark(n=200, m=8, d=3)
-    for key in ("pair_seconds", "supervised_greedy_seconds", "unsupervised_greedy_seconds",
-                "peak_rss_mb", "n", "m", "d"):
-        assert key in result
 
 
 # -- bad input -----------------------------------------------------------------------------

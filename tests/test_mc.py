@@ -8,10 +8,12 @@ import itertools
 
 import numpy as np
 import pytest
+from numba import njit
 from scipy import integrate, stats
 
 from mpi_glass import mc, model, neighbours
 from mpi_glass.errors import InputError
+from mpi_glass.fixedpoint import UNIT
 from mpi_glass.model import EPSILON, SIGMA
 
 MASK = (1 << 64) - 1
@@ -27,6 +29,26 @@ def brute_energy(pos, species, box):
     i, j = np.triu_indices(len(pos), 1)
     a, b = species[i], species[j]
     return float(np.sum(model.pair_potential(r[i, j], SIGMA[a, b], EPSILON[a, b])))
+
+
+def brute_energy_units(pos, species, box):
+    """The engine's fixed-point energy written out in numpy: every pair's eps V in the
+    operation order of ``model.reduced_pair_energy_x2``, capped, rounded half-to-even to
+    multiples of UNIT, summed as Python ints."""
+    i, j = np.triu_indices(len(pos), 1)
+    d = pos[j] - pos[i]
+    d = np.where(d > 0.5 * box, d - box, d)
+    d = np.where(d < -0.5 * box, d + box, d)
+    a, b = species[i], species[j]
+    x2 = (d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]) * (1.0 / SIGMA**2)[a, b]
+    inv6 = 1.0 / (x2 * x2 * x2)
+    lj = 4.0 * inv6 * (inv6 - 1.0) + model.LJ_SHIFT
+    t = np.sqrt(x2) - model.X_INNER
+    a0, a1, a2, a3, a4 = model.POLY
+    poly = a0 + t * (a1 + t * (a2 + t * (a3 + t * a4)))
+    v = np.where(x2 < 4.0, lj, np.where(x2 < 6.25, poly, 0.0))
+    e = np.minimum((EPSILON / UNIT)[a, b] * v, 2.0**18 / UNIT)
+    return int(np.rint(e).astype(np.int64).sum())
 
 
 class PyXoshiro:
@@ -201,30 +223,32 @@ def test_split_calls_and_skins_are_bit_identical(swap_probability):
         assert same_bits(*zip(reference, run([40], skin)[0])), skin
 
 
-def test_energy_change_does_not_depend_on_the_list():
-    """dE of a trial is bit-identical whichever skin the list was built with: the kernel
-    sums exactly the interacting pairs, in index order.  (Positions alone could not show
-    this: rounding in dE changes them only by flipping a Metropolis decision.)"""
-    pos, _, species, box, _ = liquid(300, 4)
+def _changes(pos, species, box, skin, trials, swaps):
+    """dE (units) of each (i, dx, dy, b) of ``trials``, as a move and as a relabelling,
+    through the engine's kernels on a list built with ``skin``."""
     uspecies = species.view(np.uint8)
+    cut2 = np.full((3, 3), (model.MAX_CUTOFF + skin)**2)
+    start, nbr, ends = mc._build_lists(pos, uspecies, box, cut2, (mc._CUT + skin)**2, swaps)
+    half, out = 0.5 * box, []
+    for i, dx, dy, b in trials:
+        xn, yn = (pos[i, 0] + dx) % box, (pos[i, 1] + dy) % box
+        out.append(mc._move_change(pos, uspecies, start, nbr, ends, i, xn, yn, box, half))
+        out.append(mc._relabel_change(pos, uspecies, start, nbr, ends, i, b, -1, box, half))
+    return np.array(out)
+
+
+def test_energy_change_does_not_depend_on_the_list():
+    """dE of a trial is bit-identical whichever skin the list was built with and whether
+    its rows are banded: the kernel sums the interacting pairs exactly.  (Positions alone
+    could not show this: rounding in dE changes them only by flipping a Metropolis
+    decision.)  dE agrees with the all-pairs energy to the grid's rounding."""
+    pos, _, species, box, _ = liquid(300, 4)
     rng = np.random.default_rng(0)
     trials = [(i, *rng.uniform(-0.06, 0.06, 2), b) for i, b in
               zip(rng.integers(0, 300, 500), rng.integers(0, 3, 500))]
-    results = []
-    for skin in (0.09, 0.3, 1.2):      # all above the longest step, 0.06 * sqrt(2)
-        cut2 = np.full((3, 3), (model.MAX_CUTOFF + skin)**2)
-        start, nbr = neighbours.verlet_list(pos, species, box, cut2)
-        scratch = mc._new_scratch(start)
-        half = 0.5 * box
-        changes = []
-        for i, dx, dy, b in trials:
-            m = mc._gather(pos, uspecies, start, nbr, i, dx, dy, uspecies[i], -1, box, half,
-                           scratch)
-            changes.append(mc._change(scratch, m))
-            m = mc._gather(pos, uspecies, start, nbr, i, 0.0, 0.0, b, -1, box, half, scratch)
-            changes.append(mc._change(scratch, m))
-        results.append(np.array(changes))
-    assert same_bits((results[0], results[1]), (results[0], results[2]))
+    reference = _changes(pos, species, box, 0.09, trials, swaps=True)
+    for skin, swaps in ((0.3, True), (1.2, True), (0.3, False)):    # all above 0.06 sqrt(2)
+        assert same_bits((reference, _changes(pos, species, box, skin, trials, swaps)))
     expected = []
     for i, dx, dy, b in trials[:50]:
         moved = pos.copy()
@@ -234,7 +258,78 @@ def test_energy_change_does_not_depend_on_the_list():
         before = brute_energy(pos, species, box)
         expected += [brute_energy(moved, species, box) - before,
                      brute_energy(pos, relabelled, box) - before]
-    assert np.allclose(results[0][:100], expected, rtol=1e-9, atol=1e-11)
+    # each of the <= 2 x 60 rounded pair energies is off by at most UNIT / 2
+    assert np.allclose(reference[:100] * UNIT, expected, rtol=0, atol=60 * UNIT)
+
+
+def test_energy_ledger_is_exact():
+    """The sum of the accepted dE equals the change of the fixed-point energy exactly --
+    computed here independently, with numpy over all pairs -- through moves, swaps and
+    many list rebuilds: the ledger cannot drift."""
+    pos, img, species, box, rng = liquid(120, 12)
+    start = brute_energy_units(pos, species, box)
+    assert mc.total_energy_units(pos, species, box) == start
+    total = builds = swaps = 0
+    for swap_probability, skin in ((0.0, 0.1), (0.4, 0.1), (0.0, mc.SKIN)):
+        st = mc.run_sweeps(pos, img, species, box, rng, 30, 0.7, 0.12, swap_probability,
+                           skin=skin)
+        total += st.energy_change_units
+        builds += st.list_builds
+        swaps += st.swaps_accepted
+        assert st.energy_change == st.energy_change_units * UNIT
+    assert builds > 10 and swaps > 10
+    assert brute_energy_units(pos, species, box) - start == total
+    assert mc.total_energy_units(pos, species, box) - start == total
+
+
+@njit
+def _float_metropolis(pos, img, species, box, rng, n_trials, beta, delta):
+    """An independent Metropolis chain drawing the engine's random stream: dE in plain
+    floating point over all N particles with ``model.pair_energy_x2``, no list, no grid."""
+    n, half, accepted = pos.shape[0], 0.5 * box, 0
+    for _ in range(n_trials):
+        i = mc._below(rng, n)
+        ux, uy = mc._uniform_pair(rng)
+        u = mc._uniform(rng)
+        xn, sx = mc._wrap(pos[i, 0] + (ux - 0.5) * delta, box)
+        yn, sy = mc._wrap(pos[i, 1] + (uy - 0.5) * delta, box)
+        de = 0.0
+        for j in range(n):
+            if j != i:
+                a, b = species[i], species[j]
+                inv_s2, eps = 1.0 / SIGMA[a, b]**2, EPSILON[a, b]
+                for x, y, sign in ((xn, yn, 1.0), (pos[i, 0], pos[i, 1], -1.0)):
+                    rx = neighbours.minimum_image(pos[j, 0] - x, box, half)
+                    ry = neighbours.minimum_image(pos[j, 1] - y, box, half)
+                    de += sign * model.pair_energy_x2((rx * rx + ry * ry) * inv_s2, eps)
+        if de <= 0.0 or u < np.exp(-beta * de):
+            pos[i, 0], pos[i, 1] = xn, yn
+            img[i, 0] += sx
+            img[i, 1] += sy
+            accepted += 1
+    return accepted
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_statics_and_acceptance_match_a_floating_point_chain(temperature):
+    """The grid moves no physics: from the same start and random stream, N = 1000 particles
+    follow the same trajectory as a plain floating-point Metropolis chain (rounding at
+    2^-33 eps could flip only a decision within ~1e-9 of its threshold), so the acceptance
+    rate and <U>/N -- here the all-pairs energy of that trajectory -- agree."""
+    pos, img, species, box, rng = liquid(1000, 31)
+    mc.run_sweeps(pos, img, species, box, rng, 20, temperature, 0.12, 0.2)
+    other = copy_state((pos, img, species, box, rng))
+    engine_u, float_u, accepted, float_accepted = [], [], 0, 0
+    for _ in range(4):
+        accepted += mc.run_sweeps(pos, img, species, box, rng, 10, temperature,
+                                  0.12).moves_accepted
+        float_accepted += _float_metropolis(other[0], other[1], other[2].view(np.uint8),
+                                            box, other[4], 10 * 1000, 1 / temperature, 0.12)
+        engine_u.append(mc.total_energy(pos, species, box) / 1000)
+        float_u.append(brute_energy(other[0], species, box) / 1000)
+    assert accepted == float_accepted and 0.2 < accepted / 40000 < 0.9
+    assert np.allclose(engine_u, float_u, rtol=0, atol=1e-12)
+    assert same_bits((pos, other[0]), (img, other[1]), (rng, other[4]))
 
 
 def test_stream_and_images_of_a_free_particle():
@@ -314,7 +409,9 @@ def test_bad_input_is_refused():
 def test_benchmark_reports_throughput():
     result = mc.benchmark(n=300, temperature=1.0, sweeps=5)
     for key in ("trials_per_second_cpu", "trials_per_second_wall", "acceptance", "n",
-                "temperature", "sweeps", "ns_per_trial", "mean_neighbours"):
+                "temperature", "sweeps", "ns_per_trial", "mean_neighbours",
+                "ns_per_trial_list_builds", "ns_per_trial_pair_evaluation", "ns_per_trial_rest",
+                "swap_trials_per_second_cpu", "equilibration_trials_per_second_cpu"):
         assert key in result
     assert result["n"] == 300 and 0 < result["acceptance"] < 1
     assert 10 < result["mean_neighbours"] < 60

@@ -49,3 +49,35 @@ def test_to_root_moves_data():
         assert np.array_equal(got, np.arange(3) + 1)
     else:
         assert got is None
+
+
+# -- run-wide progress counter ----------------------------------------------------------------
+
+def test_serial_progress_counter_is_a_plain_counter():
+    counter = serial().progress_counter()
+    seen = []
+    for n in (3, 4, 5):
+        counter.add(n)
+    assert counter.total() == 12
+    assert counter.close(seen.append) == 12 and seen == [12]
+
+
+@pytest.mark.mpi(min_size=2)
+def test_progress_counter_sums_every_rank_on_the_root():
+    dist = Distributor()
+    counter = dist.progress_counter(every=0.0)      # report at every add
+    for step in range(50):
+        counter.add(dist.rank + 1)
+        counter.total()
+    seen = []
+    total = counter.close(seen.append)
+    expected = 50 * sum(r + 1 for r in range(dist.size))
+    if dist.is_root:
+        assert total == expected and seen[-1] == expected
+        assert seen == sorted(seen)                  # counts only grow
+    else:
+        assert total == 50 * (dist.rank + 1) and seen == []
+    # A second stage starts from a clean channel: nothing of the first is left over.
+    again = dist.progress_counter(every=0.0)
+    again.add(1)
+    assert again.close() == (dist.size if dist.is_root else 1)

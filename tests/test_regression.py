@@ -1,14 +1,19 @@
 """LOCO regression, Lasso selection and the random baseline (mpi_glass.regression).
 
 References are independent of the code under test: sklearn's StandardScaler +
-LinearRegression on pooled particles, numpy's corrcoef, and closed-form values.
+LinearRegression on pooled particles, sklearn's coordinate-descent Lasso, numpy's corrcoef,
+and closed-form values.
 """
+import warnings
+
 import numpy as np
 import pytest
-from sklearn.linear_model import LinearRegression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Lasso, LinearRegression, lasso_path
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from conftest import ShuffledMapper
 from mpi_glass import regression as rg
 from mpi_glass.errors import InputError
 
@@ -21,19 +26,6 @@ def correlated_data(C=3, N=400, M=7, seed=1):
     p = X[..., 0] - 0.5 * X[..., 3] + rng.standard_normal((C, N))
     species = rng.integers(0, 3, (C, N))
     return X, p, species
-
-
-class ShuffledMapper:
-    """Evaluates the items in a random order, returns them in index order."""
-
-    def __init__(self, seed=0, size=1):
-        self.rng, self.size = np.random.default_rng(seed), size
-
-    def map(self, fn, n):
-        out = [None] * n
-        for i in self.rng.permutation(n):
-            out[i] = fn(int(i))
-        return out
 
 
 @pytest.mark.parametrize("subset", [[0], [0, 3], [1, 2, 5], list(range(7))])
@@ -86,11 +78,23 @@ def test_needs_two_configurations():
         rg.LocoRegression(X, p, species)
 
 
-def test_loco_curves_rejects_short_orders():
+def test_loco_curves_rejects_sets_of_the_wrong_sizes():
     X, p, species = correlated_data()
     reg = rg.LocoRegression(X, p, species)
-    with pytest.raises(InputError, match="need d_max"):
-        rg.loco_curves(reg, [[0, 1]] * 3, d_max=3)
+    with pytest.raises(InputError, match="one set of each size"):
+        rg.loco_curves(reg, [[[0], [0, 1], [0, 1]]] * 3)
+    with pytest.raises(InputError, match="need d_max = 3"):
+        rg.nested_selections([0, 1], 3)
+
+
+def test_loco_curves_score_each_set():
+    X, p, species = correlated_data()
+    reg = rg.LocoRegression(X, p, species)
+    sets = [[[4], [0, 6]], [[1], [2, 3]], [[5], [1, 5]]]
+    rho = rg.loco_curves(reg, sets)
+    for c in range(3):
+        for d in (1, 2):
+            np.testing.assert_array_equal(rho[c, d - 1], reg.pearson(c, [sets[c][d - 1]])[0])
 
 
 # -- random baseline ---------------------------------------------------------------------
@@ -111,7 +115,7 @@ def test_random_at_full_pool_equals_full_model():
     reg = rg.LocoRegression(X, p, species)
     M = X.shape[2]
     mean, std = rg.random_curves(reg, M, draws=30, seed=3)
-    full = rg.loco_curves(reg, [list(range(M))] * len(X), M)
+    full = rg.loco_curves(reg, [rg.nested_selections(range(M), M)] * len(X))
     np.testing.assert_allclose(mean[:, M - 1], full[:, M - 1], rtol=0, atol=1e-12)
     np.testing.assert_allclose(std[:, M - 1], 0.0, atol=1e-12)
 
@@ -137,6 +141,47 @@ def test_random_curves_independent_of_mapper_order():
 
 # -- Lasso selection ---------------------------------------------------------------------
 
+def lasso_data(seed, C=3, N=300, M=12):
+    """Raw features mixed by a random matrix (strongly correlated: the Lasso path drops
+    features), a sparse target with mixed signs and noise."""
+    rng = np.random.default_rng(seed)
+    mix = rng.standard_normal((M, M)) * 0.6 + np.eye(M)
+    X = rng.standard_normal((C, N, M)) @ mix * rng.uniform(0.5, 3, M) + rng.uniform(-5, 5, M)
+    w = rng.standard_normal(M) * (rng.random(M) < 0.6)
+    return X, X @ w + 2.0 * rng.standard_normal((C, N))
+
+
+def sklearn_support(Z, y, alpha):
+    model = Lasso(alpha=alpha, tol=1e-12, max_iter=200_000).fit(Z, y)
+    return tuple(np.flatnonzero(model.coef_).tolist())
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_lasso_sets_are_the_exactly_d_supports_of_sklearn_lasso(seed):
+    """Each set is the support of sklearn's coordinate-descent Lasso at an alpha inside its
+    breakpoint interval (fitted on the training particles, StandardScaler'd), and no larger
+    alpha of a fine grid gives d non-zero coefficients."""
+    X, p = lasso_data(seed)
+    M = X.shape[2]
+    reg = rg.LocoRegression(X, p)
+    sets = rg.lasso_selections(reg, M)[0]                  # fold 0: trained on 1 and 2
+    Z = StandardScaler().fit_transform(X[1:].reshape(-1, M))
+    y = p[1:].ravel()
+    intervals = rg.lasso_intervals(*rg.lasso_path(*reg.training_moments(0)))
+    grid = np.geomspace(intervals[0][0] * 0.999, intervals[-1][1] + 1e-3, 400)
+    _, grid_coefs, _ = lasso_path(Z, y - y.mean(), alphas=grid, tol=1e-12, max_iter=100_000)
+    grid_sizes = (grid_coefs != 0).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for d, chosen in enumerate(sets, start=1):
+            assert len(chosen) == d
+            high, low, support, _ = next(i for i in intervals if i[2] == tuple(chosen))
+            assert sklearn_support(Z, y, 0.5 * (high + low)) == tuple(chosen)
+            assert not np.any(grid_sizes[grid > high * (1 + 1e-9)] == d), d
+    # the data exercise what the entry order got wrong: features leave the path
+    assert any(not set(a) <= set(b) for a, b in zip(sets, sets[1:]))
+
+
 def sparse_problem(N=3000, M=10, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((2, N, M))
@@ -144,41 +189,39 @@ def sparse_problem(N=3000, M=10, seed=0):
     return X, p
 
 
-def test_lasso_order_finds_the_true_features_by_strength():
+def test_lasso_finds_the_true_features_by_strength():
     X, p = sparse_problem()
+    sets = rg.lasso_supports(*rg.LocoRegression(X, p).training_moments(0), 4)
+    assert sets[:3] == [[2], [2, 7], [2, 4, 7]]
+
+
+def test_lasso_tie_rule_keeps_the_largest_coefficients():
+    """Features 1 and 2 enter together at alpha = 0.4 (worked out by hand: after feature 0
+    enters, the residual correlations are 0.2 + alpha / 2 and 0.4); just below, w2 = 0.4 -
+    alpha grows faster than w1 = (0.2 - alpha / 2) / 0.75, so d = 2 keeps {0, 2}, not the
+    lower index 1."""
+    R = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert rg.lasso_supports(R, np.array([1.0, 0.7, 0.4]), 100, 3) == [[0], [0, 2], [0, 1, 2]]
+
+
+def test_lasso_that_cannot_reach_d_names_the_key():
+    with pytest.raises(InputError, match="select.d_max: .*at most 1 of the 3"):
+        rg.lasso_supports(np.ones((3, 3)), np.full(3, 0.5), 100, 2)
+    rng = np.random.default_rng(0)       # 5 particles per configuration, 8 features
+    reg = rg.LocoRegression(rng.standard_normal((2, 5, 8)), rng.standard_normal((2, 5)))
+    with pytest.raises(InputError, match="select.d_max: the Lasso path of fold 0"):
+        rg.lasso_selections(reg, 6)
+
+
+def test_lasso_is_chosen_on_the_training_configurations_only():
+    X, p = lasso_data(1)
     reg = rg.LocoRegression(X, p)
-    R, r, n = reg.training_moments(0)
-    assert rg.lasso_order(R, r, n, 3) == [2, 7, 4]
-
-
-def test_lasso_orders_are_nested_and_exact_length():
-    X, p = sparse_problem()
-    R, r, n = rg.LocoRegression(X, p).training_moments(1)
-    longest = rg.lasso_order(R, r, n, 10)
-    assert sorted(longest) == list(range(10))
-    for d in range(1, 11):
-        assert rg.lasso_order(R, r, n, d) == longest[:d]
-
-
-def test_lasso_completes_by_correlation_when_features_never_enter():
-    """Orthogonal features uncorrelated with p never enter the path: the documented rule
-    puts them after the entered ones, by |r| then index."""
-    R = np.eye(4)
-    assert rg.lasso_order(R, np.array([0.3, 0.5, 0.0, 0.0]), 100, 4) == [1, 0, 2, 3]
-    assert rg.lasso_order(R, np.array([0.0, 0.0, 0.4, 0.0]), 100, 4) == [2, 0, 1, 3]
-
-
-def test_lasso_order_rejects_bad_d():
-    with pytest.raises(InputError, match="d must lie"):
-        rg.lasso_order(np.eye(3), np.ones(3) * 0.1, 10, 4)
-
-
-def test_lasso_protocols_use_different_data():
-    X, p = sparse_problem(seed=3)
-    reg = rg.LocoRegression(X, p)
-    honest = rg.lasso_orders(reg, 3, "honest")
-    paper = rg.lasso_orders(reg, 3, "paper")
-    assert honest[0] == paper[1] and honest[1] == paper[0]  # C = 2: the other one
+    p2 = p.copy()
+    p2[0] = 3.0 * X[0, :, 5] + 1.0
+    reg2 = rg.LocoRegression(X, p2)
+    a, b = rg.lasso_selections(reg, 6), rg.lasso_selections(reg2, 6)
+    assert a[0] == b[0]                  # fold 0 never reads configuration 0
+    assert a[1] != b[1]                  # fold 1 trains on it
 
 
 def test_summarise_structure():

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from mpi_glass import report
+from mpi_glass.config import SelectConfig
+from mpi_glass.report.markdown import _describe_sets
 from mpi_glass.schema import SimData
 from mpi_glass.study import run_study
 
@@ -44,18 +46,20 @@ def fake_simulation(C=3, N=300, seed=0):
     return data, features, names
 
 
-def make_report(out_dir, second=True):
+def make_report(out_dir, second=True, protocol="both"):
     data, features, names = fake_simulation()
     picked = {"main": 20, "second": 10} if second else {"main": 20}
     p_by_time = {label: data.p[:, k] for label, k in picked.items()}
     results = run_study(features, names, p_by_time, data.q[:, 20], data.species,
-                        dict(d_max=4, random_draws=40), tau_alpha=data.tau_alpha)
-    results["propensity_time"] = {label: int(data.times[k]) for label, k in picked.items()}
-    summary = report.summary_from_simulation(data, features, names, results, picked,
+                        SelectConfig(d_max=4, random_draws=40, protocol=protocol),
+                        tau_alpha=data.tau_alpha)
+    results["propensity_time"] = {label: float(data.times[k]) for label, k in picked.items()}
+    at_main = {"p": data.p[:, 20], "q": data.q[:, 20]}
+    summary = report.summary_from_simulation(data, features, names, results, at_main,
                                              configuration=1, temperature=0.5)
     provenance = {"sim_file": "sim.h5", "sim_sha256": "0" * 64, "ranks": 1,
                   "config_toml": 'name = "tiny"\nseed = 1\n'}
-    paths = report.write_report(out_dir, results, summary, provenance)
+    paths = report.write_report(out_dir, results, summary, provenance, run_name="tiny")
     return paths, results, summary
 
 
@@ -66,7 +70,7 @@ def written(tmp_path_factory):
     return out, paths, results, summary
 
 
-# -- markdown parsing (independent of report.py's rendering helpers) --------------------
+# -- markdown parsing (independent of mpi_glass.report.markdown) --------------------
 
 def table_after(markdown, heading):
     """Rows (lists of cell strings) of the first table after the line ``heading``."""
@@ -121,8 +125,9 @@ def test_markdown_regression_tables_match_json(written):
     md = (out / "report.md").read_text()
     label_of = {"supervised II": "supervised_ii", "unsupervised II": "unsupervised_ii",
                 "Lasso": "lasso", "random": "random"}
-    checks = [("### All particles", doc["regression"], None)]
-    checks += [(f"### Species {s} (Fig. 9)", doc["regression"], s) for s in "SML"]
+    checks = [("### All particles, honest protocol", doc["regression"], None)]
+    checks += [(f"### Species {s} (Fig. 9), honest protocol", doc["regression"], s)
+               for s in "SML"]
     n_checked = 0
     for heading, study, group in checks:
         header, rows = table_after(md, heading)
@@ -139,11 +144,42 @@ def test_markdown_regression_tables_match_json(written):
     assert n_checked == 4 * 4 * 4
     # the second time: the first "### All particles" after its section heading
     second = md[md.index("## Prediction at the second time"):]
-    header, rows = table_after(second, "### All particles")
+    header, rows = table_after(second, "### All particles, honest protocol")
     for row in rows:
         mean, _ = mean_std(row[1])
         assert close(mean, doc["regression_at"]["second"]["supervised_ii"]["pearson_mean"]
                      [int(row[0]) - 1])
+
+
+def test_markdown_side_by_side_protocols_match_json(written):
+    """The honest and paper columns are the JSON means and stds; the difference column is
+    the paired difference over test configurations, recomputed here from "pearson"."""
+    out, *_ = written
+    doc = json.loads((out / "report.json").read_text())
+    md = (out / "report.md").read_text()
+    honest, paper = (doc["regression_by_protocol"][k] for k in ("honest", "paper"))
+    assert doc["regression"] == honest
+    header, rows = table_after(md, "### honest vs paper protocol, side by side")
+    methods = ["supervised_ii", "unsupervised_ii", "lasso", "random"]
+    assert len(header) == 1 + 3 * len(methods) and len(rows) == 4
+    for row in rows:
+        d = int(row[0])
+        for i, method in enumerate(methods):
+            a, b, diff = (mean_std(cell) for cell in row[1 + 3 * i:4 + 3 * i])
+            assert close(a[0], honest[method]["pearson_mean"][d - 1])
+            assert close(b[0], paper[method]["pearson_mean"][d - 1])
+            paired = np.array(paper[method]["pearson"])[:, d - 1] - \
+                np.array(honest[method]["pearson"])[:, d - 1]
+            assert close(diff[0], paired.mean()) and close(diff[1], paired.std())
+            if method in ("lasso", "random"):
+                assert diff == (0.0, 0.0)
+
+
+def test_non_nested_lasso_sets_are_described_by_what_enters_and_leaves():
+    names = ["a", "b", "c"]
+    assert _describe_sets([[1], [1, 0], [1, 0, 2]], names) == "`b`, `a`, `c`"
+    assert _describe_sets([[1], [0, 2], [0, 1, 2]], names) == \
+        "d = 1: +`b`; d = 2: +`a` +`c` −`b`; d = 3: +`b`"
 
 
 def test_markdown_single_feature_and_selection_tables_match_json(written):
@@ -173,7 +209,9 @@ def test_markdown_single_feature_and_selection_tables_match_json(written):
 def test_markdown_carries_protocol_timings_and_provenance(written):
     out, *_ = written
     md = (out / "report.md").read_text()
-    assert "protocol: **honest**" in md
+    assert md.startswith("# mpi_glass select report — tiny\n")
+    assert "protocol **honest**" in md and "protocol **paper**" in md
+    assert "notebook stored |ρ|" in md and "exactly d non-zero coefficients" in md
     assert "## Timings" in md and "supervised_folds" in md
     assert "0" * 64 in md and 'name = "tiny"' in md
     for name in FIGURE_FILES:
@@ -217,13 +255,19 @@ def test_redraw_script_refuses_a_folder_without_report(tmp_path):
     assert proc.returncode == 2 and "no report.json" in proc.stderr
 
 
-def test_without_second_time_fig10_is_skipped_and_said_so(tmp_path):
-    paths, *_ = make_report(tmp_path, second=False)
+def test_single_protocol_without_second_time(tmp_path):
+    """Fig. 10 is skipped and said so; one protocol: no side-by-side table."""
+    make_report(tmp_path, second=False, protocol="paper")
     assert not (tmp_path / "figures" / "fig10_second_time.png").exists()
-    assert "not drawn (no data): fig10" in (tmp_path / "report.md").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "not drawn (no data): fig10" in md
+    assert "side by side" not in md and "### All particles, paper protocol" in md
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert list(doc["regression_by_protocol"]) == ["paper"]
 
 
 def test_jsonable_turns_nan_into_null():
     doc = report.jsonable({"a": np.array([1.0, np.nan]), "b": np.float32(2.5), "c": (np.inf,)})
     assert doc == {"a": [1.0, None], "b": 2.5, "c": [None]}
     json.dumps(doc, allow_nan=False)
+

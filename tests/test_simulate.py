@@ -2,8 +2,6 @@
 import os
 import random
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import assert_identical_files, cli, mpiexec, write_config
+from conftest import assert_identical_files, assert_on_every_rank, cli, start_cli, write_config
 from mpi_glass.config import load_config
 from mpi_glass.errors import InputError
 from mpi_glass.parallel import Distributor, serial
@@ -68,25 +66,13 @@ def test_two_ranks_equal_serial(reference, tmp_path):
     assert_identical_files(path, tmp_path / "out" / "sim.h5")
 
 
-def _start(config, out, ranks):
-    cmd = [sys.executable, "-m", "mpi_glass", "simulate", "--config", str(config),
-           "--out", str(out)]
-    env = dict(os.environ)
-    if ranks:
-        cmd = [mpiexec(), "-n", str(ranks), *cmd]
-    else:
-        env["MPI_GLASS_SERIAL"] = "1"
-    return subprocess.Popen(cmd, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
 def _interrupt_then_resume(tmp_path, sig, ranks, seed):
     """Start a longer run, hit it with ``sig`` mid-way, rerun, return the final file."""
     config = write_config(tmp_path, eq_sweeps=1500, t_max=1500)
     out = tmp_path / "out"
     rng = random.Random(seed)
     for attempt in range(6):
-        proc = _start(config, out, ranks)
+        proc = start_cli("simulate", "--config", config, "--out", out, ranks=ranks)
         checkpoints = out / "sim.h5.checkpoint"
         deadline = time.monotonic() + 60
         while not list(checkpoints.glob("*.npz")) and time.monotonic() < deadline:
@@ -185,7 +171,8 @@ def test_collective_and_root_gather_paths_equal_serial():
         gathered_path = Simulation(cfg, folder / "gathered", dist).run()
     finally:
         del os.environ["MPI_GLASS_NO_MPIO"]
-    if dist.is_root:
+
+    def check():
         serial_path = Simulation(cfg, folder / "serial", serial()).run()
         assert_identical_files(serial_path, parallel_path)
         assert_identical_files(serial_path, gathered_path)
@@ -194,4 +181,5 @@ def test_collective_and_root_gather_paths_equal_serial():
         if os.environ.get("MPI_GLASS_REQUIRE_MPIO") == "1":
             assert used == "mpio", "CI builds an MPI h5py: the collective path must be used"
         assert used == ("mpio" if h5py.get_config().mpi else "root-gather")
-    dist.barrier()
+
+    assert_on_every_rank(dist, check)

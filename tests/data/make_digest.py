@@ -36,7 +36,7 @@ def run_pipeline(out_dir):
     """simulate + select on the digest config, serially; returns the output folder."""
     from mpi_glass.config import load_config
     from mpi_glass.parallel import serial
-    from mpi_glass.select import Selection
+    from mpi_glass.selection import Selection
     from mpi_glass.simulate import Simulation
 
     cfg = load_config(CONFIG)

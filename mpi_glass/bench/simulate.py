@@ -1,8 +1,4 @@
-"""``mpi_glass bench``: throughput figures a user can size a cluster job with.
-
-Each stage's module owns its ``benchmark()``; this module dispatches to them, and measures
-the parallel efficiency of ``simulate`` by running the same work at several rank counts.
-"""
+"""Parallel efficiency of ``simulate``: the same work at several rank counts, side by side."""
 from __future__ import annotations
 
 import json
@@ -14,7 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .schema import read_sim
+from ..config import load_config
+from ..schema import read_sim
+
+__all__ = ["simulate_efficiency"]
 
 #: Work for the efficiency benchmark: 4 configurations x 4 replicas of N = 1000, so 1 and 2
 #: ranks get identical shares; long enough (~1e8 trial moves) that start-up is a few percent.
@@ -28,33 +27,15 @@ temperature = 0.5
 sweeps = 4000
 swap_probability = 0.2
 sample_every = 100
+until = "sweeps"                # fixed length: the same work every run
 [dynamics]
 configurations = 4
 replicas = 4
 t_max = 5000
 per_decade = 8
+[relaxation_scan]
+temperatures = []
 """
-
-
-def run(args):
-    if args.what == "mc":
-        from .mc import benchmark
-        return benchmark(n=args.n, temperature=args.temperature, sweeps=args.sweeps)
-    if args.what == "descriptors":
-        from .descriptors import benchmark
-        return benchmark(n=args.n)
-    if args.what == "imbalance":
-        from .imbalance import benchmark
-        return benchmark(n=args.n, m=args.m, d=args.d)
-    if args.what == "equilibrate":
-        from .equilibrium import benchmark
-        return benchmark(n=args.n, temperature=args.temperature, sweeps=args.sweeps,
-                         swap_probability=args.swap_probability,
-                         sample_every=args.sample_every, plain_sweeps=args.plain_sweeps,
-                         seed=args.seed, save=args.save)
-    if args.what == "simulate":
-        return simulate_efficiency([int(k) for k in args.ranks.split(",")])
-    raise ValueError(args.what)
 
 
 def _mpiexec():
@@ -69,7 +50,6 @@ def simulate_efficiency(rank_counts):
     try:
         config = Path(work, "bench.toml")
         config.write_text(SIMULATE_BENCH_TOML)
-        from .config import load_config
         cfg = load_config(config)
         trials = cfg.system.n * (cfg.dynamics.configurations * cfg.equilibration.sweeps
                                  + cfg.dynamics.configurations * cfg.dynamics.replicas

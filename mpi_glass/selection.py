@@ -1,0 +1,237 @@
+"""``mpi_glass select``: features, information-imbalance selections, regression, report.
+
+Reads sim.h5, computes the 60 structural features of every configuration (configurations
+split over ranks), then runs the study (``study.run_study``) whose independent work items
+- candidate features of each greedy step, held-out folds, random draws - are spread over
+the ranks through the distributor's ``map``.  The root rank writes select.h5, report.md,
+report.json and figures/.
+"""
+from __future__ import annotations
+
+import json
+import time
+from functools import cached_property
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import descriptors, dynamics
+from .config import time_spec
+from .errors import InputError
+from .progress import log
+from .schema import SelectData, open_file, provenance_attrs, read_sim, write_select
+from .outdir import commit_staged, folder_lock, recover_staged, staging_dir
+from .store import check_writable_dir, file_sha256, first_difference
+
+#: What one select run owns in its output folder; a run replaces the whole set together.
+OUTPUTS = ("select.h5", "report.md", "report.json", "figures")
+
+
+def load_simulation(path):
+    """sim.h5 without the displacements, as a ``schema.SimData`` (one-line errors for bad
+    files)."""
+    return read_sim(path)
+
+
+def config_for_sim(sim_path, given=None):
+    """The config select runs with: ``given`` if its physics matches the sim file's, else
+    (``given`` None) the config stored in the sim file.  A mismatch is an InputError naming
+    the first differing key, so select.h5 and the report never describe other data.
+    """
+    from .config import parse_config
+    with open_file(sim_path, "sim") as f:
+        stored_toml = str(f.attrs.get("config_toml", ""))
+        stored_name = str(f.attrs.get("config_name", "sim"))
+        try:
+            physics = json.loads(f.attrs["physics_json"])
+        except (KeyError, ValueError):
+            raise InputError(f"{sim_path}: no physics_json attribute (written by an older or "
+                             f"foreign program); rerun 'mpi_glass simulate'") from None
+    if given is None:
+        return parse_config(stored_toml, origin=f"{sim_path} (its stored config)",
+                            name=stored_name)
+    diff = first_difference(physics, given.physics_dict())
+    if diff is not None:
+        raise InputError(f"{sim_path}: made with another config than --config '{given.name}' "
+                         f"({diff}: {_lookup(physics, diff)!r} in the file, "
+                         f"{_lookup(given.physics_dict(), diff)!r} in the config); pass the "
+                         f"config it was made with, or leave out --config to use the file's")
+    return given
+
+
+def _lookup(nested, dotted):
+    for key in dotted.split("."):
+        nested = nested.get(key) if isinstance(nested, dict) else None
+    return nested
+
+
+def propensity_times(sel, times, tau_alpha):
+    """{label: time in sweeps} of the propensities the study uses: "main" (``select.time``)
+    and "second" (``select.second_time``, if not 0).  Fractions of tau_alpha are resolved
+    here; a time outside the recorded range is a one-line error naming its key."""
+    picked = {"main": _resolve_time(sel.time, "select.time", times, tau_alpha)}
+    if time_spec(sel.second_time, "select.second_time", zero_ok=True)[0] > 0:
+        picked["second"] = _resolve_time(sel.second_time, "select.second_time", times,
+                                         tau_alpha)
+    return picked
+
+
+def _resolve_time(text, key, times, tau_alpha):
+    value, relative = time_spec(text, key)
+    if relative and not np.isfinite(tau_alpha):
+        raise InputError(f"{key}: tau_alpha is undefined because F_s^CR never falls to 1/e by "
+                         f"the last recorded time ({times[-1]} sweeps); raise dynamics.t_max "
+                         f"or give {key} in sweeps")
+    wanted = value * tau_alpha if relative else value
+    positive = times[times > 0]
+    if not positive[0] <= wanted <= positive[-1]:
+        raise InputError(f"{key}: {wanted:.6g} sweeps lies outside the recorded times "
+                         f"{positive[0]} ... {positive[-1]} sweeps")
+    return float(wanted)
+
+
+def propensity_at(times, values, t):
+    """values (C, T, N) at time t (sweeps), linear in log t between the two recorded times
+    that bracket t (``dynamics.interpolate_in_time``): (C, N)."""
+    return dynamics.interpolate_in_time(times, np.moveaxis(values, 1, 0), t)
+
+
+def check_features(values, names):
+    """NaN or constant features are errors naming the feature and the configuration."""
+    for c, block in enumerate(values):
+        bad = ~np.all(np.isfinite(block), axis=0)
+        if bad.any():
+            raise InputError(f"feature {names[int(np.argmax(bad))]} is not finite in "
+                             f"configuration {c}")
+        flat = np.ptp(block, axis=0) == 0
+        if flat.any():
+            raise InputError(f"feature {names[int(np.argmax(flat))]} is constant in "
+                             f"configuration {c}")
+
+
+class Selection:
+    def __init__(self, cfg, out_dir, sim_path, dist, force=False, features_only=False):
+        self.cfg, self.dist, self.force = cfg, dist, force
+        self.out_dir, self.sim_path = Path(out_dir), Path(sim_path)
+        self.features_only = features_only
+        self.path = self.out_dir / "select.h5"
+        self.timings = {}
+
+    @cached_property
+    def sim_sha256(self):
+        """SHA-256 of the input sim.h5, read once: both select.h5 and the report cite it."""
+        return file_sha256(self.sim_path)
+
+    def run(self):
+        """Compute, then replace the folder's select outputs as one set (root writes).
+
+        The folder is locked for the run; the new outputs are written into a staging folder
+        and swapped in only when all are complete, so a kill leaves the old set in place.
+        """
+        from .memory import refuse_if_too_big, select_parts
+        refuse_if_too_big(self.dist, "select", select_parts(self.cfg, self.dist.size))
+        self.dist.root_decides(lambda: check_writable_dir(self.out_dir))
+        with folder_lock(self.out_dir, self.dist, "mpi_glass select"):
+            self.dist.root_decides(self._check_outputs)
+            data = load_simulation(self.sim_path)
+            picked = None if self.features_only else \
+                propensity_times(self.cfg.select, data.times, data.tau_alpha)
+            values, names = self._features(data)
+            check_features(values, names)
+            results = summary = None
+            if not self.features_only:
+                start = time.perf_counter()
+                results, summary = self._study(data, values, names, picked)
+                self.timings["study"] = time.perf_counter() - start
+            if self.dist.is_root:
+                self._write_outputs(data, values, names, results, summary)
+            self.dist.barrier()
+        return self.path
+
+    def _check_outputs(self):
+        """Refuse to replace finished outputs without --force (root); a features-only
+        select.h5 is completed by a full run without it."""
+        if recover_staged(self.out_dir, "select"):
+            log(f"finished replacing the outputs in {self.out_dir} that an interrupted run "
+                f"had left half swapped")
+        if not self.path.exists() or self.force:
+            return
+        if not self.features_only and _is_features_only(self.path):
+            log(f"{self.path} holds features only: completing it with the selections")
+            return
+        raise InputError(f"{self.path}: exists; use --force to replace it (and report.md, "
+                         f"report.json, figures/)")
+
+    def _write_outputs(self, data, values, names, results, summary):
+        stage = staging_dir(self.out_dir, "select")
+        stage.mkdir()
+        self._write(stage / self.path.name, values, names, results)
+        if results is not None:
+            self._report(stage, data, values, names, results, summary)
+        commit_staged(self.out_dir, "select", OUTPUTS)
+        log(f"wrote {self.path}" + ("" if results is None else
+                                    f", {self.out_dir / 'report.md'}, report.json, figures/"))
+
+    # -- features ---------------------------------------------------------------------
+    def _features(self, data):
+        start = time.perf_counter()
+        positions, species = data.positions, data.species
+        C = len(positions)
+        lengths = self.cfg.select.lengths
+        log(f"features: {C} configurations x {6 * len(lengths)} features", self.dist.is_root)
+        mine = {c: descriptors.compute_features(positions[c], species[c], data.box,
+                                                lengths=lengths)[0]
+                for c in self.dist.my_items([1.0] * C)}
+        gathered = {}
+        for part in self.dist.allgather(mine):
+            gathered.update(part)
+        self.timings["features"] = time.perf_counter() - start
+        return np.stack([gathered[c] for c in range(C)]), descriptors.feature_names(lengths)
+
+    # -- the study ----------------------------------------------------------------------
+    def _study(self, data, values, names, picked):
+        """The study at the propensity times ``picked`` ({label: sweeps}); returns the
+        results and the propensities at the main time, {"p": (C, N), "q": (C, N)}."""
+        from .study import run_study
+        times = data.times
+        p_by_time = {label: propensity_at(times, data.p, t) for label, t in picked.items()}
+        at_main = {"p": p_by_time["main"], "q": propensity_at(times, data.q, picked["main"])}
+        results = run_study(values, names, p_by_time, at_main["q"], data.species,
+                            self.cfg.select, mapper=self.dist, log=self._log,
+                            seed=self.cfg.seed)
+        results["tau_alpha"] = data.tau_alpha
+        if data.certificate_certified is not None:
+            results["certified"] = [bool(x) for x in data.certificate_certified]
+        results["propensity_time"] = picked
+        results["timings"] = dict(results.get("timings", {}), **self.timings)
+        return results, at_main
+
+    def _log(self, message):
+        log(message, self.dist.is_root)
+
+    # -- outputs --------------------------------------------------------------------------
+    def _write(self, path, values, names, results):
+        attrs = provenance_attrs(self.cfg, "select", extra={
+            "sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256,
+            "features_only": results is None})
+        with h5py.File(path, "w") as f:
+            write_select(f, SelectData.from_results(values, names, results, attrs))
+
+    def _report(self, folder, data, values, names, results, at_main):
+        from .report import summary_from_simulation, write_report
+        summary = summary_from_simulation(data, values, names, results, at_main)
+        provenance = {"sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256,
+                      "config_toml": self.cfg.source, "ranks": self.dist.size}
+        write_report(folder, results, summary, provenance, run_name=self.cfg.name)
+
+
+def _is_features_only(path):
+    """Whether an existing select.h5 was written by ``select --features-only``."""
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("features_only", False))
+    except OSError:
+        return False
+
+

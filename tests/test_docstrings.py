@@ -1,0 +1,16 @@
+"""The examples in the public docstrings run and print what they say."""
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["mpi_glass.validation", "mpi_glass.mapper", "mpi_glass.imbalance",
+           "mpi_glass.imbalance.pairs", "mpi_glass.imbalance.greedy", "mpi_glass.neighbours",
+           "mpi_glass.dynamics", "mpi_glass.descriptors", "mpi_glass.model",
+           "mpi_glass.parallel", "mpi_glass.config"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
