@@ -48,6 +48,7 @@ def load_sim(path):
 
 def draw(runs, out):
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    plain = False
     for label, series, result in runs:
         t = series["energy_times"]
         line, = axes[0].plot(t, series["energy"], lw=0.8, label=label)
@@ -55,6 +56,7 @@ def draw(runs, out):
         for point in series.get("check_points", []):
             axes[1].axvline(point, color=line.get_color(), ls=":", lw=0.5)
         if "plain_times" in series:
+            plain = True
             axes[2].semilogx(series["plain_times"], series["plain_overlap"],
                              color=line.get_color(), label=f"q, {label}")
             axes[2].semilogx(series["plain_times"], series["plain_fs"], "--",
@@ -66,7 +68,7 @@ def draw(runs, out):
     for ax in axes[1:]:
         ax.axhline(1.0 / math.e, color="grey", lw=0.5)
     axes[0].legend(fontsize=8)
-    if axes[2].has_data():
+    if plain:
         axes[2].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
