@@ -93,6 +93,30 @@ def start_cli(*args, ranks=None, env=None):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def stop_run(proc, sig):
+    """Send ``sig`` to a run started by ``start_cli`` and to every process under it, then
+    wait until all of them are gone; returns the exit status of the run's first process.
+
+    ``os.killpg`` alone is not enough under Open MPI, whose mpiexec puts its ranks in
+    process groups of their own: orphaned ranks would run on (and rightly keep the output
+    folder's lock).  A scheduler ending a job ends all of it, which is what this mimics.
+    """
+    import psutil
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    os.killpg(proc.pid, sig)
+    for member in family:
+        try:
+            member.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
+    code = proc.wait()
+    psutil.wait_procs(family, timeout=60)
+    return code
+
+
 def datasets(path):
     """{name: array} of every dataset in an HDF5 file."""
     found = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from conftest import cli, start_cli, write_config
+from conftest import cli, start_cli, stop_run, write_config
 from mpi_glass.config import load_config, parse_config
 from mpi_glass.errors import InputError
 from mpi_glass.memory import check_fits, simulate_parts
@@ -84,8 +84,7 @@ def test_killed_force_run_leaves_the_old_sim_file(finished, tmp_path):
     out = _copy(source, tmp_path)
     before = (out / "sim.h5").read_bytes()
     proc = _long_running_simulate(tmp_path, out, "--force")
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    stop_run(proc, signal.SIGKILL)
     assert (out / "sim.h5").read_bytes() == before
 
 
@@ -173,8 +172,7 @@ def test_second_simulate_on_a_busy_folder_is_refused(tmp_path):
     try:
         second = cli("simulate", "--config", tmp_path / "tiny.toml", "--out", out, check=False)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        stop_run(proc, signal.SIGKILL)
     _one_line_error(second, f"{out} is in use by pid {proc.pid} on {socket.gethostname()} since")
 
 

@@ -10,7 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import assert_identical_files, assert_on_every_rank, cli, start_cli, write_config
+from conftest import (assert_identical_files, assert_on_every_rank, cli, start_cli, stop_run,
+                      write_config)
 from mpi_glass.config import load_config
 from mpi_glass.errors import InputError
 from mpi_glass.parallel import Distributor, serial
@@ -79,8 +80,7 @@ def _interrupt_then_resume(tmp_path, sig, ranks, seed):
             time.sleep(0.05)
         time.sleep(rng.uniform(0.0, 1.5) / (attempt + 1))
         if proc.poll() is None:
-            os.killpg(proc.pid, sig)
-            code = proc.wait()
+            code = stop_run(proc, sig)
             if not (out / "sim.h5").exists():
                 break
         proc.wait()
