@@ -10,6 +10,7 @@ import pytest
 from conftest import cli, write_config
 from mpi_glass import equilibrium as eq
 from mpi_glass import mc
+from mpi_glass.bench.equilibrate import fresh_chain_state
 from mpi_glass.config import load_config, parse_config
 from mpi_glass.errors import InputError
 from mpi_glass.model import (PAPER_DENSITY, PAPER_FRACTIONS, box_side, composition_counts,
@@ -125,7 +126,7 @@ def test_check_points_halve_the_run():
 # --- verdicts ----------------------------------------------------------------------------
 
 def run_chain(n, temperature, sweeps, swap_probability, sample_every, seed):
-    state, box = eq._fresh_chain_state(n, seed, sweeps // sample_every)
+    state, box = fresh_chain_state(n, seed, sweeps // sample_every)
     chain = eq.EquilibrationChain(state, box=box, temperature=temperature, delta_max=0.12,
                                   swap_probability=swap_probability, sweeps=sweeps,
                                   sample_every=sample_every, stop_when_certified=True)
@@ -218,7 +219,7 @@ def test_a_chain_resumed_from_its_saved_state_ends_bit_identical(tmp_path):
                     sample_every=10, stop_when_certified=True)
 
     def start():
-        return eq._fresh_chain_state(120, 9, 300)
+        return fresh_chain_state(120, 9, 300)
 
     whole, box = start()
     chain = eq.EquilibrationChain(whole, box=box, **settings)

@@ -12,6 +12,7 @@ from numba import njit
 from scipy import integrate, stats
 
 from mpi_glass import mc, model, neighbours
+from mpi_glass.bench import mc as bench_mc
 from mpi_glass.errors import InputError
 from mpi_glass.fixedpoint import UNIT
 from mpi_glass.model import EPSILON, SIGMA
@@ -75,7 +76,7 @@ class PyXoshiro:
 
 def liquid(n, seed, density=1.024):
     """A fresh random start of the paper's composition: (pos, images, species, box, rng)."""
-    counts = model.composition_counts(n, mc.PAPER_FRACTIONS)
+    counts = model.composition_counts(n, model.PAPER_FRACTIONS)
     box = model.box_side(n, density)
     rng = mc.new_rng_state(np.random.SeedSequence(seed))
     pos = mc.initial_configuration(counts, box, rng)
@@ -407,7 +408,7 @@ def test_bad_input_is_refused():
 
 
 def test_benchmark_reports_throughput():
-    result = mc.benchmark(n=300, temperature=1.0, sweeps=5)
+    result = bench_mc.benchmark(n=300, temperature=1.0, sweeps=5)
     for key in ("trials_per_second_cpu", "trials_per_second_wall", "acceptance", "n",
                 "temperature", "sweeps", "ns_per_trial", "mean_neighbours",
                 "ns_per_trial_list_builds", "ns_per_trial_pair_evaluation", "ns_per_trial_rest",

@@ -2,9 +2,8 @@
 
 One module per stage: ``imbalance`` (Delta pairs and greedy selections, on synthetic
 features), ``descriptors`` (the 60 features of one configuration), ``simulate`` (parallel
-efficiency at several rank counts) and ``progress`` (cost of run-wide progress under MPI).
-The MC throughput benchmark lives beside its kernel, in ``mpi_glass.mc``, and the certified
-equilibration's (``bench equilibrate``) in ``mpi_glass.equilibrium``.
+efficiency at several rank counts), ``progress`` (cost of run-wide progress under MPI),
+``mc`` (trial moves per CPU second) and ``equilibrate`` (the certified equilibration).
 """
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ __all__ = ["run", "peak_rss_mb"]
 def run(args):
     """Dispatch ``mpi_glass bench WHAT`` (parsed ``args``) and return its result dict."""
     if args.what == "mc":
-        from ..mc import benchmark
+        from .mc import benchmark
         return benchmark(n=args.n, temperature=args.temperature, sweeps=args.sweeps)
     if args.what == "descriptors":
         from .descriptors import benchmark
@@ -25,7 +24,7 @@ def run(args):
         from .imbalance import benchmark
         return benchmark(n=args.n, m=args.m, d=args.d)
     if args.what == "equilibrate":
-        from ..equilibrium import benchmark
+        from .equilibrate import benchmark
         return benchmark(n=args.n, temperature=args.temperature, sweeps=args.sweeps,
                          swap_probability=args.swap_probability,
                          sample_every=args.sample_every, plain_sweeps=args.plain_sweeps,
