@@ -14,7 +14,8 @@ from scipy import integrate, stats
 from mpi_glass import mc, model, neighbours
 from mpi_glass.bench import mc as bench_mc
 from mpi_glass.errors import InputError
-from mpi_glass.fixedpoint import UNIT
+from mpi_glass.fixedpoint import (EPSILON_UNITS_FLAT, INV_SIGMA2_FLAT, UNIT, pair_units,
+                                  squared_distance)
 from mpi_glass.model import EPSILON, SIGMA
 
 MASK = (1 << 64) - 1
@@ -281,6 +282,97 @@ def test_energy_ledger_is_exact():
     assert builds > 10 and swaps > 10
     assert brute_energy_units(pos, species, box) - start == total
     assert mc.total_energy_units(pos, species, box) - start == total
+
+
+# --- early rejection of swaps ------------------------------------------------------------
+
+@njit
+def _full_swap_chain(pos, species, box, rng, n_trials, beta):
+    """Swap trials drawing the engine's random stream, each dE summed in full over all N
+    particles (``fixedpoint.pair_units``; no list, no bands, no early rejection)."""
+    n, half, accepted = pos.shape[0], 0.5 * box, 0
+    for _ in range(n_trials):
+        mc._uniform(rng)                        # the engine's swap-or-move draw
+        i, j = mc._swap_proposal(rng, species)
+        u = mc._uniform(rng)
+        de = 0
+        for p, new in ((i, species[j]), (j, species[i])):
+            for k in range(n):
+                if k != i and k != j:
+                    r2 = squared_distance(pos, k, pos[p, 0], pos[p, 1], box, half)
+                    for s, sign in ((new, 1), (species[p], -1)):
+                        t = 3 * s + species[k]
+                        de += sign * pair_units(r2 * INV_SIGMA2_FLAT[t], EPSILON_UNITS_FLAT[t])
+        if de <= 0 or u < np.exp(-beta * (de * UNIT)):
+            species[i], species[j] = species[j], species[i]
+            accepted += 1
+    return accepted
+
+
+@pytest.mark.parametrize("temperature", [0.3, 1.0, 3.0])
+def test_swaps_cut_short_give_the_chain_of_full_evaluation(temperature):
+    """Swap trials that stop summing once the rejection is certain (``_growth_change``)
+    make, bit for bit, the chain of trials that sum every pair."""
+    pos, img, species, box, rng = liquid(150, 8)
+    mc.run_sweeps(pos, img, species, box, rng, 10, 1.0, 0.12)
+    ref_species, ref_rng = species.copy(), rng.copy()
+    st = mc.run_sweeps(pos, img, species, box, rng, 15, temperature, 0.12, 1.0)
+    accepted = _full_swap_chain(pos, ref_species.view(np.uint8), box, ref_rng, 15 * 150,
+                                1.0 / temperature)
+    assert st.swaps_accepted == accepted > 2
+    assert same_bits((species, ref_species), (rng, ref_rng))
+
+
+def test_growth_change_is_exact_or_certainly_rejected():
+    """_growth_change returns the exact dE of a growing particle, or -- cut short -- a value
+    at or above the limit when the exact dE is at or above it too; both happen."""
+    pos, _, species, box, _ = liquid(300, 4)
+    uspecies = species.view(np.uint8)
+    cut2 = np.full((3, 3), (model.MAX_CUTOFF + mc.SKIN)**2)
+    lists = mc._build_lists(pos, uspecies, box, cut2, (mc._CUT + mc.SKIN)**2, True)
+    rng = np.random.default_rng(3)
+    cut_short = exact = 0
+    for i in np.flatnonzero(species < 2)[:200]:
+        b = uspecies[i] + 1
+        full = mc._relabel_change(pos, uspecies, *lists, i, b, -1, box, 0.5 * box)
+        for limit in rng.integers(-2**36, 2**38, 5):
+            got = mc._growth_change(pos, uspecies, *lists, i, b, -1, box, 0.5 * box, 7, limit)
+            if got == full + 7:
+                exact += 1
+            else:
+                cut_short += 1
+                assert got >= limit and full + 7 >= limit
+    assert cut_short > 50 and exact > 50
+
+
+def test_growth_floor_bounds_every_pair():
+    """No pair energy falls by more than GROWTH_FLOOR_UNITS when a particle grows by one
+    species, at any distance (r sampled every 1e-5 sigma_LS up to the largest cutoff,
+    energies in plain float from ``model.pair_potential``); the floor is not loose by more
+    than 0.1 eps_LS."""
+    r = np.arange(0.2, model.MAX_CUTOFF, 1e-5)
+    for a in (0, 1):
+        change = min(np.min(model.pair_potential(r, SIGMA[a + 1, s], EPSILON[a + 1, s])
+                            - model.pair_potential(r, SIGMA[a, s], EPSILON[a, s]))
+                     for s in range(3))
+        floor = mc.GROWTH_FLOOR_UNITS[a] * UNIT
+        assert change - 0.1 < floor < change - 0.01
+
+
+def test_rejection_limit_rejects_every_larger_change():
+    rng = np.random.default_rng(5)
+    us = np.concatenate([rng.uniform(0, 1, 300), 1 - 2.0**-np.arange(1, 53),
+                         2.0**-np.arange(1, 53), [0.0]])
+    for beta in (1 / 0.3, 2.0, 1.0, 1 / 3.0):
+        for u in us:
+            limit = mc._rejection_limit(u, beta)
+            assert limit >= 1
+            if limit < 2**62:
+                assert not any(mc._metropolis(u, beta, limit + k)
+                               for k in (0, 1, 1000, 2**30, 2**40))
+                # and it is tight: 1e-5 kT below it, Metropolis still accepts
+                below = limit - int(1e-5 / (beta * UNIT))
+                assert below < 1 or mc._metropolis(u, beta, below)
 
 
 @njit
