@@ -33,8 +33,8 @@ so the smallest dE that Metropolis is certain to reject is known (``_rejection_l
 growing particle's row is summed 16 entries at a time, and once the partial sum plus a
 rigorous floor for each entry left (``GROWTH_FLOOR_UNITS``) reaches that limit the trial is
 rejected without the rest.  The decision is the one the full sum gives, bit for bit (the
-full sum is at least the bound), and an accepted dE is always the full sum; this halves the
-second row's cost.
+full sum is at least the bound), and an accepted dE is always the full sum; at T = 0.5 it
+skips about 40 % of the growing particle's row (87 % of swaps stop early).
 
 Exact restarts.  All state is (positions, images, species, rng_state): the list is rebuilt at
 the start of every call, and each dE depends only on the current positions and species --
