@@ -5,9 +5,9 @@ distances are accumulated column by column in one fixed order (``_sqdist_row``,
 ``_sqdist_pair``), so "base + candidate term" in the greedy search is bit-identical to the
 distance on the column subset, and every code path sees the same ties.
 
-* General kernel (``_pair_rows`` without a sorted B, the reference for all fast paths): per row, distances in A
-  and B; i's k nearest (with ties) in one, their ranks in the other by counting over the row
-  (from the sorted row when a tie group is large).
+* General kernel (``_pair_rows`` without a sorted B, the reference for all fast paths): per
+  row, distances in A and B; i's k nearest (with ties) in one, their ranks in the other by
+  counting over the row (from the sorted row when a tie group is large).
 * 1-D spaces (the propensity, a single feature): one sort.  On each side of i the computed
   (x_i - x_m)^2 is monotone along the sorted order (rounding is monotone), so neighbours and
   exact tie-aware rank counts are binary searches: O(log N) per rank.
