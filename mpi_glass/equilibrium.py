@@ -372,6 +372,21 @@ class EquilibrationChain:
     place, so the caller checkpoints it whenever it likes and a resumed chain continues
     bit-identically.  With ``stop_when_certified`` the chain is done at the first certified
     check point, else after ``sweeps``.
+
+    Examples
+    --------
+    >>> from mpi_glass.model import species_array
+    >>> from mpi_glass.schema import ChainState
+    >>> species, rng = species_array((4, 2, 3)), mc.new_rng_state(1)
+    >>> positions = mc.initial_configuration((4, 2, 3), 8.0, rng)
+    >>> state = ChainState(positions, np.zeros((9, 2), np.int64), species, rng,
+    ...                    **new_chain_records(positions, species, n_samples=4))
+    >>> chain = EquilibrationChain(state, box=8.0, temperature=1.0, delta_max=0.3,
+    ...                            swap_probability=0.2, sweeps=40, sample_every=10)
+    >>> while not chain.done:
+    ...     _ = chain.advance(max_sweeps=15)
+    >>> state.sweeps_done, state.n_recorded, bool(np.isfinite(state.energy).all())
+    (40, 4, True)
     """
 
     def __init__(self, state, *, box, temperature, delta_max, swap_probability, sweeps,
