@@ -104,6 +104,26 @@ def cage_relative(displacements, offsets, indices):
     """Delta r^CR (Eq. 2) of displacements shaped (..., N, 2), drift removed; float64.
 
     Particles with no cage neighbour keep their (drift-removed) displacement.
+
+    Parameters
+    ----------
+    displacements : array_like, shape (..., N, 2)
+        Unwrapped displacements since t = 0.
+    offsets, indices : array_like of int
+        Cage neighbours in CSR form (``cage_neighbours``).
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape like ``displacements``
+        Each displacement minus the mean displacement of its cage neighbours.
+
+    Examples
+    --------
+    Particles 0 and 1 are each other's cage; particle 1 moves by 0.3 (drift removed first):
+
+    >>> d = np.array([[0.0, 0.0], [0.3, 0.0], [0.0, 0.0]])
+    >>> cage_relative(d, [0, 1, 2, 2], [1, 0]).round(2).tolist()
+    [[-0.3, 0.0], [0.3, 0.0], [-0.1, 0.0]]
     """
     offsets, indices = _csr(offsets, indices)
     d = _displacements(displacements, offsets)
@@ -165,6 +185,27 @@ def bond_survival(displacements, positions0, species, box, offsets, indices,
     below cutoff_factor * sigma_ab.  The count is instantaneous: a neighbour that leaves and
     comes back counts again.  A particle without initial neighbours has nothing to lose:
     its ratio is 1.
+
+    Parameters
+    ----------
+    displacements : array_like, shape (..., N, 2)
+        Unwrapped displacements since t = 0.
+    positions0, species, box
+        The configuration at t = 0, as for ``cage_neighbours``.
+    offsets, indices : array_like of int
+        The initial neighbours in CSR form.
+    cutoff_factor : float
+        Survival radius in units of sigma_ab (1.8, the paper's).
+
+    Examples
+    --------
+    Particle 1 leaves its only neighbour 0 behind; particle 2 never had one:
+
+    >>> pos0 = [[1.0, 1.0], [2.0, 1.0], [6.0, 1.0]]
+    >>> offsets, indices = cage_neighbours(pos0, [2, 2, 2], 10.0)
+    >>> d = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 0.0]])
+    >>> bond_survival(d, pos0, [2, 2, 2], 10.0, offsets, indices).tolist()
+    [0.0, 0.0, 1.0]
     """
     offsets, indices = _csr(offsets, indices)
     d = _displacements(displacements, offsets)
@@ -215,6 +256,31 @@ def propensities(displacements_replicas, positions0, species, box):
 
     ``displacements_replicas`` is (R, T, N, 2) (float32 is fine).  Replicas are processed
     one at a time, so the extra memory is O(T N) whatever R is.
+
+    Parameters
+    ----------
+    displacements_replicas : array_like, shape (R, T, N, 2)
+        Unwrapped displacements of each replica at each recorded time.
+    positions0, species, box
+        The configuration at t = 0, as for ``cage_neighbours``.
+
+    Returns
+    -------
+    p : numpy.ndarray, shape (T, N)
+        Replica mean of |Delta r^CR| (the propensity).
+    q : numpy.ndarray, shape (T, N)
+        Replica mean of the bond survival.
+    fs : numpy.ndarray, shape (T,)
+        Replica mean of F_s^CR.
+
+    Examples
+    --------
+    Two replicas, one time, nobody moved:
+
+    >>> pos0 = [[1.0, 1.0], [2.0, 1.0], [6.0, 1.0]]
+    >>> p, q, fs = propensities(np.zeros((2, 1, 3, 2)), pos0, [2, 2, 2], 10.0)
+    >>> p.tolist(), q.tolist(), fs.tolist()
+    ([[0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0]], [1.0])
     """
     disp = np.asarray(displacements_replicas)
     if disp.ndim != 4 or disp.shape[-1] != 2 or disp.shape[0] < 1:
@@ -307,6 +373,11 @@ def interpolate_in_time(times, values, t):
 
     t must lie within the positive recorded times (no extrapolation).  ``select`` reads the
     propensities at tau_alpha and at the second time this way.
+
+    Examples
+    --------
+    >>> interpolate_in_time([1, 10, 100], [[0.0], [1.0], [2.0]], 10 ** 1.5).round(12)
+    array([1.5])
     """
     times, values = np.asarray(times, dtype=np.float64), np.asarray(values, dtype=np.float64)
     check_times(times)

@@ -69,6 +69,13 @@ from . import dynamics, mc, neighbours
 from .model import N_SPECIES
 from .neighbours import minimum_image
 
+__all__ = ["OVERLAP_RADIUS", "DEFAULT_THRESHOLD", "STATIONARITY_SIGMAS", "MIN_BLOCKS",
+           "MIN_CHECK_SAMPLES", "TAU_MEASURED", "TAU_BELOW", "TAU_ABOVE", "blocking_error",
+           "stationarity", "collective_overlap", "unrelated_overlap", "normalised_overlap",
+           "drift_corrected_overlap", "relaxation_time", "check_points", "Certificate",
+           "certify", "new_chain_records", "EquilibrationChain", "chain_certificate",
+           "certificate_of"]
+
 #: Overlap radius a (sigma_LS).
 OVERLAP_RADIUS = 0.3
 #: Certified when q(middle, end) is below this (see the module docstring).
@@ -93,6 +100,13 @@ def blocking_error(series, min_blocks=MIN_BLOCKS):
     std(blocks) / sqrt(n_blocks) is computed, and the largest is returned: the naive error
     grows with the block length until blocks are longer than the correlation time, then
     stays on a plateau.  NaN for fewer than two samples.
+
+    Examples
+    --------
+    Anticorrelated samples: pairs average out, so the raw level's naive error is the largest:
+
+    >>> round(blocking_error([1.0, -1.0] * 32), 4)
+    0.126
     """
     x = np.asarray(series, dtype=float)
     best = math.nan
@@ -111,6 +125,13 @@ def stationarity(series, sigmas=STATIONARITY_SIGMAS):
     Returns (drift, error, passed): drift = mean(4th quarter) - mean(3rd quarter), error the
     two blocking errors combined in quadrature, passed when |drift| <= sigmas * error.
     Fewer than 8 samples cannot be judged: (nan, nan, False).
+
+    Examples
+    --------
+    >>> stationarity([0.0, 1.0] * 8)                      # no drift between the quarters
+    (0.0, 0.408248290463863, True)
+    >>> stationarity([0.0] * 12 + [1.0] * 4)[2]            # a step in the last quarter
+    False
     """
     x = np.asarray(series, dtype=float)
     if x.size < 8 or not np.all(np.isfinite(x)):
@@ -155,6 +176,14 @@ def collective_overlap(positions, species, ref_positions, ref_species, box,
 
     No drift is removed here (``drift_corrected_overlap`` does that).  ``box`` is the side of
     the square box; positions lie in [0, box).
+
+    Examples
+    --------
+    >>> pos, species = np.array([[1.0, 1.0], [3.0, 3.0]]), [0, 1]
+    >>> collective_overlap(pos, species, pos + [0.1, 0.0], species, 10.0)   # within 0.3
+    1.0
+    >>> collective_overlap(pos, species, pos + [0.5, 0.0], species, 10.0)
+    0.0
     """
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     ref_positions = np.ascontiguousarray(ref_positions, dtype=np.float64)
@@ -165,13 +194,25 @@ def collective_overlap(positions, species, ref_positions, ref_species, box,
 
 
 def unrelated_overlap(species, box, radius=OVERLAP_RADIUS):
-    """Q_0 = pi a^2 sum_a N_a^2 / (N L^2): the overlap of two unrelated structures."""
+    """Q_0 = pi a^2 sum_a N_a^2 / (N L^2): the overlap of two unrelated structures.
+
+    Examples
+    --------
+    >>> round(unrelated_overlap([0, 1], 10.0), 6)      # pi 0.3^2 (1 + 1) / (2 * 100)
+    0.002827
+    """
     counts = np.bincount(np.asarray(species, np.int64), minlength=N_SPECIES).astype(float)
     return float(math.pi * radius**2 * np.sum(counts**2) / (counts.sum() * box**2))
 
 
 def normalised_overlap(raw, species, box, radius=OVERLAP_RADIUS):
-    """q = (Q - Q_0) / (1 - Q_0): 1 for identical, ~0 for unrelated structures."""
+    """q = (Q - Q_0) / (1 - Q_0): 1 for identical, ~0 for unrelated structures.
+
+    Examples
+    --------
+    >>> normalised_overlap(1.0, [0, 1], 10.0), round(normalised_overlap(0.0, [0, 1], 10.0), 6)
+    (1.0, -0.002835)
+    """
     q0 = unrelated_overlap(species, box, radius)
     return (raw - q0) / (1.0 - q0)
 
@@ -182,6 +223,14 @@ def drift_corrected_overlap(unwrapped, species, ref_unwrapped, ref_species, box,
 
     ``unwrapped`` and ``ref_unwrapped`` are continuous (N, 2) coordinates of the same
     particles (positions + images * box); species may differ (swap moves).
+
+    Examples
+    --------
+    A rigid translation is drift, not relaxation:
+
+    >>> ref = np.array([[1.0, 1.0], [3.0, 3.0]])
+    >>> drift_corrected_overlap(ref + [2.0, 0.0], [0, 1], ref, [0, 1], 10.0)
+    1.0
     """
     shift = np.mean(np.asarray(ref_unwrapped) - np.asarray(unwrapped), axis=0)
     now = np.mod(np.asarray(unwrapped) + shift, box)
@@ -200,6 +249,13 @@ def relaxation_time(lags, q):
     Returns (tau, kind): kind ``TAU_MEASURED`` (interpolated in log t), ``TAU_BELOW`` (q is
     already below 1/e at the first lag: tau <= lags[0]) or ``TAU_ABOVE`` (never below 1/e:
     tau >= lags[-1]); NaN and ``TAU_ABOVE`` without lags.
+
+    Examples
+    --------
+    >>> relaxation_time([1, 10, 100], [0.9, 0.5, 0.1])      # crosses 1/e between 10 and 100
+    (21.394463339192743, 0)
+    >>> relaxation_time([1, 10], [0.9, 0.8])                # not yet: tau >= 10
+    (10.0, 1)
     """
     lags, q = np.asarray(lags, float), np.asarray(q, float)
     keep = np.isfinite(q) & (lags > 0)
@@ -220,6 +276,11 @@ def check_points(n_samples, min_samples=MIN_CHECK_SAMPLES):
     n_samples, ceil(n_samples / 2), ceil(n_samples / 4), ... down to the first with at least
     ``min_samples`` (ascending, without repeats).  The first is only a reference point; the
     certificate is evaluated at the following ones.  Fewer than two points: just [n].
+
+    Examples
+    --------
+    >>> check_points(100)
+    [25, 50, 100]
     """
     points = [int(n_samples)]
     while math.ceil(points[-1] / 2) >= min_samples and math.ceil(points[-1] / 2) < points[-1]:
@@ -263,6 +324,15 @@ def certify(energy, overlap, sample_every, reference_sample, threshold=DEFAULT_T
     ``energy`` holds U/N at samples 1..n (every ``sample_every`` sweeps; n = len(energy)),
     ``overlap`` q at the same samples against the configuration at sample
     ``reference_sample`` (used for the samples after it).  The run is examined at sample n.
+
+    Examples
+    --------
+    A flat energy and an overlap that decays from the reference (sample 8) to 0.05:
+
+    >>> overlap = np.r_[np.ones(8), np.linspace(0.5, 0.05, 8)]
+    >>> cert = certify(np.zeros(16), overlap, sample_every=10, reference_sample=8)
+    >>> cert.certified, cert.sweeps, cert.reference_sweeps, round(cert.tau_eq, 1)
+    (True, 160, 80, 30.5)
     """
     energy, overlap = np.asarray(energy, float), np.asarray(overlap, float)
     n = energy.size
@@ -282,6 +352,12 @@ def new_chain_records(positions, species, n_samples):
     energy and overlap (n_samples,) are NaN until recorded; the reference starts as the
     initial configuration (sample 0); pair_swaps (2, 3) counts accepted / attempted swaps
     per species pair (``mc.SWAP_PAIRS``).
+
+    Examples
+    --------
+    >>> records = new_chain_records(np.zeros((3, 2)), np.zeros(3, np.int8), n_samples=4)
+    >>> records["energy"].shape, records["ref_sample"], records["pair_swaps"].shape
+    ((4,), 0, (2, 3))
     """
     return dict(energy=np.full(n_samples, np.nan), overlap=np.full(n_samples, np.nan),
                 ref_unwrapped=np.array(positions, dtype=np.float64), ref_species=species.copy(),
@@ -296,6 +372,21 @@ class EquilibrationChain:
     place, so the caller checkpoints it whenever it likes and a resumed chain continues
     bit-identically.  With ``stop_when_certified`` the chain is done at the first certified
     check point, else after ``sweeps``.
+
+    Examples
+    --------
+    >>> from mpi_glass.model import species_array
+    >>> from mpi_glass.schema import ChainState
+    >>> species, rng = species_array((4, 2, 3)), mc.new_rng_state(1)
+    >>> positions = mc.initial_configuration((4, 2, 3), 8.0, rng)
+    >>> state = ChainState(positions, np.zeros((9, 2), np.int64), species, rng,
+    ...                    **new_chain_records(positions, species, n_samples=4))
+    >>> chain = EquilibrationChain(state, box=8.0, temperature=1.0, delta_max=0.3,
+    ...                            swap_probability=0.2, sweeps=40, sample_every=10)
+    >>> while not chain.done:
+    ...     _ = chain.advance(max_sweeps=15)
+    >>> state.sweeps_done, state.n_recorded, bool(np.isfinite(state.energy).all())
+    (40, 4, True)
     """
 
     def __init__(self, state, *, box, temperature, delta_max, swap_probability, sweeps,
@@ -359,13 +450,30 @@ class EquilibrationChain:
 
 
 def chain_certificate(state, equilibration):
-    """``certificate_of`` with the settings of a config's [equilibration] section."""
+    """``certificate_of`` with the settings of a config's [equilibration] section.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> settings = SimpleNamespace(sample_every=10, certificate_threshold=0.1)
+    >>> print(chain_certificate(SimpleNamespace(checked_sample=0), settings))  # not examined yet
+    None
+    """
     return certificate_of(state, equilibration.sample_every,
                           equilibration.certificate_threshold)
 
 
 def certificate_of(state, sample_every, threshold=DEFAULT_THRESHOLD):
-    """The certificate a chain's records hold at its last check point (None if none yet)."""
+    """The certificate a chain's records hold at its last check point (None if none yet).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> state = SimpleNamespace(checked_sample=16, checked_reference=8, energy=np.zeros(16),
+    ...                         overlap=np.r_[np.ones(8), np.linspace(0.5, 0.05, 8)])
+    >>> certificate_of(state, sample_every=10).certified
+    True
+    """
     n = state.checked_sample or 0
     if n == 0:
         return None

@@ -25,6 +25,9 @@ from numba.extending import intrinsic
 from .model import EPSILON, SIGMA, X_CUT, reduced_pair_energy_x2
 from .neighbours import minimum_image, verlet_list
 
+__all__ = ["UNIT", "CAP", "ROUNDER_BITS", "INV_SIGMA2_FLAT", "EPSILON_UNITS_FLAT",
+           "ENERGY_CUT2", "biased_units", "pair_units", "squared_distance", "energy_units"]
+
 #: The energy grid (eps_LS): energies in the engine are integers times UNIT.
 UNIT = 2.0**-32
 #: Largest pair energy (eps_LS) the grid represents; larger values are clamped to it.
@@ -59,21 +62,44 @@ def _float_bits(typingctx, x):
 def biased_units(x2, eps_units):
     """round(min(eps V(x), CAP) / UNIT) + ROUNDER_BITS for x2 = (r / sigma_ab)^2 and
     eps_units = eps_ab / UNIT.  The bias cancels in differences, which is all the engine
-    needs; ``pair_units`` removes it."""
+    needs; ``pair_units`` removes it.
+
+    Examples
+    --------
+    >>> eps_units = EPSILON_UNITS_FLAT[3 * 0 + 2]          # the S-L pair (sigma_LS = 1)
+    >>> biased_units(2.25, eps_units) - ROUNDER_BITS == pair_units(2.25, eps_units)
+    True
+    """
     e = min(eps_units * reduced_pair_energy_x2(x2), _CAP_UNITS)
     return _float_bits(e + _ROUNDER)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
 def pair_units(x2, eps_units):
-    """The pair energy on the grid, in units of UNIT (int64)."""
+    """The pair energy on the grid, in units of UNIT (int64).
+
+    Examples
+    --------
+    Within half a grid step of the model's potential (S-L pair at r = 1.5 sigma_LS):
+
+    >>> from mpi_glass.model import pair_potential
+    >>> units = pair_units(1.5**2, EPSILON_UNITS_FLAT[2])
+    >>> bool(abs(units * UNIT - pair_potential(1.5, SIGMA[0, 2], EPSILON[0, 2])) <= UNIT / 2)
+    True
+    """
     return biased_units(x2, eps_units) - ROUNDER_BITS
 
 
 @njit(cache=True, inline="always")
 def squared_distance(pos, j, x, y, box, half):
     """|r_j - (x, y)|^2, minimum image: the one formula every pair energy is computed by, so
-    that a pair's value is the same from either end and at any time."""
+    that a pair's value is the same from either end and at any time.
+
+    Examples
+    --------
+    >>> squared_distance(np.array([[0.5, 0.5]]), 0, 9.5, 0.5, 10.0, 5.0)   # across the edge
+    1.0
+    """
     rx = minimum_image(pos[j, 0] - x, box, half)
     ry = minimum_image(pos[j, 1] - y, box, half)
     return rx * rx + ry * ry
@@ -95,7 +121,14 @@ def _energy_units(pos, species, box, start, nbr):
 
 def energy_units(positions, species, box):
     """Total potential energy of a configuration on the grid, an exact Python int (times
-    ``UNIT`` gives eps_LS).  positions (N, 2) in [0, box), species (N,) int8."""
+    ``UNIT`` gives eps_LS).  positions (N, 2) in [0, box), species (N,) int8.
+
+    Examples
+    --------
+    >>> units = energy_units(np.array([[1.0, 1.0], [2.5, 1.0]]), np.array([0, 2]), 8.0)
+    >>> type(units), round(units * UNIT, 8)
+    (<class 'int'>, -0.2913449)
+    """
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     uspecies = np.ascontiguousarray(species, dtype=np.int8).view(np.uint8)
     start, nbr = verlet_list(positions, uspecies, float(box), ENERGY_CUT2)

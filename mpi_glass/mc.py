@@ -71,6 +71,9 @@ from .neighbours import (add_to_cell, clear_of, linked_cell_of, linked_cells, mi
                          verlet_list)
 from .validation import check_configuration, check_square_box
 
+__all__ = ["SKIN", "SWAP_PAIRS", "MCStats", "new_rng_state", "particle_energies", "total_energy",
+           "total_energy_units", "unwrap", "run_sweeps", "initial_configuration"]
+
 #: A lower bound (units of ``fixedpoint.UNIT``) on how much one pair's energy can change
 #: when a particle of species a grows to a + 1 (S -> M, M -> L), whatever the distance and the
 #: other species: min over r and s of eps V_(a+1,s)(r) - eps V_(a,s)(r) is -0.572 eps_LS for
@@ -110,7 +113,25 @@ _PAIR_ACC, _PAIR = 6, 9     # + (a + b - 1): accepted, attempted swaps of specie
 # --- xoshiro256** -------------------------------------------------------------------------
 
 def new_rng_state(seed_sequence):
-    """Four uint64 words of xoshiro256** state drawn from a SeedSequence (or an int seed)."""
+    """Four uint64 words of xoshiro256** state drawn from a SeedSequence (or an int seed).
+
+    Parameters
+    ----------
+    seed_sequence : numpy.random.SeedSequence or int
+        The entropy; equal seeds give equal states.
+
+    Returns
+    -------
+    ndarray of uint64, shape (4,)
+        A valid (not all-zero) state, advanced in place by ``run_sweeps`` and
+        ``initial_configuration``.
+
+    Examples
+    --------
+    >>> state = new_rng_state(7)
+    >>> state.dtype, state.shape, bool((state == new_rng_state(7)).all())
+    (dtype('uint64'), (4,), True)
+    """
     if not isinstance(seed_sequence, np.random.SeedSequence):
         seed_sequence = np.random.SeedSequence(seed_sequence)
     state = seed_sequence.generate_state(4, np.uint64)
@@ -183,26 +204,84 @@ def _pair_energies(pos, species, box, start, nbr):
 
 
 def particle_energies(positions, species, box):
-    """e_i = (1/2) sum_j V(r_ij), so that sum_i e_i is the total potential energy."""
+    """e_i = (1/2) sum_j V(r_ij), so that sum_i e_i is the total potential energy.
+
+    Parameters
+    ----------
+    positions : array_like, shape (N, 2)
+        Coordinates (minimum image in the square box).
+    species : array_like of int, shape (N,)
+        0 S, 1 M, 2 L.
+    box : float
+        Side of the square box, at least twice the largest cutoff.
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        Per-particle energies (eps_LS).
+
+    Examples
+    --------
+    >>> pos = np.array([[1.0, 1.0], [2.5, 1.0]])
+    >>> particle_energies(pos, np.array([0, 2], np.int8), 8.0)   # one S-L pair, half each
+    array([-0.14567245, -0.14567245])
+    """
     positions, species, box = _checked_configuration(positions, species, box)
     start, nbr = verlet_list(positions, species, box, ENERGY_CUT2)
     return 0.5 * _pair_energies(positions, species, box, start, nbr)
 
 
 def total_energy(positions, species, box):
-    """Total potential energy sum_{i<j} V(r_ij) (minimum image, cell list, O(N))."""
+    """Total potential energy sum_{i<j} V(r_ij) (minimum image, cell list, O(N)).
+
+    Parameters and input rules as ``particle_energies``; returns a float (eps_LS).
+
+    Examples
+    --------
+    >>> from mpi_glass.model import EPSILON, SIGMA, pair_potential
+    >>> pos = np.array([[1.0, 1.0], [2.5, 1.0]])
+    >>> e = total_energy(pos, np.array([0, 2], np.int8), 8.0)
+    >>> bool(np.isclose(e, pair_potential(1.5, SIGMA[0, 2], EPSILON[0, 2])))
+    True
+    """
     return float(np.sum(particle_energies(positions, species, box)))
 
 
 def total_energy_units(positions, species, box):
     """Total potential energy on the engine's fixed-point grid: an exact int, in units of
-    ``fixedpoint.UNIT`` (pair energies rounded to it one by one, as the engine does)."""
+    ``fixedpoint.UNIT`` (pair energies rounded to it one by one, as the engine does).
+
+    Parameters and input rules as ``particle_energies``.
+
+    Examples
+    --------
+    >>> from mpi_glass.fixedpoint import UNIT
+    >>> pos = np.array([[1.0, 1.0], [2.5, 1.0]])
+    >>> units = total_energy_units(pos, np.array([0, 2], np.int8), 8.0)
+    >>> type(units), round(units * UNIT, 8)
+    (<class 'int'>, -0.2913449)
+    """
     positions, species, box = _checked_configuration(positions, species, box)
     return energy_units(positions, species, box)
 
 
 def unwrap(positions, images, box):
-    """Continuous coordinates positions + images * box."""
+    """Continuous coordinates positions + images * box.
+
+    Parameters
+    ----------
+    positions : array_like, shape (N, 2)
+        Wrapped coordinates in [0, box).
+    images : array_like of int, shape (N, 2)
+        Box crossings counted by ``run_sweeps``.
+    box : float
+        Side of the square box.
+
+    Examples
+    --------
+    >>> unwrap(np.array([[0.5, 9.5]]), np.array([[1, -1]]), 10.0)
+    array([[10.5, -0.5]])
+    """
     return np.asarray(positions) + np.asarray(images) * _box_side(box)
 
 
@@ -528,6 +607,42 @@ def run_sweeps(positions, images, species, box, rng_state, n_sweeps, temperature
     positions (N, 2) float64 in [0, box) and images (N, 2) int64 are updated in place;
     species (N,) int8 (0 S, 1 M, 2 L) changes only through swap moves; rng_state is the
     uint64 array from ``new_rng_state``.  ``skin`` changes speed, never the result.
+
+    Parameters
+    ----------
+    positions, images, species, rng_state : ndarray
+        The chain state, C-contiguous and writeable with the dtypes above.
+    box : float
+        Side of the square box, at least twice the largest cutoff.
+    n_sweeps : int
+        Sweeps of N trials each.
+    temperature : float
+        T in eps_LS (k_B = 1).
+    delta_max : float
+        Side of the square of displacement steps, at most half the box.
+    swap_probability : float
+        Probability that a trial is a swap trial (0 for physical dynamics).
+    skin : float, keyword only
+        Verlet skin (sigma_LS); must exceed the largest step.
+
+    Returns
+    -------
+    MCStats
+
+    Examples
+    --------
+    The accepted energy changes add up exactly to the change of the grid energy:
+
+    >>> from mpi_glass.model import species_array
+    >>> rng = new_rng_state(1)
+    >>> species = species_array((4, 2, 3))
+    >>> positions = initial_configuration((4, 2, 3), 8.0, rng)
+    >>> images = np.zeros_like(positions, dtype=np.int64)
+    >>> before = total_energy_units(positions, species, 8.0)
+    >>> stats = run_sweeps(positions, images, species, 8.0, rng, 5, 1.0, 0.3)
+    >>> stats.moves_attempted, before + stats.energy_change_units == total_energy_units(
+    ...     positions, species, 8.0)
+    (45, True)
     """
     box = _box_side(box)
     _check_state(positions, images, species, box, rng_state)
@@ -651,6 +766,21 @@ def initial_configuration(counts, box, rng_state):
     apart (a moderate energy the first sweeps relax); if a particle cannot be placed in 2000
     tries (very dense systems) the particles go on a square lattice in random order instead.
     Advances ``rng_state``.
+
+    Parameters
+    ----------
+    counts : sequence of int
+        Particles of each species (S, M, L).
+    box : float
+        Side of the square box, at least twice the largest cutoff.
+    rng_state : ndarray of uint64, shape (4,)
+        From ``new_rng_state``.
+
+    Examples
+    --------
+    >>> positions = initial_configuration((4, 2, 3), 8.0, new_rng_state(1))
+    >>> positions.shape, bool(((positions >= 0) & (positions < 8.0)).all())
+    ((9, 2), True)
     """
     box = _box_side(box)
     try:

@@ -42,6 +42,11 @@ from sklearn.linear_model import lars_path_gram
 from .errors import InputError
 from .model import SPECIES_NAMES
 
+__all__ = ["SPECIES", "GROUPS", "RANDOM_STREAM", "DRAWS_PER_BLOCK", "LASSO_ZERO",
+           "LocoRegression", "loco_curves", "random_subset", "random_curves", "lasso_path",
+           "lasso_intervals", "lasso_supports", "lasso_selections", "nested_selections",
+           "summarise"]
+
 #: Particle groups scored separately: every particle, then species codes 0, 1, 2.
 SPECIES = SPECIES_NAMES
 GROUPS = ("all",) + SPECIES
@@ -78,6 +83,16 @@ class LocoRegression:
 
     features: (C, N, M) raw feature values; p: (C, N) propensity; species: (C, N) codes
     0 (S), 1 (M), 2 (L), or None (then only the all-particle group is scored).
+
+    Examples
+    --------
+    p is feature 0 plus noise: feature 0 predicts the held-out configuration, feature 1 not.
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((3, 40, 4))                      # C = 3, N = 40, M = 4
+    >>> reg = LocoRegression(X, X[..., 0] + 0.1 * rng.standard_normal((3, 40)))
+    >>> reg.pearson(0, [[0], [1]]).round(2).tolist()             # (subsets, groups)
+    [[0.99], [-0.02]]
     """
 
     def __init__(self, features, p, species=None):
@@ -188,7 +203,16 @@ def _group_pearson(scatter, subsets, beta, target):
 
 def loco_curves(reg, selections):
     """rho[c, d-1, group] for per-fold feature sets ``selections[c][d-1]`` (d indices each;
-    ``nested_selections`` turns a greedy's ordered list into such sets)."""
+    ``nested_selections`` turns a greedy's ordered list into such sets).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((3, 40, 4))                      # C = 3, N = 40, M = 4
+    >>> reg = LocoRegression(X, X[..., 0] + 0.1 * rng.standard_normal((3, 40)))
+    >>> loco_curves(reg, [[[0], [0, 1]]] * 3)[:, :, 0].round(2).tolist()
+    [[0.99, 0.99], [1.0, 1.0], [1.0, 1.0]]
+    """
     if len(selections) != reg.C:
         raise InputError(f"regression: {len(selections)} selections for {reg.C} folds")
     d_max = len(selections[0])
@@ -202,7 +226,13 @@ def loco_curves(reg, selections):
 
 
 def random_subset(seed, d, draw, m):
-    """The ``draw``-th random d-subset of range(m) (sorted), a pure function of its key."""
+    """The ``draw``-th random d-subset of range(m) (sorted), a pure function of its key.
+
+    Examples
+    --------
+    >>> random_subset(0, 2, 0, 4).tolist(), random_subset(0, 2, 0, 4).tolist()
+    ([2, 3], [2, 3])
+    """
     rng = np.random.default_rng(np.random.SeedSequence([seed, RANDOM_STREAM, d, draw]))
     return np.sort(rng.choice(m, size=d, replace=False))
 
@@ -214,6 +244,15 @@ def random_curves(reg, d_max, draws, seed=0, mapper=None):
     Work items are (d, block of DRAWS_PER_BLOCK draws) spread over the mapper; the average
     is taken after gathering, in draw order, so the result is identical for any rank count.
     Also returns the standard deviation over draws, rho_draw_std[c, d-1, group].
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((3, 40, 4))                      # C = 3, N = 40, M = 4
+    >>> reg = LocoRegression(X, X[..., 0] + 0.1 * rng.standard_normal((3, 40)))
+    >>> mean, std = random_curves(reg, d_max=2, draws=4)
+    >>> mean.shape, std.shape
+    ((3, 2, 1), (3, 2, 1))
     """
     from .imbalance import SerialMapper
     mapper = mapper or SerialMapper()
@@ -255,6 +294,14 @@ def lasso_path(R, r, n):
     Computed exactly by LARS (``lars_path_gram``, method "lasso") on the Gram matrix n R and
     the correlations n r, so alpha is in the units of ``sklearn.linear_model.Lasso`` fitted
     on the standardised features: minimise |p - Z w|^2 / (2 n) + alpha |w|_1.
+
+    Examples
+    --------
+    One feature correlated 0.9 with p, the other not at all: it enters at alpha = 0.9.
+
+    >>> alphas, coefs = lasso_path(np.eye(2), np.array([0.9, 0.0]), n=100)
+    >>> alphas.tolist(), coefs.round(12).tolist()
+    ([0.9, 0.0], [[0.0, 0.9], [0.0, 0.0]])
     """
     with warnings.catch_warnings():  # collinear features: LARS drops them and says so
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -273,6 +320,13 @@ def lasso_intervals(alphas, coefs):
     coefficient changes sign, so the support of every alpha strictly inside it is the set
     of features non-zero at either end.  Intervals of zero length (several events at one
     alpha) contain no alpha and are skipped.
+
+    Examples
+    --------
+    >>> high, low, support, mid = lasso_intervals(*lasso_path(np.eye(2), np.array([0.9, 0.0]),
+    ...                                                       n=100))[0]
+    >>> high, low, support, mid.round(12).tolist()
+    (0.9, 0.0, (0,), [0.45, 0.0])
     """
     nonzero = coefs != 0
     return [(float(alphas[k]), float(alphas[k + 1]),
@@ -295,6 +349,11 @@ def lasso_supports(R, r, n, d_max, where="the Lasso path"):
 
     Raises ``InputError`` naming ``select.d_max`` (and ``where``) if the path never has
     d_max features active (exactly collinear features, fewer particles than features).
+
+    Examples
+    --------
+    >>> lasso_supports(np.eye(3), np.array([0.2, 0.9, 0.5]), n=100, d_max=3)
+    [[1], [1, 2], [0, 1, 2]]
     """
     m = len(r)
     if not 1 <= d_max <= m:
@@ -318,14 +377,29 @@ def lasso_supports(R, r, n, d_max, where="the Lasso path"):
 def lasso_selections(reg, d_max):
     """Per fold c, ``lasso_supports`` on the training configurations (every one but c),
     standardised with the training moments: the Lasso baseline of both protocols (the
-    authors fit their Lasso on X_train, y_train).  Returns sets[c][d - 1]."""
+    authors fit their Lasso on X_train, y_train).  Returns sets[c][d - 1].
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((3, 40, 4))                      # C = 3, N = 40, M = 4
+    >>> reg = LocoRegression(X, X[..., 0] + 0.1 * rng.standard_normal((3, 40)))
+    >>> lasso_selections(reg, d_max=1)
+    [[[0]], [[0]], [[0]]]
+    """
     return [lasso_supports(*reg.training_moments(c), d_max,
                            where=f"the Lasso path of fold {c} (training configurations)")
             for c in range(reg.C)]
 
 
 def nested_selections(order, d_max):
-    """The sets [order[:1], order[:2], ..., order[:d_max]] of a greedy's ordered list."""
+    """The sets [order[:1], order[:2], ..., order[:d_max]] of a greedy's ordered list.
+
+    Examples
+    --------
+    >>> nested_selections([3, 1, 2], 2)
+    [[3], [3, 1]]
+    """
     if len(order) < d_max:
         raise InputError(f"regression: an order of {len(order)} features, need d_max = {d_max}")
     return [[int(j) for j in order[:d]] for d in range(1, d_max + 1)]
@@ -340,6 +414,12 @@ def summarise(rho, groups=GROUPS):
 
     Returns {"d", "pearson" (C x D), "pearson_mean", "pearson_std", "species": {S, M, L: same
     three keys}} with plain lists.
+
+    Examples
+    --------
+    >>> summary = summarise(np.array([[[0.5]], [[0.7]]]), groups=("all",))   # C = 2, D = 1
+    >>> summary["d"], round(summary["pearson_mean"][0], 12), round(summary["pearson_std"][0], 12)
+    ([1], 0.6, 0.1)
     """
     C, D, _ = rho.shape
 

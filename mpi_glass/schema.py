@@ -33,6 +33,14 @@ from .errors import InputError
 from .model import EPSILON, SIGMA, SPECIES_NAMES
 from .store import load_npz, save_npz_atomic
 
+__all__ = ["SCHEMA_VERSION", "UNITS", "DIMS", "Dim", "Field", "Attr", "SIM_FIELDS", "SIM_SCALES",
+           "SELECT_FIELDS", "SELECT_SCALES", "CHAIN_FIELDS", "CERTIFICATE_FIELDS",
+           "FEATURE_UNITS", "PREDICTION_PROTOCOLS", "PREDICTION_METHODS", "PROVENANCE_ATTRS",
+           "SIM_ATTRS", "SELECT_ATTRS", "SimData", "SelectData", "ChainState", "EQUILIBRATE",
+           "TRAJECTORY", "selection_array", "checkpoint_name", "provenance_attrs", "write_sim",
+           "write_select", "open_file", "read_sim", "read_select", "markdown_tables",
+           "readme_block", "update_readme", "README_BEGIN", "README_END"]
+
 #: Version of the layout below; readers refuse files of another version with one line.
 SCHEMA_VERSION = 3
 
@@ -455,7 +463,13 @@ class SelectData:
 
 def selection_array(selections):
     """Per-fold feature sets ``selected[c][d - 1]`` (d indices each) as a (C, D, D) int16
-    array padded with -1: row [c, d - 1, :d] holds the features that predicted c with d."""
+    array padded with -1: row [c, d - 1, :d] holds the features that predicted c with d.
+
+    Examples
+    --------
+    >>> selection_array([[[2], [2, 0]]]).tolist()            # one fold, d = 1 and 2
+    [[[2, -1], [2, 0]]]
+    """
     C, D = len(selections), len(selections[0])
     out = np.full((C, D, D), -1, dtype=np.int16)
     for c, sets in enumerate(selections):
@@ -512,7 +526,13 @@ EQUILIBRATE, TRAJECTORY = 0, 1
 
 def checkpoint_name(stage, ensemble, c, r=-1):
     """File name of a chain's checkpoint: equilibration of configuration c of an ensemble,
-    or its trajectory r."""
+    or its trajectory r.
+
+    Examples
+    --------
+    >>> checkpoint_name(EQUILIBRATE, 0, 3), checkpoint_name(TRAJECTORY, 0, 3, r=1)
+    ('eq_e0_c3.npz', 'tr_e0_c3_r1.npz')
+    """
     if stage == EQUILIBRATE:
         return f"eq_e{ensemble}_c{c}.npz"
     return f"tr_e{ensemble}_c{c}_r{r}.npz"
@@ -608,7 +628,30 @@ def write_sim(f, data, displacement_shape=None):
 
 
 def write_select(f, data):
-    """Write a ``SelectData`` into the open file ``f``."""
+    """Write a ``SelectData`` into the open file ``f``.
+
+    Parameters
+    ----------
+    f : h5py.File
+        Opened for writing, empty.
+    data : SelectData
+        The contents; ``data.attrs`` become the root attributes.
+
+    Examples
+    --------
+    A round trip through a temporary file (features only, no selections):
+
+    >>> import os, tempfile
+    >>> data = SelectData(np.zeros((2, 5, 3)), np.array(["a", "b", "c"]),
+    ...                   attrs={"mpi_glass_file": "select", "schema_version": SCHEMA_VERSION})
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "select.h5")
+    ...     with h5py.File(path, "w") as f:
+    ...         write_select(f, data)
+    ...     back = read_select(path)
+    >>> back.feature_names.tolist(), back.feature_values.shape
+    (['a', 'b', 'c'], (2, 5, 3))
+    """
     _write(f, SELECT_FIELDS, SELECT_SCALES, data)
 
 
@@ -622,7 +665,27 @@ def _version_message(path, version, command):
 
 
 def open_file(path, kind):
-    """Open an mpi_glass file for reading; one-line InputErrors for foreign or old files."""
+    """Open an mpi_glass file for reading; one-line InputErrors for foreign or old files.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    kind : {"sim", "select"}
+        The kind it must be (root attribute ``mpi_glass_file``).
+
+    Returns
+    -------
+    h5py.File
+        Open read-only; the caller closes it.
+
+    Examples
+    --------
+    >>> open_file("no/such/sim.h5", "sim")
+    Traceback (most recent call last):
+    ...
+    mpi_glass.errors.InputError: no/such/sim.h5: no such file (run 'mpi_glass simulate' first?)
+    """
     path = Path(path)
     hint = "simulate" if kind == "sim" else "select"
     if not path.exists():
@@ -709,7 +772,15 @@ def read_select(path):
     Examples
     --------
     >>> sel = read_select("mpi_glass_out/laptop/select.h5")    # doctest: +SKIP
-    >>> sel.supervised_names[0]          # features selected for configuration 0, in order
+    >>> # sel.supervised_names[c]: the features selected for configuration c, in order
+    >>> sel.supervised_names[0]              # doctest: +SKIP
+
+    A round trip is shown in ``write_select``.  A missing file is one line:
+
+    >>> read_select("no/such/select.h5")
+    Traceback (most recent call last):
+    ...
+    mpi_glass.errors.InputError: no/such/select.h5: no such file (run 'mpi_glass select' first?)
     """
     with open_file(path, "select") as f:
         return SelectData(**_read(f, path, SelectData, SELECT_FIELDS))
@@ -740,7 +811,13 @@ def _attr_table():
 
 
 def markdown_tables():
-    """The README's file tables, generated from the declarations above."""
+    """The README's file tables, generated from the declarations above.
+
+    Examples
+    --------
+    >>> "| `/dynamics/times` |" in markdown_tables()
+    True
+    """
     dims = ", ".join(f"{d.symbol} {name}" for name, d in DIMS.items())
     lines = [
         f"Every dataset carries the attributes `units` and `description`, and its dimensions "
@@ -764,7 +841,15 @@ README_END = "<!-- end of schema tables -->"
 
 
 def readme_block(text):
-    """The generated part of a README (between the markers), or None."""
+    r"""The generated part of a README (between the markers), or None.
+
+    Examples
+    --------
+    >>> readme_block(f"intro\n{README_BEGIN}\n| table |\n{README_END}\n")
+    '| table |\n'
+    >>> print(readme_block("no markers"))
+    None
+    """
     match = re.search(re.escape(README_BEGIN) + r"\n(.*?)" + re.escape(README_END), text,
                       re.S)
     return match.group(1) if match else None

@@ -72,7 +72,7 @@ def general(A, B, k=1):
     """The module's general (full-row) kernel, both directions, as Delta values."""
     A = np.asarray(A, float).reshape(len(A), -1)
     B = np.asarray(B, float).reshape(len(B), -1)
-    s = kernels._pair_general(np.ascontiguousarray(A.T), np.ascontiguousarray(B.T), k)
+    s = kernels._pair_rows(np.ascontiguousarray(A.T), np.ascontiguousarray(B.T), k)
     return np.array(s) * 2 / (len(A) ** 2 * k)
 
 

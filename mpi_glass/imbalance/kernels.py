@@ -5,9 +5,9 @@ distances are accumulated column by column in one fixed order (``_sqdist_row``,
 ``_sqdist_pair``), so "base + candidate term" in the greedy search is bit-identical to the
 distance on the column subset, and every code path sees the same ties.
 
-* General kernel (``_pair_general``, the reference for all fast paths): per row, distances in A
-  and B; i's k nearest (with ties) in one, their ranks in the other by counting over the row
-  (from the sorted row when a tie group is large).
+* General kernel (``_pair_rows`` without a sorted B, the reference for all fast paths): per
+  row, distances in A and B; i's k nearest (with ties) in one, their ranks in the other by
+  counting over the row (from the sorted row when a tie group is large).
 * 1-D spaces (the propensity, a single feature): one sort.  On each side of i the computed
   (x_i - x_m)^2 is monotone along the sorted order (rounding is monotone), so neighbours and
   exact tie-aware rank counts are binary searches: O(log N) per rank.
@@ -269,8 +269,14 @@ def _sorted_1d(x):
 # ---------------------------------------------------------------------------------------
 
 @njit(cache=True)
-def _pair_general(At, Bt, k):
-    """Both directions from full rows: the reference all fast paths are tested against."""
+def _pair_rows(At, Bt, k, b_sorted=None):
+    """Both directions from A's full rows.
+
+    Without ``b_sorted`` B's side also comes from full rows: the general kernel, the reference
+    all fast paths are tested against.  With ``b_sorted`` = (sorted b, argsort, positions) of a
+    1-D B (``Bt`` one row, b), B's side is the 1-D fast path.  ``b_sorted is None`` is decided
+    at compile time, so each variant is its own specialisation with no branch in the loop.
+    """
     n = At.shape[1]
     da = np.empty(n)
     db = np.empty(n)
@@ -280,28 +286,15 @@ def _pair_general(At, Bt, k):
     s_ba = 0.0
     for i in range(n):
         _sqdist_row(At, i, da)
-        _sqdist_row(Bt, i, db)
         n_less, n_tie = _row_knn(da, i, k, top, nb)
-        s_ab += _rank_sum_row(db, i, nb, n_less, n_tie, k)
-        n_less, n_tie = _row_knn(db, i, k, top, nb)
-        s_ba += _rank_sum_row(da, i, nb, n_less, n_tie, k)
-    return s_ab, s_ba
-
-
-@njit(cache=True)
-def _pair_target_1d(At, b, bs, bo, bpos, k):
-    """Both directions between a multi-dimensional A and a 1-D target b."""
-    n = At.shape[1]
-    da = np.empty(n)
-    top = np.empty(k)
-    nb = np.empty(n, np.int64)
-    s_ab = 0.0
-    s_ba = 0.0
-    for i in range(n):
-        _sqdist_row(At, i, da)
-        n_less, n_tie = _row_knn(da, i, k, top, nb)
-        s_ab += _rank_sum_1d(bs, bpos, b, i, nb, n_less, n_tie, k)
-        n_less, n_tie = _knn_1d(bs, bo, bpos, i, k, nb)
+        if b_sorted is None:
+            _sqdist_row(Bt, i, db)
+            s_ab += _rank_sum_row(db, i, nb, n_less, n_tie, k)
+            n_less, n_tie = _row_knn(db, i, k, top, nb)
+        else:
+            bs, bo, bpos = b_sorted
+            s_ab += _rank_sum_1d(bs, bpos, Bt[0], i, nb, n_less, n_tie, k)
+            n_less, n_tie = _knn_1d(bs, bo, bpos, i, k, nb)
         s_ba += _rank_sum_row(da, i, nb, n_less, n_tie, k)
     return s_ab, s_ba
 

