@@ -480,8 +480,9 @@ def _rejection_limit(u, beta):
     """An integer L >= 1 such that ``_metropolis(u, beta, de)`` rejects every de >= L.
 
     For de >= L, beta dE >= -ln u + 1e-6, so exp(-beta dE) <= u e^(-1e-6): below u by far
-    more than the few ulps by which exp, log and the products can be off.  (u = 0, or a u
-    so small that no dE is certain to be rejected, gives the largest int64: no limit.)
+    more than the few ulps by which exp, log and the products can be off.  (u = 0, or a
+    limit beyond 2^62 -- only at absurd temperatures -- gives the largest int64: no early
+    rejection.)
     """
     bound = (-math.log(u) + 1e-6) / (beta * UNIT) if u > 0.0 else math.inf
     if bound >= 2.0**62:
