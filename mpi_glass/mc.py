@@ -68,7 +68,7 @@ from .fixedpoint import (ENERGY_CUT2, EPSILON_UNITS_FLAT, INV_SIGMA2_FLAT, UNIT,
 from .model import (EPSILON, MAX_CUTOFF, N_SPECIES, SIGMA, X_CUT, composition_counts,
                     pair_energy_x2, species_array)
 from .neighbours import (add_to_cell, clear_of, linked_cell_of, linked_cells, minimum_image,
-                         verlet_list)
+                         verlet_list, verlet_pairs)
 from .validation import check_configuration, check_square_box
 
 __all__ = ["SKIN", "SWAP_PAIRS", "MCStats", "new_rng_state", "particle_energies", "total_energy",
@@ -388,34 +388,48 @@ def _band(r2, s, band_cut2):
 
 @njit(cache=True)
 def _build_lists(pos, species, box, list_cut2, band_cut2, banded):
-    """A Verlet list (``neighbours.verlet_list``) and its band ends (see above)."""
-    start, nbr = verlet_list(pos, species, box, list_cut2)
-    n, half = pos.shape[0], 0.5 * box
+    """A Verlet list (``neighbours.verlet_list``) and its band ends (see above); banded,
+    the rows are filled band by band straight from the pairs (``neighbours.verlet_pairs``),
+    each pair's band taken from the distance the search computed."""
+    n = pos.shape[0]
     ends = np.empty((n, 3), np.int64)
-    for i in range(n):
-        ends[i, :] = start[i + 1]
     if not banded:
+        start, nbr = verlet_list(pos, species, box, list_cut2)
+        for i in range(n):
+            ends[i, :] = start[i + 1]
         return start, nbr, ends
-    row = nbr.copy()
-    bands = np.empty(nbr.shape[0], np.uint8)
-    for i in range(n):              # the band of every entry (a loop that vectorises)
-        for q in range(start[i], start[i + 1]):
-            bands[q] = _band(squared_distance(pos, row[q], pos[i, 0], pos[i, 1], box, half),
-                             species[row[q]], band_cut2)
-    fill = np.empty(4, np.int64)
+    first, hstart, partners, r2 = verlet_pairs(pos, species, box, list_cut2)
+    # Each pair's two bands (of j in row i, of i in row j) packed in one byte, and the
+    # size of every band of every row (flat, 4 i + band), then a counting sort by band.
+    bands = np.empty(partners.shape[0], np.uint8)
+    fill = np.zeros(4 * n, np.int64)
+    for p in range(n):
+        i, a = first[p], species[first[p]]
+        for k in range(hstart[p], hstart[p + 1]):
+            j = partners[k]
+            of_j, of_i = _band(r2[k], species[j], band_cut2), _band(r2[k], a, band_cut2)
+            bands[k] = of_j + 4 * of_i
+            fill[4 * i + of_j] += 1
+            fill[4 * j + of_i] += 1
+    start = np.empty(n + 1, np.int64)
+    offset = 0
     for i in range(n):
-        lo, hi = start[i], start[i + 1]
-        fill[:] = 0
-        for q in range(lo, hi):
-            fill[bands[q]] += 1
-        offset = lo
-        for c in range(4):          # counting sort of the row by band
-            offset, fill[c] = offset + fill[c], offset
+        start[i] = offset
+        for c in range(4):          # fill[4 i + c]: where band c of row i begins
+            offset, fill[4 * i + c] = offset + fill[4 * i + c], offset
             if c < 3:
                 ends[i, c] = offset
-        for q in range(lo, hi):
-            nbr[fill[bands[q]]] = row[q]
-            fill[bands[q]] += 1
+    start[n] = offset
+    nbr = np.empty(offset, np.uint32)
+    for p in range(n):
+        i = first[p]
+        for k in range(hstart[p], hstart[p + 1]):
+            j = partners[k]
+            x, y = 4 * i + (bands[k] & 3), 4 * j + (bands[k] >> 2)
+            nbr[fill[x]] = j
+            nbr[fill[y]] = i
+            fill[x] += 1
+            fill[y] += 1
     return start, nbr, ends
 
 

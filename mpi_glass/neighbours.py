@@ -32,7 +32,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["verlet_list", "cell_grid", "ImageCells", "image_cell", "minimum_image",
+__all__ = ["verlet_list", "verlet_pairs", "cell_grid", "ImageCells", "image_cell", "minimum_image",
            "linked_cells", "linked_cell_of", "add_to_cell", "clear_of"]
 
 #: Cells are at least 1 / SUBDIVISION of the largest list radius wide, and a
@@ -77,16 +77,19 @@ def cell_grid(positions, box, shape):
 
 
 @njit(cache=True, inline="always")
-def _scan(lo, hi, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row, length):
+def _scan(lo, hi, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row, dist, length):
     """Append to row[length:] those of members[lo:hi] within the list radius of a particle
-    at (x, y) whose squared radii against species 0, 1, 2 are c0, c1, c2."""
+    at (x, y) whose squared radii against species 0, 1, 2 are c0, c1, c2, and their squared
+    distances to dist[length:]."""
     for k in range(lo, hi):
         dx = minimum_image(xs[k] - x, box, half)
         dy = minimum_image(ys[k] - y, box, half)
         s = ss[k]
         cut2 = c0 if s == 0 else (c1 if s == 1 else c2)
+        r2 = dx * dx + dy * dy
         row[length] = members[k]          # written always, kept only if close: no branch
-        length += dx * dx + dy * dy < cut2
+        dist[length] = r2
+        length += r2 < cut2
     return length
 
 
@@ -122,7 +125,7 @@ def _forward_cells(cstart, m, reach, cx, cy):
 def _append(out, used, row, length):
     """Append row[:length] to the growing array ``out``; returns (out, used)."""
     if used + length > out.shape[0]:
-        bigger = np.empty(max(2 * out.shape[0], used + length), np.uint32)
+        bigger = np.empty(max(2 * out.shape[0], used + length), out.dtype)
         bigger[:used] = out[:used]
         out = bigger
     for k in range(length):
@@ -173,6 +176,64 @@ def _symmetric_rows(members, hstart, half):
 
 
 @njit(cache=True)
+def _half_pairs(positions, species, box, cut2, with_r2):
+    """Every pair within its list radius, found once (see ``verlet_pairs``); the squared
+    distances only ``with_r2`` (else an empty array)."""
+    n, half, reach = positions.shape[0], 0.5 * box, SUBDIVISION
+    m = max(1, int(box / (math.sqrt(cut2.max()) / reach)))     # cells >= radius / reach wide
+    cstart, members, cell_xy = cell_grid(positions, np.full(2, box), np.full(2, m))
+    whole = m < 2 * reach + 1       # the block would wrap onto itself: scan everything
+    xs, ys, ss = np.empty(n), np.empty(n), np.empty(n, np.int64)
+    for k in range(n):              # cell-ordered copies: the scans read memory in order
+        j = members[k]
+        xs[k], ys[k], ss[k] = positions[j, 0], positions[j, 1], species[j]
+    hstart = np.zeros(n + 1, np.int64)
+    row, dist = np.empty(n, np.int64), np.empty(n)
+    out = np.empty(max(16, 32 * n), np.uint32)
+    out_r2 = np.empty(max(16, 32 * n) if with_r2 else 0)
+    # Each pair is found once, from the particle earlier in cell order: the rest of its own
+    # cell, the next `reach` cells of its grid row, and the next `reach` rows of its block.
+    for p in range(n):
+        x, y, a = xs[p], ys[p], ss[p]
+        c0, c1, c2 = cut2[a, 0], cut2[a, 1], cut2[a, 2]
+        if whole:
+            length = _scan(p + 1, n, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row,
+                           dist, 0)
+        else:
+            cx, cy = cell_xy[members[p], 0], cell_xy[members[p], 1]
+            length = _scan(p + 1, cstart[cy * m + cx + 1], xs, ys, ss, members, x, y, c0, c1,
+                           c2, box, half, row, dist, 0)
+            a0, b0, a1, b1 = _forward_cells(cstart, m, reach, cx, cy)
+            length = _scan(a0, b0, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row,
+                           dist, length)
+            length = _scan(a1, b1, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row,
+                           dist, length)
+            for oy in range(1, reach + 1):
+                a0, b0, a1, b1 = _block_row(cstart, m, reach, cx, cy, oy)
+                length = _scan(a0, b0, xs, ys, ss, members, x, y, c0, c1, c2, box, half,
+                               row, dist, length)
+                length = _scan(a1, b1, xs, ys, ss, members, x, y, c0, c1, c2, box, half,
+                               row, dist, length)
+        if with_r2:
+            out_r2, _ = _append(out_r2, hstart[p], dist, length)
+        out, hstart[p + 1] = _append(out, hstart[p], row, length)
+    return members, hstart, out[:hstart[n]], out_r2[:hstart[n]]
+
+
+@njit(cache=True)
+def verlet_pairs(positions, species, box, cut2):
+    """Every pair with minimum-image distance^2 < cut2[species_i, species_j], once, with
+    that distance^2: for the callers that order rows themselves (``mc``'s banded lists).
+
+    Returns (first, hstart, partners, r2): the partners of particle first[p] are
+    ``partners[hstart[p]:hstart[p + 1]]`` (each pair listed from one end only) and r2[k] is
+    the squared distance of pair k, ``fixedpoint.squared_distance`` of partners[k] from
+    first[p] to the bit (and, the minimum image being odd, of first[p] from partners[k]).
+    """
+    return _half_pairs(positions, species, box, cut2, True)
+
+
+@njit(cache=True)
 def verlet_list(positions, species, box, cut2):
     """CSR neighbour list of pairs with minimum-image distance^2 < cut2[species_i, species_j].
 
@@ -187,41 +248,8 @@ def verlet_list(positions, species, box, cut2):
     >>> start.tolist(), nbr.tolist()
     ([0, 1, 2, 2], [1, 0])
     """
-    n, half, reach = positions.shape[0], 0.5 * box, SUBDIVISION
-    m = max(1, int(box / (math.sqrt(cut2.max()) / reach)))     # cells >= radius / reach wide
-    cstart, members, cell_xy = cell_grid(positions, np.full(2, box), np.full(2, m))
-    whole = m < 2 * reach + 1       # the block would wrap onto itself: scan everything
-    xs, ys, ss = np.empty(n), np.empty(n), np.empty(n, np.int64)
-    for k in range(n):              # cell-ordered copies: the scans read memory in order
-        j = members[k]
-        xs[k], ys[k], ss[k] = positions[j, 0], positions[j, 1], species[j]
-    hstart = np.zeros(n + 1, np.int64)
-    row = np.empty(n, np.int64)
-    out = np.empty(max(16, 32 * n), np.uint32)
-    # Each pair is found once, from the particle earlier in cell order: the rest of its own
-    # cell, the next `reach` cells of its grid row, and the next `reach` rows of its block.
-    for p in range(n):
-        x, y, a = xs[p], ys[p], ss[p]
-        c0, c1, c2 = cut2[a, 0], cut2[a, 1], cut2[a, 2]
-        if whole:
-            length = _scan(p + 1, n, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row, 0)
-        else:
-            cx, cy = cell_xy[members[p], 0], cell_xy[members[p], 1]
-            length = _scan(p + 1, cstart[cy * m + cx + 1], xs, ys, ss, members, x, y, c0, c1,
-                           c2, box, half, row, 0)
-            a0, b0, a1, b1 = _forward_cells(cstart, m, reach, cx, cy)
-            length = _scan(a0, b0, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row,
-                           length)
-            length = _scan(a1, b1, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row,
-                           length)
-            for oy in range(1, reach + 1):
-                a0, b0, a1, b1 = _block_row(cstart, m, reach, cx, cy, oy)
-                length = _scan(a0, b0, xs, ys, ss, members, x, y, c0, c1, c2, box, half,
-                               row, length)
-                length = _scan(a1, b1, xs, ys, ss, members, x, y, c0, c1, c2, box, half,
-                               row, length)
-        out, hstart[p + 1] = _append(out, hstart[p], row, length)
-    return _symmetric_rows(members, hstart, out[:hstart[n]])
+    members, hstart, half, _ = _half_pairs(positions, species, box, cut2, False)
+    return _symmetric_rows(members, hstart, half)
 
 
 # --- cells over periodic images (every image within a radius, any box) -----------------
