@@ -144,6 +144,48 @@ def test_verlet_list_equals_all_pairs(n, box):
         assert np.array_equal(nbr[start[i]:start[i + 1]], np.flatnonzero(close[i]))
 
 
+@pytest.mark.parametrize("n,box", [(60, 6.2), (300, 15.0)])
+def test_verlet_pairs_give_each_close_pair_once_with_its_distance(n, box):
+    """The pairs of verlet_pairs are the list's, once each, with the squared distance
+    fixedpoint.squared_distance gives from either end, to the bit."""
+    rng = np.random.default_rng(n)
+    pos = rng.uniform(0.0, box, (n, 2))
+    pos[:20, 0] = rng.choice([0.0, 1e-13, box / 2, np.nextafter(box, 0.0)], 20)
+    species = rng.integers(0, 3, n).astype(np.int8)
+    cut2 = (model.X_CUT * SIGMA + 0.4)**2
+    first, hstart, partners, r2 = neighbours.verlet_pairs(pos, species, box, cut2)
+    start, nbr = neighbours.verlet_list(pos, species, box, cut2)
+    found = []
+    for p, i in enumerate(first):
+        for k in range(hstart[p], hstart[p + 1]):
+            j = int(partners[k])
+            found.append((min(i, j), max(i, j)))
+            for a, b in ((i, j), (j, i)):
+                assert r2[k] == squared_distance(pos, b, pos[a, 0], pos[a, 1], box, box / 2)
+    listed = [(i, int(j)) for i in range(n) for j in nbr[start[i]:start[i + 1]] if i < j]
+    assert sorted(found) == listed
+
+
+def test_banded_rows_hold_the_list_banded_by_distance():
+    """A banded row is the unbanded row, ordered so that band c holds exactly the entries
+    whose distance at the build gives band c (``mc._band``)."""
+    pos, _, species, box, _ = liquid(400, 5)
+    uspecies = species.view(np.uint8)
+    cut2 = np.full((3, 3), (model.MAX_CUTOFF + mc.SKIN)**2)
+    band_cut2 = (mc._CUT + mc.SKIN)**2
+    start, nbr, ends = mc._build_lists(pos, uspecies, box, cut2, band_cut2, True)
+    plain_start, plain_nbr, _ = mc._build_lists(pos, uspecies, box, cut2, band_cut2, False)
+    assert np.array_equal(start, plain_start)
+    for i in range(400):
+        row = nbr[start[i]:start[i + 1]]
+        assert np.array_equal(np.sort(row), plain_nbr[start[i]:start[i + 1]])
+        bounds = [start[i], *ends[i], start[i + 1]]
+        for c in range(4):
+            for j in nbr[bounds[c]:bounds[c + 1]]:
+                r2 = squared_distance(pos, j, pos[i, 0], pos[i, 1], box, box / 2)
+                assert mc._band(r2, uspecies[j], band_cut2) == c
+
+
 # --- sampling ----------------------------------------------------------------------------
 
 def test_two_particles_sample_the_boltzmann_weight():
