@@ -4,6 +4,8 @@ images, and the incremental cells of random sequential addition (numba kernels).
 Callers and the guarantee each relies on:
 
 * ``verlet_list`` (MC moves, cage and bond neighbours of ``dynamics``): rows sorted by index;
+* ``verlet_pairs`` (``mc``'s banded lists): the same pairs, each once, with the squared
+  distance the search computed, bit for bit ``fixedpoint.squared_distance``;
 * ``ImageCells`` + ``image_cell`` (``descriptors``): every periodic image within a radius,
   even a radius larger than the box (R_N = 20 > L/2 for small systems);
 * ``linked_cells`` / ``add_to_cell`` / ``clear_of`` (``mc.initial_configuration``): cells filled
