@@ -20,8 +20,10 @@ import numpy as np
 
 from .errors import InputError
 
-#: Tag of the progress messages (their own channel: never confused with other traffic).
-_PROGRESS_TAG = 23
+#: Tags of the progress messages: their own channel, and one tag per counter (cycling through
+#: _PROGRESS_TAGS), so the root never takes a fast rank's next-stage report for this stage's.
+_PROGRESS_TAG = 1000
+_PROGRESS_TAGS = 20000
 
 #: Variables a launcher (mpiexec/mpirun of MPICH or Open MPI, srun with PMI-2 or PMIx) sets
 #: in each process it starts: sizes of the job, and ranks within it.  SLURM's own SLURM_*
@@ -105,6 +107,7 @@ class Distributor:
         self.comm = _world_communicator() if comm == "world" else comm
         self.rank = self.comm.Get_rank() if self.comm is not None else 0
         self.size = self.comm.Get_size() if self.comm is not None else 1
+        self._counters = 0          # progress counters made so far: the same on every rank
 
     @property
     def is_root(self):
@@ -207,8 +210,14 @@ class Distributor:
         raise SystemExit(status)
 
     def progress_counter(self, every=2.0):
-        """A ``ProgressCounter`` over this distributor's ranks (see there)."""
-        return ProgressCounter(self, every)
+        """A ``ProgressCounter`` over this distributor's ranks (see there).
+
+        Every rank makes its counters in the same order, so the n-th counter of each rank
+        shares the n-th tag with its peers and with no other counter in flight.
+        """
+        self._counters += 1
+        return ProgressCounter(self, every,
+                               tag=_PROGRESS_TAG + self._counters % _PROGRESS_TAGS)
 
     # -- parallel HDF5 ------------------------------------------------------------------
     def collective_io_available(self):
@@ -241,8 +250,9 @@ class ProgressCounter:
     (1500, 1500)
     """
 
-    def __init__(self, dist, every=2.0):
+    def __init__(self, dist, every=2.0, tag=_PROGRESS_TAG):
         self.comm = dist.comm if dist.parallel else None
+        self.tag = tag
         self.is_root, self.every = dist.is_root, float(every)
         self.mine = 0
         self.latest = np.zeros(dist.size, np.int64)     # root: each rank's last report
@@ -299,15 +309,15 @@ class ProgressCounter:
 
     def _send(self, closed):
         self._message[:] = (self.mine, closed)
-        self._request = self.comm.Isend(self._message, dest=0, tag=_PROGRESS_TAG)
+        self._request = self.comm.Isend(self._message, dest=0, tag=self.tag)
 
     def _receive(self):
         """Take every progress message that has arrived; returns how many."""
         from mpi4py import MPI
         status, message, count = MPI.Status(), np.empty(2, np.int64), 0
-        while self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=_PROGRESS_TAG, status=status):
+        while self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=self.tag, status=status):
             source = status.Get_source()
-            self.comm.Recv(message, source=source, tag=_PROGRESS_TAG)
+            self.comm.Recv(message, source=source, tag=self.tag)
             self.latest[source] = message[0]
             self.final[source] |= bool(message[1])
             count += 1
