@@ -555,15 +555,6 @@ def _swap_trial(pos, ref, species, start, nbr, ends, box, rng, beta, band_cut2, 
     return de
 
 
-@njit(cache=True, inline="always")
-def _reach2(pos, ref, i, x, y, box, half):
-    """Squared distance of (x, y), where particle i would go, from i's position at the
-    list build."""
-    rx = minimum_image(x - ref[i, 0], box, half)
-    ry = minimum_image(y - ref[i, 1], box, half)
-    return rx * rx + ry * ry
-
-
 @njit(cache=True, error_model="numpy")
 def _run_trials(pos, img, species, box, rng, n_trials, beta, delta, swap_probability,
                 list_cut2, band_cut2, skin, counts):
@@ -593,13 +584,13 @@ def _run_trials(pos, img, species, box, rng, n_trials, beta, delta, swap_probabi
         u = _uniform(rng)
         xn, sx = _wrap(pos[i, 0] + (ux - 0.5) * delta, box)
         yn, sy = _wrap(pos[i, 1] + (uy - 0.5) * delta, box)
-        reach2 = _reach2(pos, ref, i, xn, yn, box, half)
+        reach2 = squared_distance(ref, i, xn, yn, box, half)
         if reach2 > limit2:
             start, nbr, ends = _build_lists(pos, species, box, list_cut2, band_cut2, banded)
             ref[:] = pos
             counts[_BUILDS] += 1
             farthest, limit2 = 0.0, skin * skin
-            reach2 = _reach2(pos, ref, i, xn, yn, box, half)
+            reach2 = squared_distance(ref, i, xn, yn, box, half)
         de = _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half)
         counts[_MOVES] += 1
         counts[_VISITED] += ends[i, species[i]] - start[i]
