@@ -135,7 +135,7 @@ class Simulation:
             self.dist.barrier()
             self.timings[name] = time.perf_counter() - start
             if stage == EQUILIBRATE:
-                self._check_certificates()
+                self.dist.root_decides(self._check_certificates)
         self._assemble()
         if self.dist.is_root:
             shutil.rmtree(self.ckpt_dir, ignore_errors=True)
@@ -242,15 +242,14 @@ class Simulation:
         state.save(self._item_path(item))
 
     def _check_certificates(self):
-        """After equilibration: log every certificate on rank 0; in the certified mode an
+        """After equilibration (root): log every certificate; in the certified mode an
         uncertified configuration stops the run (unless require_certificate = false)."""
         eq = self.cfg.equilibration
         failed = None
         for item in build_items(self.cfg, self.ensembles, EQUILIBRATE):
             cert = equilibrium.chain_certificate(ChainState.load(self._item_path(item)), eq)
             what = f"configuration {item.c} at T = {self.ensembles[item.ensemble].temperature:g}"
-            log(f"{what}: " + (cert.summary() if cert else "too short to certify"),
-                self.dist.is_root)
+            log(f"{what}: " + (cert.summary() if cert else "too short to certify"))
             if failed is None and not (cert and cert.certified):
                 failed = (what, cert)
         if failed and self.cfg.certified_mode and eq.require_certificate:
