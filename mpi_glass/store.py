@@ -43,6 +43,14 @@ def publish(tmp, final):
     os.replace(tmp, final)
 
 
+def write_atomically(path, write):
+    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it to ``path``:
+    a reader never sees half a file."""
+    tmp = tmp_name(path)
+    write(tmp)
+    publish(tmp, path)
+
+
 def save_npz_atomic(path, **arrays):
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp.npz")
@@ -50,7 +58,7 @@ def save_npz_atomic(path, **arrays):
         np.savez(fh, **arrays)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    publish(tmp, path)
 
 
 def load_npz(path):
@@ -73,10 +81,8 @@ def read_json(path, what, way_out):
 
 
 def write_json_atomic(path, obj):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def _json_default(value):

@@ -47,8 +47,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..store import write_atomically
 from .data import (DATA_FILE, figure_arrays, jsonable, load_figure_data,
-                   summary_from_simulation, write_atomically)
+                   summary_from_simulation)
 from .figures import FIGURES, draw_figures
 from .markdown import render_markdown
 

@@ -8,8 +8,6 @@ report.json back for the figures and the markdown, older files included.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -128,12 +126,3 @@ def time_note(doc, label=None):
     t, tau = times[label], doc.get("tau_alpha")
     ratio = f" = {t / tau:.3g} τ_α" if tau else ""
     return f"t = {t:.4g} sweeps{ratio}"
-
-
-def write_atomically(path, write):
-    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it to ``path``:
-    a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)

@@ -12,8 +12,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..model import SIGMA
+from ..store import write_atomically
 from .data import (DATA_FILE, II_METHODS, METHOD_LABELS, SPECIES, arr, load_figure_data,
-                   mean_std, num, studies_of, time_note, write_atomically)
+                   mean_std, num, studies_of, time_note)
 
 METHOD_STYLE = {"supervised_ii": ("C0", "o"), "unsupervised_ii": ("C1", "s"),
                 "lasso": ("C2", "D"), "random": ("C3", "^")}
