@@ -40,6 +40,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import lars_path_gram
 
 from .errors import InputError
+from .mapper import SerialMapper
 from .model import SPECIES_NAMES
 
 __all__ = ["SPECIES", "GROUPS", "RANDOM_STREAM", "DRAWS_PER_BLOCK", "LASSO_ZERO",
@@ -135,11 +136,6 @@ class LocoRegression:
         R = cov[:self.M, :self.M] / np.outer(scale, scale)
         r = cov[:self.M, self.M] / scale
         return {"n": n, "R": R, "r": r, "mean": mean, "scale": scale}
-
-    def standardised_moments(self, configurations):
-        """(R, r, n) of the pooled particles of ``configurations`` (for Lasso selection)."""
-        block = self._standardised(_combine([self._test[k][0] for k in configurations]))
-        return block["R"], block["r"], block["n"]
 
     def training_moments(self, fold):
         """(R, r, n) of the training set of ``fold`` (every configuration but ``fold``)."""
@@ -254,7 +250,6 @@ def random_curves(reg, d_max, draws, seed=0, mapper=None):
     >>> mean.shape, std.shape
     ((3, 2, 1), (3, 2, 1))
     """
-    from .imbalance import SerialMapper
     mapper = mapper or SerialMapper()
     blocks = [(d, start, min(draws, start + DRAWS_PER_BLOCK))
               for d in range(1, d_max + 1) for start in range(0, draws, DRAWS_PER_BLOCK)]

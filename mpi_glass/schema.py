@@ -701,8 +701,7 @@ def open_file(path, kind):
     version = int(f.attrs.get("schema_version", 1))
     if version != SCHEMA_VERSION:
         f.close()
-        raise InputError(_version_message(path, version,
-                                          "simulate" if kind == "sim" else "select"))
+        raise InputError(_version_message(path, version, hint))
     return f
 
 

@@ -28,12 +28,6 @@ from .store import check_writable_dir, file_sha256, first_difference
 OUTPUTS = ("select.h5", "report.md", "report.json", "figures")
 
 
-def load_simulation(path):
-    """sim.h5 without the displacements, as a ``schema.SimData`` (one-line errors for bad
-    files)."""
-    return read_sim(path)
-
-
 def config_for_sim(sim_path, given=None):
     """The config select runs with: ``given`` if its physics matches the sim file's, else
     (``given`` None) the config stored in the sim file.  A mismatch is an InputError naming
@@ -51,11 +45,12 @@ def config_for_sim(sim_path, given=None):
     if given is None:
         return parse_config(stored_toml, origin=f"{sim_path} (its stored config)",
                             name=stored_name)
-    diff = first_difference(physics, given.physics_dict())
+    wanted = given.physics_dict()
+    diff = first_difference(physics, wanted)
     if diff is not None:
         raise InputError(f"{sim_path}: made with another config than --config '{given.name}' "
                          f"({diff}: {_lookup(physics, diff)!r} in the file, "
-                         f"{_lookup(given.physics_dict(), diff)!r} in the config); pass the "
+                         f"{_lookup(wanted, diff)!r} in the config); pass the "
                          f"config it was made with, or leave out --config to use the file's")
     return given
 
@@ -134,7 +129,7 @@ class Selection:
         self.dist.root_decides(lambda: check_writable_dir(self.out_dir))
         with folder_lock(self.out_dir, self.dist, "mpi_glass select"):
             self.dist.root_decides(self._check_outputs)
-            data = load_simulation(self.sim_path)
+            data = read_sim(self.sim_path)     # without the displacements
             picked = None if self.features_only else \
                 propensity_times(self.cfg.select, data.times, data.tau_alpha)
             values, names = self._features(data)
@@ -199,8 +194,7 @@ class Selection:
         at_main = {"p": p_by_time["main"], "q": propensity_at(times, data.q, picked["main"])}
         results = run_study(values, names, p_by_time, at_main["q"], data.species,
                             self.cfg.select, mapper=self.dist, log=self._log,
-                            seed=self.cfg.seed)
-        results["tau_alpha"] = data.tau_alpha
+                            seed=self.cfg.seed, tau_alpha=data.tau_alpha)
         if data.certificate_certified is not None:
             results["certified"] = [bool(x) for x in data.certificate_certified]
         results["propensity_time"] = picked

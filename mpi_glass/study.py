@@ -44,8 +44,9 @@ import numpy as np
 from . import regression as rg
 from .config import SelectConfig
 from .errors import InputError
-from .imbalance import (SerialMapper, imbalance_pair, single_feature_table, standardise,
-                        supervised_greedy, unsupervised_greedy)
+from .imbalance import (imbalance_pair, single_feature_table, standardise, supervised_greedy,
+                        unsupervised_greedy)
+from .mapper import SerialMapper
 
 #: The four feature selections compared in the regression study (Fig. 7), in plot order.
 __all__ = ["METHODS", "PROTOCOLS", "PROTOCOL_RUNS", "run_study", "single_feature_summary",
