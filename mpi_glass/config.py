@@ -72,6 +72,11 @@ class EquilibrationConfig:
                                      "flagged", True)
     certificate_threshold: float = _key("certified when q(middle, end) < this, in (0, 1)",
                                         0.1)
+    certificate_sigmas: float = _key("stationary when the last two quarter means of U/N "
+                                     "agree within this many standard errors (> 0)", 2.5)
+    certificate_min_effective: float = _key("the energy test judges only a second half with "
+                                            "at least this many effective samples (>= 2); "
+                                            "fewer: 'too short', the chain goes on", 16.0)
 
 
 @dataclass(frozen=True)
@@ -288,6 +293,12 @@ def _check_equilibration(origin, eq):
     if not 0.0 < eq.certificate_threshold < 1.0:
         raise InputError(f"{origin}: equilibration.certificate_threshold: must be in (0, 1), "
                          f"got {eq.certificate_threshold!r}")
+    if not eq.certificate_sigmas > 0.0:
+        raise InputError(f"{origin}: equilibration.certificate_sigmas: must be > 0, "
+                         f"got {eq.certificate_sigmas!r}")
+    if not eq.certificate_min_effective >= 2.0:
+        raise InputError(f"{origin}: equilibration.certificate_min_effective: must be >= 2 "
+                         f"(effective samples), got {eq.certificate_min_effective!r}")
     if eq.until in ("certified", "sweeps"):
         return
     try:

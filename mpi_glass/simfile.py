@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -40,8 +41,14 @@ def _summarise_configuration(ckpt_dir, ensemble, c, cfg):
     p, q, fs = dynamics.propensities(disp, eq.positions, eq.species, cfg.box)
     return dict(positions=eq.positions, species=eq.species, energy=eq.energy,
                 overlap=eq.overlap, pair_swaps=eq.pair_swaps, sweeps=eq.sweeps_done,
-                certificate=equilibrium.chain_certificate(eq, cfg.equilibration),
-                p=p, q=q, fs=fs), disp
+                checked=_examined_records(eq), p=p, q=q, fs=fs), disp
+
+
+def _examined_records(eq):
+    """What ``equilibrium.ensemble_certificates`` needs of a chain, small enough to gather."""
+    return SimpleNamespace(energy=eq.energy, overlap=eq.overlap,
+                           checked_sample=eq.checked_sample,
+                           checked_reference=eq.checked_reference)
 
 
 def write_sim_file(path, cfg, ensembles, ckpt_dir, dist, timings):
@@ -59,6 +66,10 @@ def write_sim_file(path, cfg, ensembles, ckpt_dir, dist, timings):
     summaries = {}
     for part in dist.allgather(mine):
         summaries.update(part)
+    certificates = equilibrium.ensemble_certificates(
+        [summaries[c]["checked"] for c in range(main.configurations)], cfg.equilibration)
+    for c, cert in enumerate(certificates):
+        summaries[c]["certificate"] = cert
     scan = _scan_results(ckpt_dir, ensembles[1:], dist, cfg)
     timings["observables"] = time.perf_counter() - t0
 
@@ -111,15 +122,16 @@ def _scan_results(ckpt_dir, scan_ensembles, dist, cfg):
         mine = {}
         for c in np.flatnonzero(owner == dist.rank):
             eq, disp = _load_configuration(ckpt_dir, ens, int(c))
-            cert = equilibrium.chain_certificate(eq, cfg.equilibration)
             mine[int(c)] = (dynamics.propensities(disp, eq.positions, eq.species, cfg.box)[2],
-                            bool(cert and cert.certified))
+                            _examined_records(eq))
         done = {}
         for part in dist.allgather(mine):
             done.update(part)
         per_c = [done[c] for c in range(ens.configurations)]
+        certs = equilibrium.ensemble_certificates([chain for _, chain in per_c],
+                                                  cfg.equilibration)
         results.append((ens, np.array([fs for fs, _ in per_c]),
-                        np.array([ok for _, ok in per_c])))
+                        np.array([bool(cert and cert.certified) for cert in certs])))
     return results
 
 

@@ -233,7 +233,8 @@ class Simulation:
             state, box=self.box, temperature=self.ensembles[item.ensemble].temperature,
             delta_max=self.cfg.mc.delta_max, swap_probability=eq.swap_probability,
             sweeps=item.sweeps, sample_every=eq.sample_every,
-            threshold=eq.certificate_threshold, stop_when_certified=self.cfg.certified_mode)
+            threshold=eq.certificate_threshold, stop_when_certified=self.cfg.certified_mode,
+            sigmas=eq.certificate_sigmas, min_effective=eq.certificate_min_effective)
         chunk = max(1, CHUNK_TRIALS // self.n)
         last_save = (state.sweeps_done, time.monotonic())
         while not chain.done:
@@ -242,23 +243,26 @@ class Simulation:
         state.save(self._item_path(item))
 
     def _check_certificates(self):
-        """After equilibration (root): log every certificate; in the certified mode an
+        """After equilibration (root): log every certificate, the chains of each ensemble
+        judged together (``equilibrium.ensemble_certificates``); in the certified mode an
         uncertified configuration stops the run (unless require_certificate = false)."""
         eq = self.cfg.equilibration
         failed = None
-        for item in build_items(self.cfg, self.ensembles, EQUILIBRATE):
-            cert = equilibrium.chain_certificate(ChainState.load(self._item_path(item)), eq)
-            what = f"configuration {item.c} at T = {self.ensembles[item.ensemble].temperature:g}"
-            log(f"{what}: " + (cert.summary() if cert else "too short to certify"))
-            if failed is None and not (cert and cert.certified):
-                failed = (what, cert)
+        items = build_items(self.cfg, self.ensembles, EQUILIBRATE)
+        for ens in self.ensembles:
+            mine = [it for it in items if it.ensemble == ens.index]
+            states = [ChainState.load(self._item_path(it)) for it in mine]
+            for item, cert in zip(mine, equilibrium.ensemble_certificates(states, eq)):
+                what = f"configuration {item.c} at T = {ens.temperature:g}"
+                log(f"{what}: " + (cert.summary() if cert else "too short to certify"))
+                if failed is None and not (cert and cert.certified):
+                    failed = (what, cert)
         if failed and self.cfg.certified_mode and eq.require_certificate:
             what, cert = failed
-            q = f" (q = {cert.overlap:.3f}, threshold {cert.threshold:g})" if cert else ""
             raise InputError(f"{what} is not certified within equilibration.sweeps = "
-                             f"{eq.sweeps}{q}: raise equilibration.sweeps (rerun with --force) "
-                             f"or set equilibration.require_certificate = false to keep it "
-                             f"flagged")
+                             f"{eq.sweeps}{_failure_details(cert)}: raise "
+                             f"equilibration.sweeps (rerun with --force) or set "
+                             f"equilibration.require_certificate = false to keep it flagged")
 
     def _maybe_checkpoint(self, item, state, last_save):
         done, when = last_save
@@ -307,6 +311,18 @@ class Simulation:
         from .simfile import write_sim_file
         write_sim_file(self.path, self.cfg, self.ensembles, self.ckpt_dir, self.dist,
                        self.timings)
+
+
+def _failure_details(cert):
+    """Why a certificate failed, for the one-line error."""
+    if cert is None:
+        return " (never examined)"
+    details = [f"q = {cert.overlap:.3f}, threshold {cert.threshold:g}",
+               f"drift {cert.drift:+.1e} +- {cert.drift_error:.1e}",
+               f"{cert.effective_samples:.1f} effective samples (min {cert.min_effective:g})"]
+    if not cert.chains_agree:
+        details.append(f"R-hat {cert.rhat:.3f} > {cert.rhat_limit:.3f}")
+    return " (" + "; ".join(details) + ")"
 
 
 class _StageProgress:
