@@ -23,7 +23,7 @@ except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.10 only
 from .errors import InputError
 from .model import MAX_CUTOFF, PAPER_DENSITY, PAPER_FRACTIONS, box_side, composition_counts
 
-PRESET_NAMES = ("laptop", "paper", "ci")
+PRESET_NAMES = ("laptop", "paper", "ci", "beta")
 DEFAULT_PRESET = "laptop"
 
 
