@@ -197,6 +197,8 @@ class Selection:
                             seed=self.cfg.seed, tau_alpha=data.tau_alpha)
         if data.certificate_certified is not None:
             results["certified"] = [bool(x) for x in data.certificate_certified]
+        if data.certificate_verdict is not None:
+            results["certificate"] = _certificate_summary(data)
         results["propensity_time"] = picked
         results["timings"] = dict(results.get("timings", {}), **self.timings)
         return results, at_main
@@ -229,3 +231,15 @@ def _is_features_only(path):
         return False
 
 
+def _certificate_summary(data):
+    """The certificate's verdicts and error-bar quantities per configuration, JSON-ready
+    (NaN as None), for the report's certificate lines."""
+    def number(x):
+        x = float(x)
+        return x if np.isfinite(x) else None
+    return {"verdict": [int(v) for v in data.certificate_verdict],
+            "tau_int": [number(t) for t in data.certificate_tau_int],
+            "effective_samples": [number(e) for e in data.certificate_effective_samples],
+            "min_effective": number(data.certificate_min_effective),
+            "rhat": number(data.certificate_rhat),
+            "rhat_limit": number(data.certificate_rhat_limit)}

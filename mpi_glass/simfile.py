@@ -163,8 +163,10 @@ def _sim_data(cfg, main, summaries, scan, attrs):
 
 #: Certificate fields (SimData name without "certificate_") read from ``Certificate``, with
 #: the value of a configuration never examined (too short: not certified).
-_FROM_CERTIFICATE = {"certified": False, "stationary": False, "drift": np.nan,
-                     "drift_error": np.nan, "decorrelated": False, "overlap": np.nan,
+_FROM_CERTIFICATE = {"certified": False, "verdict": equilibrium.TOO_SHORT,
+                     "stationary": False, "drift": np.nan, "drift_error": np.nan,
+                     "tau_int": np.nan, "effective_samples": 0.0,
+                     "decorrelated": False, "overlap": np.nan,
                      "tau_eq": np.nan, "tau_eq_kind": equilibrium.TAU_ABOVE,
                      "sweeps_examined": 0, "reference_sweeps": 0}
 
@@ -176,8 +178,13 @@ def _certificate_arrays(cfg, summaries):
     arrays = {f"certificate_{name}": np.array([
         getattr(cert, renamed.get(name, name)) if cert else missing for cert in certs])
         for name, missing in _FROM_CERTIFICATE.items()}
+    examined = [cert for cert in certs if cert] or [None]
     arrays.update(
         certificate_threshold=cfg.equilibration.certificate_threshold,
+        certificate_sigmas=cfg.equilibration.certificate_sigmas,
+        certificate_min_effective=cfg.equilibration.certificate_min_effective,
+        certificate_rhat=examined[0].rhat if examined[0] else np.nan,
+        certificate_rhat_limit=examined[0].rhat_limit if examined[0] else np.nan,
         certificate_sweeps=np.array([s["sweeps"] for s in summaries], dtype=np.int64),
         certificate_overlap_series=np.stack([s["overlap"] for s in summaries]),
         certificate_swap_accepted=np.stack([s["pair_swaps"][0] for s in summaries]),
