@@ -152,6 +152,27 @@ def _bench_commands(bench):
                    help="then run plain MC this long for tau_alpha and the speed-up")
     b.add_argument("--seed", type=int, default=0, help="seed of the random start (default 0)")
     b.add_argument("--save", metavar="FILE.npz", help="save U/N(t), q(t) for analysis/")
+    b = bsub.add_parser("certificate", help="false-failure and detection rates of the "
+                                            "equilibrium certificate, sweeps to certify")
+    b.add_argument("--n", type=int, default=1000, help="number of particles (default 1000)")
+    b.add_argument("--temperature", type=float, default=0.5, help="temperature (default 0.5)")
+    b.add_argument("--chains", type=int, default=8,
+                   help="chains from random starts (default 8; 0: none)")
+    b.add_argument("--sweeps", type=int, default=2_000_000,
+                   help="budget of each chain in sweeps (default 2e6; 0: none); stops once certified")
+    b.add_argument("--sample-every", type=int, default=None,
+                   help="sweeps between samples (default: budget / 2000)")
+    b.add_argument("--segments", type=int, default=0,
+                   help="then continue each certified chain for this many segments, each "
+                        "certified on its own (false failures; default 0)")
+    b.add_argument("--segment-sweeps", type=int, default=None,
+                   help="segment length (default: the largest sweeps to certify)")
+    b.add_argument("--detect-sweeps", type=int, default=0,
+                   help="also run --chains plain-MC quenches and swap chains from random "
+                        "starts this long (detection; default 0: none)")
+    b.add_argument("--synthetic-trials", type=int, default=0,
+                   help="AR(1) series per length for the synthetic calibration (default 0)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
     b = bsub.add_parser("simulate", help="parallel efficiency of simulate at 1 and 2 ranks")
     b.add_argument("--ranks", default="1,2", help="comma-separated rank counts")
     b = bsub.add_parser("progress", help="cost of run-wide progress under MPI (no files)")

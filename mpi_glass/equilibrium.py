@@ -268,20 +268,25 @@ def rhat_limit(n_chains, split_length, tau, alpha=RHAT_ALPHA):
     """The R-hat that equilibrium chains exceed with probability ~ ``alpha``.
 
     For 2K split chains of n draws with tau_int ``tau`` (samples), the variance of their
-    means is var tau / n, so B/n ~ (var tau / n) chi^2_(2K-1) / (2K-1) and
-    R-hat^2 ~ (n-1)/n + (tau / n) chi^2_(2K-1) / (2K-1).  The (1 - alpha) quantile of
-    chi^2 gives the limit: with hundreds of effective samples per chain it is Vehtari et
-    al.'s fixed 1.01; with tens, where real certificates are decided, it is well above.
+    means is var tau / n, so B/n ~ (var tau / n) F and R-hat^2 ~ (n-1)/n + (tau / n) F, F an
+    F(2K - 1, nu) variable: the between-chain variance has 2K - 1 degrees of freedom and the
+    within-chain one (with tau estimated) about nu = 2K n / tau, the effective samples of all
+    the draws.  ``split_rhat`` is the larger of two such statistics (bulk and tails), so each
+    gets alpha / 2.  Measured on AR(1) ensembles of 2-8 chains, 10-40 tau_int per half:
+    0.5-2.7 % false alarms for alpha = 1 % (``mpi_glass bench certificate``).  With hundreds
+    of effective samples per chain the limit is Vehtari et al.'s fixed 1.01; with tens,
+    where real certificates are decided, well above it.
 
     Examples
     --------
     >>> round(rhat_limit(4, split_length=10000, tau=100.0), 3)     # ESS 100 per split chain
-    1.013
+    1.014
     """
-    from scipy.stats import chi2
+    from scipy.stats import f
     m = 2 * int(n_chains) - 1
-    n = float(split_length)
-    return math.sqrt((n - 1) / n + max(float(tau), 1.0) / n * chi2.ppf(1.0 - alpha, m) / m)
+    n, tau = float(split_length), max(float(tau), 1.0)
+    nu = max(2.0 * int(n_chains) * n / tau, 1.0)
+    return math.sqrt((n - 1) / n + tau / n * f.ppf(1.0 - alpha / 2.0, m, nu))
 
 
 # --- collective overlap ------------------------------------------------------------------

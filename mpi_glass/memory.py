@@ -11,6 +11,7 @@ import math
 import os
 from pathlib import Path
 
+from .ensembles import build_ensembles
 from .errors import InputError
 
 #: Interpreter, numpy, numba and h5py before any array of ours (measured RSS ~150 MB).
@@ -24,7 +25,6 @@ FEATURE_BYTES_PER_PARTICLE = 6 * 10 * 8 + 64
 
 
 def _recorded_times(cfg):
-    from .simulate import build_ensembles
     return len(build_ensembles(cfg)[0].times)
 
 

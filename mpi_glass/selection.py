@@ -199,6 +199,9 @@ class Selection:
             results["certified"] = [bool(x) for x in data.certificate_certified]
         if data.certificate_verdict is not None:
             results["certificate"] = _certificate_summary(data)
+        if data.scan_certified is not None:     # the scan obeys the same certificate rules
+            results["scan_certified"] = {f"{t:g}": [bool(x) for x in ok] for t, ok in
+                                         zip(data.scan_temperatures, data.scan_certified)}
         results["propensity_time"] = picked
         results["timings"] = dict(results.get("timings", {}), **self.timings)
         return results, at_main

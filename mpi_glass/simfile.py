@@ -54,7 +54,7 @@ def _examined_records(eq):
 def write_sim_file(path, cfg, ensembles, ckpt_dir, dist, timings):
     """Assemble sim.h5 at ``path`` from the finished chains' checkpoints (every rank calls).
 
-    ``ensembles``: the main ensemble then the relaxation-scan ones (``simulate.Ensemble``);
+    ``ensembles``: the main ensemble then the relaxation-scan ones (``ensembles.Ensemble``);
     ``timings`` (dict of seconds) is completed with the observables and writing stages.
     """
     t0 = time.perf_counter()

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dynamics, equilibrium, mc
+from . import equilibrium, mc
+from .ensembles import build_ensembles
 from .errors import InputError, Interrupted
+from .memory import refuse_if_too_big, simulate_parts
 from .model import species_array
 from .progress import Progress, log
 from .schema import EQUILIBRATE, TRAJECTORY, ChainState, checkpoint_name
@@ -36,15 +38,6 @@ from .store import (check_writable_dir, first_difference, read_json, read_physic
 #: Sweeps per call into the MC kernel are capped so signals and progress are seen every
 #: ~CHUNK_TRIALS trial moves (a few seconds); results do not depend on the chunking.
 CHUNK_TRIALS = 20_000_000
-
-
-@dataclass(frozen=True)
-class Ensemble:
-    index: int
-    temperature: float
-    configurations: int
-    replicas: int
-    times: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -61,17 +54,6 @@ class Item:
 
     def seed_sequence(self, seed):
         return np.random.SeedSequence([seed, self.stage, self.ensemble, self.c, max(self.r, 0)])
-
-
-def build_ensembles(cfg):
-    dyn, scan = cfg.dynamics, cfg.relaxation_scan
-    extra = tuple(int(t) for t in dyn.extra_times)
-    main = Ensemble(0, cfg.system.temperature, dyn.configurations, dyn.replicas,
-                    dynamics.log_times(dyn.t_max, dyn.per_decade, extra))
-    scans = [Ensemble(i + 1, float(t), scan.configurations, scan.replicas,
-                      dynamics.log_times(scan.t_max, dyn.per_decade, ()))
-             for i, t in enumerate(scan.temperatures)]
-    return [main] + scans
 
 
 def build_items(cfg, ensembles, stage):
@@ -118,7 +100,6 @@ class Simulation:
         The output folder is locked for the whole run.  A finished sim.h5 being replaced
         (--force) stays in place until the new one is complete and renamed over it.
         """
-        from .memory import refuse_if_too_big, simulate_parts
         refuse_if_too_big(self.dist, "simulate", simulate_parts(self.cfg, self.dist.size))
         self.dist.root_decides(lambda: check_writable_dir(self.out_dir))
         with folder_lock(self.out_dir, self.dist, "mpi_glass simulate"):

@@ -37,6 +37,7 @@ def _section_run(doc):
         f"- tau_alpha = {tau:.4g} sweeps" if tau is not None else "- tau_alpha: not given",
         _certificate_line(doc.get("certified")),
         *_certificate_detail_lines(doc.get("certificate")),
+        *_scan_certificate_lines(doc.get("scan_certified")),
         "- propensity times (p interpolated linearly in log t between recorded times): "
         + (", ".join(f"{k} = {_g(v)} sweeps" for k, v in times.items())
            or ", ".join(doc.get("time_labels", []))),
@@ -73,6 +74,18 @@ def _certificate_detail_lines(cert):
         lines.append(f"  - between configurations: split-R-hat of U/N {cert['rhat']:.3f} "
                      f"(limit {cert['rhat_limit']:.3f})")
     return lines
+
+
+def _scan_certificate_lines(scan):
+    """The relaxation scan's configurations, under the same certificate rules."""
+    if not scan:
+        return []
+    parts = []
+    for temperature, ok in scan.items():
+        flagged = [c for c, good in enumerate(ok) if not good]
+        parts.append(f"T = {temperature}: {len(ok) - len(flagged)} of {len(ok)}"
+                     + (f" (**NOT certified: {flagged}**)" if flagged else ""))
+    return ["- relaxation scan certificates: " + "; ".join(parts)]
 
 
 def _protocol_lines(doc):
