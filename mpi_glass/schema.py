@@ -146,7 +146,8 @@ CERTIFICATE_FIELDS = {
         "sigmas": ("float64", (), ONE, "stationary when |drift| <= sigmas drift_error"),
         "tau_int": ("float64", ("configuration",), SWEEPS,
                     "integrated autocorrelation time of U/N over the second half (Sokal "
-                    "window), pooled over the configurations when there are several"),
+                    "window), pooled over the configurations when there are several; at "
+                    "least tau_eq"),
         "effective_samples": ("float64", ("configuration",), ONE,
                               "second-half U/N samples / tau_int (0: too short to hold "
                               "Sokal's window)"),

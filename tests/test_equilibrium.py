@@ -294,8 +294,11 @@ def test_uncertified_configuration_is_kept_and_flagged_when_allowed(tmp_path):
         g = f["configurations/certificate"]
         assert not g["certified"][()].any() and g["overlap"][()].min() > 0.5
         assert np.all(g["sweeps"][()] == 400) and g["threshold"][()] == 0.1
-        for name in ("overlap", "tau_eq", "drift", "swap_attempted", "overlap_series"):
+        for name in ("overlap", "tau_eq", "drift", "swap_attempted", "overlap_series",
+                     "verdict", "tau_int", "effective_samples", "rhat", "rhat_limit"):
             assert "description" in g[name].attrs and "units" in g[name].attrs
+        assert np.all(g["verdict"][()] == eq.NOT_CERTIFIED)       # frozen: not "too short"
+        assert g["sigmas"][()] == 2.5 and g["min_effective"][()] == 16.0
         assert not f["relaxation_scan/certified"][()].any()
     assert "NOT certified (kept, flagged): [0, 1, 2]" in markdown._certificate_line(
         [False, False, False])
@@ -308,6 +311,8 @@ def test_a_liquid_is_certified_and_stops_early(tmp_path):
     with h5py.File(path) as f:
         g = f["configurations/certificate"]
         assert g["certified"][()].all() and f["relaxation_scan/certified"][()].all()
+        assert np.all(g["verdict"][()] == eq.CERTIFIED)
+        assert np.all(g["effective_samples"][()] >= 16) and g["rhat"][()] <= g["rhat_limit"][()]
         sweeps = g["sweeps"][()]
         assert np.all(sweeps < 4000) and np.all(sweeps == g["sweeps_examined"][()])
         energy = f["configurations/energy_series"][()]
@@ -319,6 +324,9 @@ def test_a_liquid_is_certified_and_stops_early(tmp_path):
     ("until = 12.5", "equilibration.until"),
     ("certificate_threshold = 1.0", "equilibration.certificate_threshold: must be in (0, 1)"),
     ("certificate_threshold = 0", "equilibration.certificate_threshold: must be in (0, 1)"),
+    ("certificate_sigmas = 0", "equilibration.certificate_sigmas: must be > 0"),
+    ("certificate_sigmas = -2.5", "equilibration.certificate_sigmas: must be > 0"),
+    ("certificate_min_effective = 1.5", "equilibration.certificate_min_effective: must be >= 2"),
 ])
 def test_bad_certificate_input_names_the_key(line, message):
     text = "[equilibration]\n" + line.replace('"certified"', '"always"') + "\n"
