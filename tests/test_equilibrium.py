@@ -380,3 +380,15 @@ def test_bench_equilibrate_and_the_analysis_script(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "analysis" / "equilibration.py"), str(saved),
                     "--out", str(picture)], check=True, capture_output=True)
     assert picture.stat().st_size > 10_000
+
+
+def test_report_lines_show_each_verdict_tau_int_effective_samples_and_rhat():
+    lines = markdown._certificate_detail_lines(
+        {"verdict": [1, 0, -1], "tau_int": [2.1e4, 1.8e4, None],
+         "effective_samples": [28.0, 17.5, 0.0], "min_effective": 16.0, "rhat": 1.035,
+         "rhat_limit": 1.098})
+    assert "0: certified, tau_int 2.1e+04 sweeps, 28.0 effective samples" in lines[0]
+    assert "2: too short, tau_int ? sweeps, 0.0 effective samples" in lines[0]
+    assert "split-R-hat of U/N 1.035 (limit 1.098)" in lines[1]
+    assert markdown._scan_certificate_lines({"1.5": [True, False]}) == [
+        "- relaxation scan certificates: T = 1.5: 1 of 2 (**NOT certified: [1]**)"]
