@@ -117,6 +117,7 @@ def growth_problem(old, new, lower_ok=False):
     >>> growth_problem(old, {"dynamics": {"t_max": 50, "per_decade": 8}})
     ('dynamics.t_max', 'dynamics.t_max = 50 is below the 100 already run')
     """
+    old, new = _plain(old), _plain(new)
     certified = (new.get("equilibration", {}).get("until") == "certified"
                  and old.get("equilibration", {}).get("until") == "certified")
     for key, a, b in _differences(old, new):
@@ -135,6 +136,11 @@ def growth_problem(old, new, lower_ok=False):
             continue
         return key, f"{key} differs"
     return None
+
+
+def _plain(physics):
+    """Tuples as lists, numpy scalars as numbers: as the dict reads back from JSON."""
+    return json.loads(json.dumps(physics, default=lambda v: v.tolist()))
 
 
 def _differences(a, b, prefix=""):

@@ -136,7 +136,6 @@ class Simulation:
             if self.dist.root_decides(self._finished_already):
                 return self.path
             self.dist.root_decides(self._prepare_checkpoint_dir)
-            self.dist.root_decides(self._check_checkpoints)
             return self._run_locked()
 
     def _run_locked(self):
@@ -197,6 +196,7 @@ class Simulation:
                                  f"config ({problem[1]}); rerun with that config or use "
                                  f"--force to start over")
             log(f"resuming from checkpoints in {self.ckpt_dir}")
+        self._check_checkpoints()
         write_json_atomic(manifest, physics)
         self._note_off_schedule_budget()
 
