@@ -115,7 +115,7 @@ def growth_problem(old, new, lower_ok=False):
     >>> growth_problem(old, {"dynamics": {"t_max": 400, "per_decade": 8}}) is None
     True
     >>> growth_problem(old, {"dynamics": {"t_max": 50, "per_decade": 8}})
-    ('dynamics.t_max', 'dynamics.t_max = 50 is below the 100 already run')
+    ('dynamics.t_max', 'dynamics.t_max = 50 is below the 100 it was run with')
     """
     old, new = _plain(old), _plain(new)
     certified = (new.get("equilibration", {}).get("until") == "certified"
@@ -127,12 +127,12 @@ def growth_problem(old, new, lower_ok=False):
         if section_key in GROWABLE_SETS and isinstance(a, list) and isinstance(b, list):
             dropped = sorted(set(a) - set(b))
             if dropped and not lower_ok:
-                return key, f"{key} drops {dropped}, already run"
+                return key, f"{key} drops {dropped}, which it was run with"
             continue
         growable = section_key in GROWABLE and (key != "equilibration.sweeps" or certified)
         if growable and _is_number(a) and _is_number(b):
             if b < a and not lower_ok:
-                return key, f"{key} = {b} is below the {a} already run"
+                return key, f"{key} = {b} is below the {a} it was run with"
             continue
         return key, f"{key} differs"
     return None
@@ -182,6 +182,26 @@ def resize_samples(state, n_samples):
     return True
 
 
+def unrecorded_time(record_times, n_recorded, sweeps_done, times):
+    """The first of ``times`` that a trajectory has passed without recording it, or None.
+
+    Examples
+    --------
+    >>> unrecorded_time([1, 10, 100], 3, 100, [1, 10, 50, 100, 400]), \
+    ...     unrecorded_time([1, 10, 100], 3, 100, [1, 10, 400])
+    (50, None)
+    """
+    recorded = {int(t) for t in np.asarray(record_times)[:n_recorded]}
+    missing = [int(t) for t in times if t <= sweeps_done and int(t) not in recorded]
+    return missing[0] if missing else None
+
+
+def unrecorded_message(path, time, sweeps_done):
+    return (f"{path}: recording time {time} lies inside the {sweeps_done} sweeps this "
+            f"trajectory already ran, which did not record it; drop it from "
+            f"dynamics.extra_times, or use --force to recompute the trajectories")
+
+
 def remap_records(state, times, path):
     """Fit a trajectory's records to the recording ``times`` of the current config.
 
@@ -194,16 +214,14 @@ def remap_records(state, times, path):
     old = np.asarray(state.record_times, dtype=np.int64)
     if old.tobytes() == times.tobytes():
         return False
-    recorded = {int(t): k for k, t in enumerate(old[:state.n_recorded])}
+    missing = unrecorded_time(old, state.n_recorded, state.sweeps_done, times)
+    if missing is not None:
+        raise InputError(unrecorded_message(path, missing, state.sweeps_done),
+                         same_on_every_rank=False)
+    where = {int(t): k for k, t in enumerate(old[:state.n_recorded])}
     passed = times[times <= state.sweeps_done]
-    missing = [int(t) for t in passed if int(t) not in recorded]
-    if missing:
-        raise InputError(f"{path}: recording time {missing[0]} lies inside the "
-                         f"{state.sweeps_done} sweeps this trajectory already ran, which did "
-                         f"not record it; drop it from dynamics.extra_times, or use --force "
-                         f"to recompute the trajectories", same_on_every_rank=False)
     records = np.zeros((times.size,) + state.records.shape[1:], dtype=state.records.dtype)
     for j, t in enumerate(passed):
-        records[j] = state.records[recorded[int(t)]]
+        records[j] = state.records[where[int(t)]]
     state.records, state.record_times, state.n_recorded = records, times, int(passed.size)
     return True

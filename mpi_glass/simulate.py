@@ -82,12 +82,14 @@ def build_items(cfg, ensembles, stage):
 
 
 def _checkpoint_header(path):
-    """The ``physics_json`` (None if absent) and ``sweeps_done`` of a chain checkpoint,
-    without reading its big arrays."""
-    arrays = load_npz(path, keys=("physics_json", "sweeps_done"))
+    """The ``physics_json`` (None if absent), ``sweeps_done``, ``n_recorded`` and
+    ``record_times`` of a chain checkpoint, without reading its big arrays."""
+    arrays = load_npz(path, keys=("physics_json", "sweeps_done", "n_recorded", "record_times"))
     physics = arrays.get("physics_json")
     return {"physics_json": None if physics is None else str(physics),
-            "sweeps_done": int(arrays.get("sweeps_done", 0))}
+            "sweeps_done": int(arrays.get("sweeps_done", 0)),
+            "n_recorded": int(arrays.get("n_recorded", 0)),
+            "record_times": arrays.get("record_times", np.zeros(0, np.int64))}
 
 
 class _StopFlag:
@@ -220,34 +222,36 @@ class Simulation:
         for stage in (EQUILIBRATE, TRAJECTORY):
             for item in build_items(self.cfg, self.ensembles, stage):
                 path = self._item_path(item)
-                if not path.exists():
-                    continue
-                problem = self._checkpoint_problem(item, path)
+                problem = self._checkpoint_problem(item, path) if path.exists() else None
                 if problem is None:
                     continue
                 if not self.force:
-                    raise InputError(f"{problem}; rerun with the config that wrote it, or use "
-                                     f"--force to recompute this chain")
-                log(f"{problem}: recomputing this chain (--force)")
+                    raise InputError(problem)
+                log(f"{problem.split(';')[0]}: recomputing this chain (--force)")
                 path.unlink()
 
     def _checkpoint_problem(self, item, path):
+        """One line (with the way out) saying why a checkpoint cannot continue, or None."""
         try:
             header = _checkpoint_header(path)
-        except InputError as exc:
-            if not self.force:
-                raise
-            return str(exc).split(";")[0]
-        problem = continuation.chain_mismatch(path, header["physics_json"],
-                                              self._chain_physics(item))
-        if problem is None and header["sweeps_done"] > item.sweeps:
+        except InputError as exc:        # damaged
+            return str(exc)
+        mismatch = continuation.chain_mismatch(path, header["physics_json"],
+                                               self._chain_physics(item))
+        if mismatch is not None:
+            return (f"{mismatch}; rerun with the config that wrote it, or use --force to "
+                    f"recompute this chain")
+        done = header["sweeps_done"]
+        if done > item.sweeps:
             key = ("equilibration.sweeps" if item.stage == EQUILIBRATE else
                    "dynamics.t_max" if item.ensemble == 0 else "relaxation_scan.t_max")
-            if not self.force:
-                raise InputError(continuation.lowered_budget(path, header["sweeps_done"],
-                                                             item.sweeps, key))
-            problem = f"{path}: ran {header['sweeps_done']} sweeps, more than {item.sweeps}"
-        return problem
+            return continuation.lowered_budget(path, done, item.sweeps, key)
+        if item.stage == TRAJECTORY:
+            time = continuation.unrecorded_time(header["record_times"], header["n_recorded"],
+                                                done, self.ensembles[item.ensemble].times)
+            if time is not None:
+                return continuation.unrecorded_message(path, time, done)
+        return None
 
     def _chain_physics(self, item):
         return continuation.chain_physics(self.cfg, item.stage,
@@ -379,13 +383,8 @@ class Simulation:
                 log(f"{path}: its configuration's equilibration has gone on since; this "
                     f"trajectory starts over from the new configuration")
                 return None
-            try:
-                changed = continuation.remap_records(
-                    state, self.ensembles[item.ensemble].times, path)
-            except InputError:
-                if not self.force:
-                    raise
-                return None
+            changed = continuation.remap_records(state, self.ensembles[item.ensemble].times,
+                                                 path)     # its times were checked at start
             certified_stop = False
         done = certified_stop or state.sweeps_done >= item.sweeps
         if changed or done != state.done:

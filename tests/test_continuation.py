@@ -258,3 +258,16 @@ def test_raised_budget_continues_under_two_ranks():
         assert_identical_files(_run(large, folder / "serial"), continued)
 
     assert_on_every_rank(dist, check)
+
+
+def test_recording_time_inside_a_trajectory_already_run_is_refused(tmp_path):
+    out = tmp_path / "out"
+    _run(_config(tmp_path / "a", 700, t_max=100), out)   # grid 1, 2, 3, 6, 10, 18, 32, 56, 100
+    inside = _config(tmp_path / "b", 700, t_max=100,
+                     **{"per_decade = 4": "per_decade = 4\nextra_times = [50]"})
+    with pytest.raises(InputError) as refused:
+        _run(inside, out)
+    _one_line(refused, "tr_e0_c0_r0.npz: recording time 50 lies inside the 100 sweeps",
+              "extra_times", "--force")
+    recomputed = _run(inside, out, force=True)
+    assert_identical_files(_run(inside, tmp_path / "fresh"), recomputed)
