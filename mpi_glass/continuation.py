@@ -187,9 +187,10 @@ def unrecorded_time(record_times, n_recorded, sweeps_done, times):
 
     Examples
     --------
-    >>> unrecorded_time([1, 10, 100], 3, 100, [1, 10, 50, 100, 400]), \
-    ...     unrecorded_time([1, 10, 100], 3, 100, [1, 10, 400])
-    (50, None)
+    >>> unrecorded_time([1, 10, 100], 3, 100, [1, 10, 50, 100, 400])   # 50 never recorded
+    50
+    >>> print(unrecorded_time([1, 10, 100], 3, 100, [1, 10, 400]))     # 100 is dropped
+    None
     """
     recorded = {int(t) for t in np.asarray(record_times)[:n_recorded]}
     missing = [int(t) for t in times if t <= sweeps_done and int(t) not in recorded]
