@@ -155,15 +155,13 @@ class Simulation:
     def _finished_already(self):
         """A finished file with the same physics is not redone; one whose budgets grew is
         continued from its checkpoints; any other needs --force."""
-        if not self.path.exists():
+        if self.force or not self.path.exists():
             return False
         physics = read_physics(self.path)
-        if physics is None and not self.force:
+        if physics is None:
             raise InputError(f"{self.path}: exists but is not a readable mpi_glass sim "
                              f"file (truncated or foreign); move it away, or use --force "
                              f"to overwrite it")
-        if self.force:
-            return False
         if first_difference(physics, self.cfg.physics_dict()) is None:
             log(f"{self.path} is complete for this config; nothing to do")
             return True

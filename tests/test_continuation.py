@@ -271,3 +271,28 @@ def test_recording_time_inside_a_trajectory_already_run_is_refused(tmp_path):
               "extra_times", "--force")
     recomputed = _run(inside, out, force=True)
     assert_identical_files(_run(inside, tmp_path / "fresh"), recomputed)
+
+
+def test_interrupted_extension_resumes_bit_identically(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    _run(_config(tmp_path / "a", 700), out)
+    larger = _config(tmp_path / "b", 1500)
+    simulation = Simulation(larger, out, serial())
+    real, calls = mc.run_sweeps, []
+
+    def signalled_midway(*args, **kwargs):      # SIGTERM while a chain is being extended
+        calls.append(1)
+        if len(calls) == 20:
+            simulation.stop.raised = "SIGTERM"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mc, "run_sweeps", signalled_midway)
+    with pytest.raises(Interrupted):
+        simulation.run()
+    monkeypatch.undo()
+    with h5py.File(out / "sim.h5") as f:             # the finished file is untouched
+        assert json.loads(f.attrs["physics_json"])["equilibration"]["sweeps"] == 700
+    extended = sorted(_sweeps_done(out, "eq").values())
+    assert 700 < extended[-1] < 1500, extended
+    resumed = _run(larger, out)
+    assert_identical_files(_run(larger, tmp_path / "fresh"), resumed)
