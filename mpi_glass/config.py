@@ -331,7 +331,7 @@ def parse_config(text, origin="<config>", name=None):
 
 
 def preset_text(name):
-    """The TOML text of a packaged preset (laptop, paper, ci)."""
+    """The TOML text of a packaged preset (laptop, paper, ci, beta)."""
     if name not in PRESET_NAMES:
         raise InputError(f"unknown preset '{name}' ({_preset_hint(name)})")
     return resources.files("mpi_glass").joinpath("presets", f"{name}.toml").read_text()
