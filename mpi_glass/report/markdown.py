@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import (II_METHODS, METHOD_LABELS, SPECIES, jsonable, mean_std, num, studies_of,
+from .data import (II_METHODS, METHOD_LABELS, SET_METHODS, SPECIES, jsonable, mean_std, num, studies_of,
                    time_note)
 from .figures import FIGURES
 
@@ -120,6 +120,46 @@ def _section_unsupervised(doc):
             + "\n\nSelected features, in order:\n\n" + _names_table(entries))
 
 
+def _section_dii(doc):
+    """The DII backward elimination on each configuration, and DII against supervised II."""
+    entries = doc["dii"]
+    settings = doc.get("dii_settings") or {}
+    rows = _curve_rows(entries, ["loss"])
+    text = ("## DII selection\n\nDifferentiable Information Imbalance (Wild et al. 2025), "
+            "exact and full batch: backward elimination on each configuration, target p; "
+            f"λ rule {settings.get('lambda_rule')}, factor {settings.get('lambda_factor')}, "
+            f"k = {settings.get('lambda_k')}; {settings.get('optimizer')}, learning rate "
+            f"{settings.get('learning_rate')}, {settings.get('epochs')} + "
+            f"{settings.get('refit_epochs')} epochs per step. DII mean ± std over "
+            "configurations:\n\n" + _table(["d", "DII(X_d(w)→p)"], rows)
+            + "\n\nFeatures in the order they survive (the first d are the set of size d):"
+            "\n\n" + _names_table(entries))
+    return text + _dii_against_greedy(doc)
+
+
+def _dii_against_greedy(doc):
+    """Paired rho(p, p_hat) difference DII - supervised II per protocol at small d."""
+    lines = []
+    for protocol, study in studies_of(doc).items():
+        if "dii" not in study or "supervised_ii" not in study:
+            continue
+        a, b = study["supervised_ii"]["pearson"], study["dii"]["pearson"]
+        rows = []
+        for i, d in enumerate(study["dii"]["d"][:5]):
+            diff = np.array([num(y[i]) - num(x[i]) for x, y in zip(a, b)])
+            rows.append([d, _pm(study["supervised_ii"]["pearson_mean"][i],
+                                study["supervised_ii"]["pearson_std"][i]),
+                         _pm(study["dii"]["pearson_mean"][i], study["dii"]["pearson_std"][i]),
+                         _pm(jsonable(np.nanmean(diff)), jsonable(np.nanstd(diff))),
+                         f"{int((diff > 0).sum())}/{len(diff)}"])
+        lines += [f"\n\nDoes DII beat greedy supervised II at small d ({protocol} protocol)? "
+                  "ρ(p, p̂) mean ± std over test configurations; the difference is paired "
+                  "per configuration (std: its configuration-to-configuration spread):\n",
+                  _table(["d", "supervised II", "DII", "DII − supervised II",
+                          "configurations where DII is higher"], rows)]
+    return "\n".join(lines)
+
+
 def _rho_table(study, group=None):
     methods = [m for m in METHOD_LABELS if m in study]
 
@@ -131,7 +171,7 @@ def _rho_table(study, group=None):
     return _table(["d"] + [METHOD_LABELS[m] for m in methods], rows)
 
 
-def _selections_used(study, names, methods=II_METHODS + ("lasso",)):
+def _selections_used(study, names, methods=SET_METHODS):
     """Per method and fold, the features used: a greedy's order (its sets are nested), or
     for the Lasso, whose sets need not be nested, what enters (+) and leaves (-) at each d."""
     lines = []
@@ -212,8 +252,8 @@ def _section_regression(doc, label=None):
                       _rho_table(study, group)]
     for i, (protocol, each) in enumerate(studies.items()):
         used = _selections_used(each, doc["feature_names"],
-                                II_METHODS + ("lasso",) if i == 0 else II_METHODS)
-        if i > 0:
+                                SET_METHODS if i == 0 else II_METHODS)
+        if i > 0 and "lasso" in each:
             used += f"\n- Lasso: as under the {first} protocol"
         parts += [f"### Selections used for each test configuration (fold), {protocol} "
                   "protocol", used]
@@ -240,7 +280,10 @@ def render_markdown(doc):
     name = doc.get("run_name")
     sections = [f"# mpi_glass select report{f' — {name}' if name else ''}",
                 _section_run(doc), _section_figures(doc), _section_single(doc),
-                _section_supervised(doc), _section_unsupervised(doc), _section_regression(doc)]
+                _section_supervised(doc), _section_unsupervised(doc)]
+    if doc.get("dii"):
+        sections.append(_section_dii(doc))
+    sections.append(_section_regression(doc))
     sections += [_section_regression(doc, label) for label in doc.get("regression_at") or {}]
     sections += [_section_timings(doc), _section_provenance(doc)]
     return "\n\n".join(sections) + "\n"
