@@ -119,7 +119,7 @@ class SelectConfig:
                           (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0))
     noise_seed: int = _key("seed of the Gaussian-noise control feature", 0, low=0)
     methods: tuple = _key("methods of the regression study (``mpi_glass.methods``): any of "
-                          "supervised_ii, unsupervised_ii, lasso, random, dii",
+                          "supervised_ii, unsupervised_ii, lasso, random, dii, dii_unsupervised",
                           ("supervised_ii", "unsupervised_ii", "lasso", "random"))
 
 

@@ -106,7 +106,63 @@ def _dii_sets(ctx, protocol):
 
 def _dii_per_configuration(study, p):
     from .study import dii_per_configuration
-    return dii_per_configuration(study, p)
+    return dii_per_configuration(study, list(p))
+
+
+def _dii_unsupervised_sets(ctx, protocol):
+    """Target X_full: independent of p, so computed once for every propensity time."""
+    from .study import dii_fold_selections
+    key = ("dii_unsupervised", protocol)
+    if key not in ctx.study.cache:
+        if protocol == "paper":
+            own = ctx.study.cache.get("dii_unsupervised_own") or \
+                _dii_unsupervised_per_configuration(ctx.study, None)
+            ctx.study.cache[key] = [result.selected for result in own]
+        else:
+            ctx.study.cache[key] = dii_fold_selections(ctx, unsupervised=True)
+    return ctx.study.cache[key]
+
+
+def _dii_unsupervised_per_configuration(study, p):
+    from .study import dii_per_configuration
+    if "dii_unsupervised_own" not in study.cache:
+        study.cache["dii_unsupervised_own"] = dii_per_configuration(study, study.X)
+    return study.cache["dii_unsupervised_own"]
+
+
+def _dii_fields(name, target):
+    group = f"/{name}"
+    fields = {
+        f"{name}_weights": (f"{group}/weights", "float64", ("configuration", "step", "feature"),
+                            "1", "|w| after the DII optimisation with d features on "
+                            "configuration c (0: dropped); row [c, d-1]"),
+        f"{name}_loss": (f"{group}/loss", "float64", ("configuration", "step"), "1",
+                         f"DII(A(w) -> {target}) at those weights"),
+        f"{name}_order": (f"{group}/order", "int64", ("configuration", "feature"), "1",
+                          "features in the order they survive backward elimination: the "
+                          "first d are the set of size d"),
+    }
+    attrs = ((("target", "str", "1", f"target space B: '{target}'"),) + _DII_ATTRS)
+    return fields, {group: attrs}
+
+
+_DII_ATTRS = (
+    ("standardise", "str", "1", "features: 'per configuration' (zero mean, unit variance over "
+     "its N particles, population std) before weighting"),
+    ("lambda_rule", "str", "1", "'adaptive': lambda_i = factor * d2 to i's k-th neighbour in "
+     "the weighted space; 'global': factor * its mean over i"),
+    ("lambda_factor", "float", "1", "the factor"),
+    ("lambda_k", "int", "1", "the neighbour k of lambda"),
+    ("optimizer", "str", "1", "adam or gd"),
+    ("learning_rate", "float", "1", "initial learning rate (cosine decay to 0)"),
+    ("epochs", "int", "1", "epochs with all M features"),
+    ("refit_epochs", "int", "1", "epochs after each elimination"),
+    ("l1", "float", "1", "L1 strength"),
+    ("seed", "int", "1", "seed of the initial-weight jitter"),
+    ("one_at_a_time", "bool", "1", "one feature dropped per step above d_max too"),
+    ("ranks", "str", "1", "target ranks: mid-ranks, r = 1 + #closer + #tied/2 (the point "
+     "itself excluded)"),
+)
 
 
 register(Method("supervised_ii", "supervised II", ("C0", "o", -0.12), True, True,
@@ -119,38 +175,16 @@ register(Method("lasso", "Lasso", ("C2", "D", 0.04), False, True, _sets_summary(
                 description="support of the Lasso path with d non-zero coefficients"))
 register(Method("random", "random", ("C3", "^", 0.12), False, False, _random_summary,
                 description="uniform random d-subsets, rho averaged over draws"))
-register(Method(
-    "dii", "DII", ("C4", "v", 0.0), True, True, _sets_summary(_dii_sets),
-    fields={
-        "dii_weights": ("/dii/weights", "float64", ("configuration", "step", "feature"), "1",
-                        "|w| after the DII optimisation with d features on configuration c "
-                        "(0: dropped); row [c, d-1]"),
-        "dii_loss": ("/dii/loss", "float64", ("configuration", "step"), "1",
-                     "DII(A(w) -> target) at those weights"),
-        "dii_order": ("/dii/order", "int64", ("configuration", "feature"), "1",
-                      "features in the order they survive backward elimination: the first d "
-                      "are the set of size d"),
-    },
-    group_attrs={"/dii": (
-        ("standardise", "str", "1", "features: 'per configuration' (zero mean, unit "
-         "variance over its N particles, population std) before weighting"),
-        ("target", "str", "1", "target space B: 'p' (the propensity at the main time)"),
-        ("lambda_rule", "str", "1", "'adaptive': lambda_i = factor * d2 to i's k-th "
-         "neighbour in the weighted space; 'global': factor * its mean over i"),
-        ("lambda_factor", "float", "1", "the factor"),
-        ("lambda_k", "int", "1", "the neighbour k of lambda"),
-        ("optimizer", "str", "1", "adam or gd"),
-        ("learning_rate", "float", "1", "initial learning rate (cosine decay to 0)"),
-        ("epochs", "int", "1", "epochs with all M features"),
-        ("refit_epochs", "int", "1", "epochs after each elimination"),
-        ("l1", "float", "1", "L1 strength"),
-        ("seed", "int", "1", "seed of the initial-weight jitter"),
-        ("one_at_a_time", "bool", "1", "one feature dropped per step above d_max too"),
-        ("ranks", "str", "1", "target ranks: mid-ranks, r = 1 + #closer + #tied/2 "
-         "(the point itself excluded)"),
-    )},
-    per_configuration=_dii_per_configuration,
-    description="backward elimination on the Differentiable Information Imbalance weights"))
+_fields, _attrs = _dii_fields("dii", "p (the propensity at the main time)")
+register(Method("dii", "DII", ("C4", "v", 0.0), True, True, _sets_summary(_dii_sets),
+                fields=_fields, group_attrs=_attrs, per_configuration=_dii_per_configuration,
+                description="backward elimination on Differentiable Information Imbalance "
+                            "weights, target p"))
+_fields, _attrs = _dii_fields("dii_unsupervised", "X_full (all M standardised features)")
+register(Method("dii_unsupervised", "unsupervised DII", ("C5", "P", 0.08), True, True,
+                _sets_summary(_dii_unsupervised_sets), fields=_fields, group_attrs=_attrs,
+                per_configuration=_dii_unsupervised_per_configuration,
+                description="backward elimination on DII weights, target X_full"))
 
 #: ``select.methods`` when the config does not say (``dii`` is opt-in: see README).
 DEFAULT_METHODS = ("supervised_ii", "unsupervised_ii", "lasso", "random")

@@ -475,14 +475,16 @@ class SelectData:
                 if method in study:
                     data.arrays[f"prediction_{protocol}_{method}"] = \
                         selection_array(study[method]["selected"])
-        if results is not None and results.get("dii"):
-            entries = results["dii"]
-            data.arrays.update(dii_weights=np.array([e["weights"] for e in entries]),
-                               dii_loss=np.array([e["loss"] for e in entries]),
-                               dii_order=np.array([e["order"] for e in entries]))
-            data.group_attrs["/dii"] = dict(results["dii_settings"], target="p",
-                                            standardise="per configuration",
-                                            ranks="mid-ranks")
+        targets = {"dii": "p", "dii_unsupervised": "X_full"}
+        for name, target in targets.items() if results is not None else ():
+            entries = results.get(name)
+            if not entries:
+                continue
+            for key in ("weights", "loss", "order"):
+                data.arrays[f"{name}_{key}"] = np.array([e[key] for e in entries])
+            data.group_attrs[f"/{name}"] = dict(results["dii_settings"], target=target,
+                                                standardise="per configuration",
+                                                ranks="mid-ranks")
         if by_protocol:
             data.attrs.update(protocol=results["protocol"],
                               propensity_time=float(results["propensity_time"]["main"]))

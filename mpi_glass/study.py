@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -101,6 +101,7 @@ class _Study:
     log: object
     methods: tuple = DEFAULT_METHODS   # the registry entries run, in plot order
     dii: DiiSettings = DiiSettings()
+    cache: dict = field(default_factory=dict)   # selections that do not depend on p
 
 
 def run_study(features, names, p_by_time, q, species, params=None, mapper=None, log=None,
@@ -180,9 +181,10 @@ def run_study(features, names, p_by_time, q, species, params=None, mapper=None, 
             study.log(f"study: {name} on each configuration")
             with clock(f"{name}_per_configuration"):
                 own[name] = REGISTRY[name].per_configuration(study, p)
-    if "dii" in own:
-        results["dii"] = [_dii_entry(c, r, names) for c, r in enumerate(own["dii"])]
-        results["dii_settings"] = asdict(study.dii)
+    for name in ("dii", "dii_unsupervised"):
+        if name in own:
+            results[name] = [_dii_entry(c, r, names) for c, r in enumerate(own[name])]
+            results["dii_settings"] = asdict(study.dii)
     results["methods"] = list(methods)
 
     unsupervised_orders = {"paper": [r.selected for r in unsupervised]}
@@ -344,8 +346,12 @@ class MethodContext:
         """The DII backward eliminations on each configuration at this time."""
         if "dii" not in self._own:
             with self.clock("dii_per_configuration" + self.tag):
-                self._own["dii"] = dii_per_configuration(self.study, self.p)
+                self._own["dii"] = dii_per_configuration(self.study, list(self.p))
         return self._own["dii"]
+
+    def dii_targets(self, unsupervised):
+        """Per configuration, the DII target: X_full (unsupervised) or p."""
+        return self.study.X if unsupervised else list(self.p)
 
 
 def regression_study(study, p, unsupervised_orders, own_supervised=None, label=None, own=None):
@@ -393,25 +399,27 @@ def curve_summary(reg, selections):
 
 
 
-def dii_per_configuration(study, p):
-    """The DII backward elimination on each configuration alone (target: its p)."""
+def dii_per_configuration(study, targets):
+    """The DII backward elimination on each configuration alone; ``targets[c]`` is its
+    target space (p[c], or X[c] itself for the unsupervised DII)."""
     def job(c, inner):
-        return backward_elimination([study.X[c]], [p[c]], study.params.d_max, study.dii,
-                                    mapper=inner)
+        return backward_elimination([study.X[c]], [targets[c]], study.params.d_max,
+                                    study.dii, mapper=inner)
     return map_jobs(study.mapper, len(study.X), job)
 
 
-def dii_fold_selections(ctx):
+def dii_fold_selections(ctx, unsupervised=False):
     """The honest protocol's DII sets: fold c's elimination minimises the mean DII over
-    every configuration but c."""
-    study = ctx.study
+    every configuration but c (target p, or each configuration's X_full)."""
+    study, targets = ctx.study, ctx.dii_targets(unsupervised)
+    name = "dii_unsupervised" if unsupervised else "dii"
 
     def job(c, inner):
         train = [k for k in range(len(study.X)) if k != c]
-        return backward_elimination([study.X[k] for k in train], [ctx.p[k] for k in train],
+        return backward_elimination([study.X[k] for k in train], [targets[k] for k in train],
                                     study.params.d_max, study.dii, mapper=inner).selected
-    ctx.log(f"study{ctx.tag}: DII on the training configurations of each fold")
-    with ctx.clock("dii_folds" + ctx.tag):
+    ctx.log(f"study{ctx.tag}: {name} on the training configurations of each fold")
+    with ctx.clock(f"{name}_folds" + ctx.tag):
         return map_jobs(study.mapper, len(study.X), job)
 
 

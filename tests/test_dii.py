@@ -268,7 +268,7 @@ def test_bad_config_is_one_line_exit_2(tmp_path, toml, message):
 
 from mpi_glass.config import SelectConfig  # noqa: E402
 
-WITH_DII = ("supervised_ii", "unsupervised_ii", "lasso", "random", "dii")
+WITH_DII = ("supervised_ii", "unsupervised_ii", "lasso", "random", "dii", "dii_unsupervised")
 FAST = DiiSettings(epochs=15, refit_epochs=3)
 
 
@@ -307,6 +307,19 @@ def test_dii_in_the_study_under_both_protocols_and_in_select_h5(tmp_path):
     back = read_select(path)
     assert back.dii_weights.shape == (3, 3, 5) and back.dii_loss.shape == (3, 3)
     assert back.prediction_paper_dii.shape == back.prediction_honest_dii.shape == (3, 3, 3)
+    assert back.dii_unsupervised_weights.shape == (3, 3, 5)
+    assert back.prediction_honest_dii_unsupervised.shape == (3, 3, 3)
+    # Unsupervised DII does not depend on p: the same sets at both times.
+    for protocol in ("honest", "paper"):
+        assert (results["regression_by_protocol"][protocol]["dii_unsupervised"]["selected"]
+                == results["regression_at_by_protocol"][protocol]["second"]
+                ["dii_unsupervised"]["selected"])
+    unsup = back.group_attrs["/dii_unsupervised"]
+    for c in range(3):
+        X_c = standardise(back.feature_values[c])
+        assert dii_value_and_grad(X_c, X_c, back.dii_unsupervised_weights[c, 2],
+                                  k=int(unsup["lambda_k"]), factor=float(unsup["lambda_factor"]),
+                                  rule=unsup["lambda_rule"])[0] == back.dii_unsupervised_loss[c, 2]
     attrs = back.group_attrs["/dii"]
     # The loss recomputed from the file's features, weights and attributes alone (plus p).
     for c in range(3):
@@ -355,6 +368,7 @@ def test_report_shows_dii_against_greedy(tmp_path):
     write_report(tmp_path, results, None, {})
     text = (tmp_path / "report.md").read_text()
     assert "## DII selection" in text and "Does DII beat greedy supervised II" in text
+    assert "Does unsupervised DII beat greedy unsupervised II" in text
     assert (tmp_path / "figures" / "fig7_regression.png").exists()
 
 

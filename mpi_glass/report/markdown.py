@@ -120,43 +120,51 @@ def _section_unsupervised(doc):
             + "\n\nSelected features, in order:\n\n" + _names_table(entries))
 
 
-def _section_dii(doc):
-    """The DII backward elimination on each configuration, and DII against supervised II."""
-    entries = doc["dii"]
+#: The DII methods: (title, target, the greedy II method they are compared with).
+_DII_SECTIONS = {"dii": ("DII selection", "p", "supervised_ii"),
+                 "dii_unsupervised": ("Unsupervised DII selection", "X_full", "unsupervised_ii")}
+
+
+def _section_dii(doc, name="dii"):
+    """The DII backward elimination on each configuration, and DII against greedy II."""
+    title, target, greedy = _DII_SECTIONS[name]
+    entries = doc[name]
     settings = doc.get("dii_settings") or {}
     rows = _curve_rows(entries, ["loss"])
-    text = ("## DII selection\n\nDifferentiable Information Imbalance (Wild et al. 2025), "
-            "exact and full batch: backward elimination on each configuration, target p; "
+    text = (f"## {title}\n\nDifferentiable Information Imbalance (Wild et al. 2025), "
+            f"exact and full batch: backward elimination on each configuration, target "
+            f"{target}; "
             f"λ rule {settings.get('lambda_rule')}, factor {settings.get('lambda_factor')}, "
             f"k = {settings.get('lambda_k')}; {settings.get('optimizer')}, learning rate "
             f"{settings.get('learning_rate')}, {settings.get('epochs')} + "
             f"{settings.get('refit_epochs')} epochs per step. DII mean ± std over "
-            "configurations:\n\n" + _table(["d", "DII(X_d(w)→p)"], rows)
+            "configurations:\n\n" + _table(["d", f"DII(X_d(w)→{target})"], rows)
             + "\n\nFeatures in the order they survive (the first d are the set of size d):"
             "\n\n" + _names_table(entries))
-    return text + _dii_against_greedy(doc)
+    return text + _dii_against_greedy(doc, name, greedy)
 
 
-def _dii_against_greedy(doc):
-    """Paired rho(p, p_hat) difference DII - supervised II per protocol at small d."""
+def _dii_against_greedy(doc, name, greedy):
+    """Paired rho(p, p_hat) difference DII - greedy II per protocol at small d."""
     lines = []
     for protocol, study in studies_of(doc).items():
-        if "dii" not in study or "supervised_ii" not in study:
+        if name not in study or greedy not in study:
             continue
-        a, b = study["supervised_ii"]["pearson"], study["dii"]["pearson"]
+        a, b = study[greedy]["pearson"], study[name]["pearson"]
         rows = []
-        for i, d in enumerate(study["dii"]["d"][:5]):
+        for i, d in enumerate(study[name]["d"][:5]):
             diff = np.array([num(y[i]) - num(x[i]) for x, y in zip(a, b)])
-            rows.append([d, _pm(study["supervised_ii"]["pearson_mean"][i],
-                                study["supervised_ii"]["pearson_std"][i]),
-                         _pm(study["dii"]["pearson_mean"][i], study["dii"]["pearson_std"][i]),
+            rows.append([d, _pm(study[greedy]["pearson_mean"][i],
+                                study[greedy]["pearson_std"][i]),
+                         _pm(study[name]["pearson_mean"][i], study[name]["pearson_std"][i]),
                          _pm(jsonable(np.nanmean(diff)), jsonable(np.nanstd(diff))),
                          f"{int((diff > 0).sum())}/{len(diff)}"])
-        lines += [f"\n\nDoes DII beat greedy supervised II at small d ({protocol} protocol)? "
+        g, m = METHOD_LABELS[greedy], METHOD_LABELS[name]
+        lines += [f"\n\nDoes {m} beat greedy {g} at small d ({protocol} protocol)? "
                   "ρ(p, p̂) mean ± std over test configurations; the difference is paired "
                   "per configuration (std: its configuration-to-configuration spread):\n",
-                  _table(["d", "supervised II", "DII", "DII − supervised II",
-                          "configurations where DII is higher"], rows)]
+                  _table(["d", g, m, f"{m} − {g}", f"configurations where {m} is higher"],
+                         rows)]
     return "\n".join(lines)
 
 
@@ -281,8 +289,9 @@ def render_markdown(doc):
     sections = [f"# mpi_glass select report{f' — {name}' if name else ''}",
                 _section_run(doc), _section_figures(doc), _section_single(doc),
                 _section_supervised(doc), _section_unsupervised(doc)]
-    if doc.get("dii"):
-        sections.append(_section_dii(doc))
+    for name in ("dii", "dii_unsupervised"):
+        if doc.get(name):
+            sections.append(_section_dii(doc, name))
     sections.append(_section_regression(doc))
     sections += [_section_regression(doc, label) for label in doc.get("regression_at") or {}]
     sections += [_section_timings(doc), _section_provenance(doc)]
