@@ -37,7 +37,8 @@ from .store import load_npz, save_npz_atomic
 __all__ = ["SCHEMA_VERSION", "UNITS", "DIMS", "Dim", "Field", "Attr", "SIM_FIELDS", "SIM_SCALES",
            "SELECT_FIELDS", "SELECT_SCALES", "CHAIN_FIELDS", "CERTIFICATE_FIELDS",
            "FEATURE_UNITS", "PREDICTION_PROTOCOLS", "PREDICTION_METHODS", "PROVENANCE_ATTRS",
-           "SIM_ATTRS", "SELECT_ATTRS", "SELECT_GROUP_ATTRS", "SimData", "SelectData", "ChainState", "EQUILIBRATE",
+           "SIM_ATTRS", "SELECT_ATTRS", "SELECT_GROUP_ATTRS", "SimData", "SelectData",
+           "ChainState", "EQUILIBRATE",
            "TRAJECTORY", "selection_array", "checkpoint_name", "provenance_attrs", "write_sim",
            "write_select", "open_file", "read_sim", "read_select", "markdown_tables",
            "readme_block", "update_readme", "README_BEGIN", "README_END"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import (II_METHODS, METHOD_LABELS, SET_METHODS, SPECIES, jsonable, mean_std, num, studies_of,
-                   time_note)
+from .data import (II_METHODS, METHOD_LABELS, SET_METHODS, SPECIES, jsonable, mean_std, num,
+                   studies_of, time_note)
 from .figures import FIGURES
 
 def _g(x):
