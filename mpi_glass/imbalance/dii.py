@@ -200,34 +200,41 @@ def _kth_block(Xt, w, lo, hi, k):
 # ---------------------------------------------------------------------------------------
 
 @njit(cache=True)
-def _softmax_row(d2, i, lam, ranks, c):
-    """c = softmax(-d2 / lam) over m != i (c[i] = 0), the row's smallest distance subtracted
-    for stability; returns L_i = sum_m c_m r_m.  lam = 0: the limit, uniform over the points
-    at the smallest distance."""
-    n = d2.shape[0]
+def _row_min(d2, i):
     dmin = np.inf
-    for m in range(n):
+    for m in range(d2.shape[0]):
         if m != i and d2[m] < dmin:
             dmin = d2[m]
+    return dmin
+
+
+@njit(cache=True)
+def _softmax_row(d2, i, lam, dmin, ranks, c):
+    """c = exp(-(d2 - dmin) / lam) over m != i (c[i] = 0; dmin, the row's smallest distance,
+    subtracted for stability), *not* normalised; returns (L_i = sum_m c_m r_m / z, z), one
+    pass.  lam = 0: the limit, c uniform over the points at the smallest distance."""
+    n = d2.shape[0]
+    z = 0.0
+    s = 0.0
+    d2[i] = np.inf             # i is no neighbour of itself: weight exactly 0, no branch
     if lam <= 0.0:
         for m in range(n):
-            c[m] = 1.0 if d2[m] == dmin else 0.0
+            e = 1.0 if d2[m] == dmin else 0.0
+            c[m] = e
+            z += e
+            s += e * ranks[m]
     else:
         scale = 1.0 / lam
         for m in range(n):
             x = (d2[m] - dmin) * scale
             # Below exp(-_EXP_FLOOR) ~ 1e-300 of the largest weight a point adds nothing a
             # float64 sum can hold; setting it to 0 avoids subnormal arithmetic (100x slower).
-            c[m] = np.exp(-x) if x < _EXP_FLOOR else 0.0
-    c[i] = 0.0
-    z = 0.0
-    for m in range(n):
-        z += c[m]
-    li = 0.0
-    for m in range(n):
-        c[m] /= z
-        li += c[m] * ranks[m]
-    return li
+            e = np.exp(-x) if x < _EXP_FLOOR else 0.0
+            c[m] = e
+            z += e
+            s += e * ranks[m]
+    d2[i] = 0.0
+    return s / z, z
 
 
 @njit(cache=True)
@@ -277,17 +284,20 @@ def _dii_block(X, Xt, w, lo, hi, Bt, bs, bo, bpos, k, factor, lam_global):
         nb = -1
         if lam_global > 0.0:
             lam = lam_global
+            dmin = _row_min(d2, i)
         else:
             vk, nb = _kth(d2, i, k, top)
             lam = factor * vk
-        li = _softmax_row(d2, i, lam, ranks, c)
+            dmin = top[0]                      # the k smallest, ascending
+        li, z = _softmax_row(d2, i, lam, dmin, ranks, c)
         loss += li
         if lam <= 0.0:
             continue
         # g_m = dL_i/ds_m = c_m (r_m - L_i) with s_m = -d2_m / lambda (kept in c).
         dlam = 0.0
+        inv_z = 1.0 / z
         for m in range(n):
-            g = c[m] * (ranks[m] - li)
+            g = (c[m] * inv_z) * (ranks[m] - li)
             c[m] = g
             dlam += g * d2[m]
         dlam /= lam * lam                      # dL_i/dlambda
