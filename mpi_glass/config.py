@@ -120,7 +120,15 @@ class SelectConfig:
     noise_seed: int = _key("seed of the Gaussian-noise control feature", 0, low=0)
 
 
+@dataclass(frozen=True)
+class ModelConfig:
+    # A stub until the model-as-data work lands: only the paper's named model exists.
+    name: str = _key("the pair model (only the paper's 'sharma2024' for now)", "sharma2024",
+                     choices=("sharma2024",))
+
+
 _SECTIONS = {
+    "model": ModelConfig,
     "system": SystemConfig,
     "mc": MCConfig,
     "equilibration": EquilibrationConfig,
@@ -135,6 +143,7 @@ _SECTIONS = {
 class Config:
     name: str
     seed: int
+    model: ModelConfig
     system: SystemConfig
     mc: MCConfig
     equilibration: EquilibrationConfig
