@@ -325,16 +325,26 @@ def _dump_frames(where, lines):
             raise InputError(f"{where}: box bounds {' '.join(bounds[3:])}: x and y must be "
                              f"periodic (pp)")
         columns = header[2:]
-        layout = layout or _dump_layout(where, columns)
-        if _dump_layout(where, columns) != layout:
+        if layout is None:
+            layout, first_columns = _dump_layout(where, columns), columns
+        elif columns != first_columns:
             raise InputError(f"{where}: the columns change at timestep {step}")
-        table = np.array(" ".join(rows).split())
-        if table.size != n * len(columns):
-            raise InputError(f"{where}: timestep {step}: expected {n} rows of "
-                             f"{len(columns)} columns")
-        table = table.reshape(n, len(columns))
-        yield _dump_frame(where, step, box, table, layout)
+        yield _dump_frame(where, step, box, _dump_table(where, step, rows, len(columns)),
+                          layout)
         k += 9 + n
+
+
+def _dump_table(where, step, rows, width):
+    """The rows of a frame as an (n, width) array: float64 when every entry is a number (C
+    speed), else strings (type labels)."""
+    text = " ".join(rows)
+    table = np.fromstring(text, sep=" ")       # stops at the first non-number
+    if table.size != len(rows) * width:
+        table = np.array(text.split())
+        if table.size != len(rows) * width:
+            raise InputError(f"{where}: timestep {step}: expected {len(rows)} rows of "
+                             f"{width} columns")
+    return table.reshape(len(rows), width)
 
 
 def _dump_layout(where, columns):
@@ -358,19 +368,29 @@ def _dump_layout(where, columns):
 def _dump_frame(where, step, box, table, layout):
     id_col, type_col, xy_cols, image_cols, z_col, unwrapped = layout
     try:
-        ids = table[:, id_col].astype(np.int64)
+        ids = _whole(table[:, id_col])
         xy = table[:, list(xy_cols)].astype(np.float64)
-        images = table[:, list(image_cols)].astype(np.int64) if image_cols else None
+        images = _whole(table[:, list(image_cols)]) if image_cols else None
         z = table[:, z_col].astype(np.float64) if z_col is not None else None
     except ValueError:
         raise InputError(f"{where}: timestep {step}: a number column holds text") from None
     order = np.argsort(ids, kind="stable")
     if np.any(np.diff(ids[order]) == 0):
         raise InputError(f"{where}: timestep {step}: particle ids repeat")
+    types = table[order, type_col]
+    types = _whole(types).astype(str) if types.dtype.kind == "f" else types
     return dict(step=step, lo=box[:, 0], sides=box[:, 1] - box[:, 0], ids=ids[order],
-                types=table[order, type_col], xy=xy[order],
+                types=types, xy=xy[order],
                 images=None if images is None else images[order],
                 z=None if z is None else z[order], unwrapped=unwrapped)
+
+
+def _whole(column):
+    """Integers from a number or text column; a fraction is not an id, type or image."""
+    value = column.astype(np.float64)
+    if np.any(value != np.rint(value)):
+        raise ValueError("not whole numbers")
+    return value.astype(np.int64)
 
 
 # --- HOOMD-blue GSD -----------------------------------------------------------------------

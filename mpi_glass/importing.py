@@ -106,7 +106,10 @@ class Import:
     def _read_owned(self, paths, read):
         """{c: read(c, files)} of this rank's configurations and the SourceFiles it read; an
         InputError on any rank is raised on every rank (the lowest configuration's)."""
+        from .simulate import _StageProgress
         owner, mine, files, error = self._owner(), {}, {}, None
+        progress = _StageProgress(self.dist, "import", total=len(paths), done_before=0,
+                                  unit="files")
         for c in np.flatnonzero(owner == self.dist.rank):
             c = int(c)
             try:
@@ -116,6 +119,8 @@ class Import:
             except InputError as exc:
                 error = (c, str(exc))
                 break
+            progress.advance(len(here))
+        progress.finish()
         errors = [e for e in self.dist.allgather(error) if e is not None]
         if errors:
             raise InputError(min(errors)[1])

@@ -211,6 +211,14 @@ def assert_matches_reference(sim, ref, q_exact=True, position_error=1e-9):
     assert sim.tau_alpha == pytest.approx(ref["tau_alpha"], rel=1e-5)
 
 
+def run_select(folder):
+    """select in this process (the CLI runs once, in the LAMMPS test) on folder/sim.h5."""
+    from mpi_glass.selection import Selection, config_for_sim
+    sim_path = folder / "sim.h5"
+    Selection(config_for_sim(sim_path), folder, sim_path, serial()).run()
+    assert (folder / "report.md").exists() and (folder / "select.h5").exists()
+
+
 # -- LAMMPS dumps ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -315,7 +323,8 @@ def test_gsd_import_equals_the_independent_computation(md_set, reference, images
     assert_matches_reference(sim, dict(reference, positions=shifted), q_exact=False,
                              position_error=1e-5)
     assert np.allclose(sim.q, reference["q"], atol=0.02)
-    cli("select", "--out", folder / "out")
+    if images_every_frame:
+        run_select(folder / "out")
 
 
 # -- NPZ / HDF5 propensities -----------------------------------------------------------------
@@ -351,7 +360,9 @@ def test_propensity_files_import_p_as_given(md_set, reference, suffix):
     assert np.allclose(sim.positions, np.mod(reference["positions"] - box / 2, box), atol=1e-12)
     assert np.array_equal(sim.species, reference["species"])
     assert sim.q is None and sim.fs_cr is None and math.isnan(sim.tau_alpha)
-    cli("select", "--out", folder / "out")
+    if suffix == "npz":
+        run_select(folder / "out")
+        assert "tau_alpha: not given" in (folder / "out" / "report.md").read_text()
 
 
 # -- bad input ---------------------------------------------------------------------------------
