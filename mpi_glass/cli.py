@@ -1,4 +1,4 @@
-"""Command line: ``mpi_glass {simulate, select, bench, config}``.
+"""Command line: ``mpi_glass {simulate, import, select, bench, config}``.
 
 The contract (also in ``--help``): exit status 0 success, 2 bad input (one line naming the
 key or file and the way out), 1 internal error (one line asking for a report; ``--debug``
@@ -91,6 +91,15 @@ def build_parser():
         "mpiexec -n 2 mpi_glass simulate --config run/ci.toml --out /tmp/ci")
     _common(sim)
 
+    imp = _subcommand(
+        sub, "import", "another engine's trajectories (LAMMPS dump, HOOMD GSD) or "
+                       "propensities (NPZ) -> sim.h5",
+        "Read the files named by the config's [import] table (paths relative to the config "
+        "file), compute p, q and F_s^CR as simulate does and write DIR/sim.h5, ready for "
+        "'mpi_glass select'.",
+        "mpi_glass import --config mydata.toml --out /tmp/mydata")
+    _common(imp)
+
     sel = _subcommand(
         sub, "select", "features, information-imbalance selection, regression study and "
                        "report from sim.h5",
@@ -179,8 +188,24 @@ def _run_simulate(args, dist):
     from .simulate import Simulation
     from .store import default_out_dir
     cfg = load_config(args.config)
+    if cfg.imported is not None:
+        raise InputError(f"{args.config}: has an [import] table: run 'mpi_glass import "
+                         f"--config {args.config}' to import its data")
     out = Path(args.out) if args.out else default_out_dir(cfg)
     Simulation(cfg, out, dist, force=args.force).run()
+
+
+def _run_import(args, dist):
+    from .config import load_config
+    from .importing import Import
+    from .store import default_out_dir
+    if not args.config:
+        raise InputError("import: --config FILE is required (a TOML file with an [import] "
+                         "table)")
+    cfg = load_config(args.config)
+    out = Path(args.out) if args.out else default_out_dir(cfg)
+    base = Path(args.config).parent if Path(args.config).exists() else Path(".")
+    Import(cfg, out, dist, force=args.force, base=base).run()
 
 
 def _run_select(args, dist):
@@ -224,7 +249,8 @@ def _run_bench(args, dist):
             print(f"{key:>32s}  {shown}")
 
 
-_COMMANDS = {"simulate": _run_simulate, "select": _run_select, "config": _run_config,
+_COMMANDS = {"simulate": _run_simulate, "import": _run_import, "select": _run_select,
+             "config": _run_config,
              "bench": _run_bench}
 
 

@@ -107,10 +107,11 @@ def fig_fs_cr(doc, a):
         ax.semilogx(times, curve, color="C0", lw=0.6, alpha=0.5)
     ax.semilogx(times, fs.mean(axis=0), color="C0", lw=2.0, label=f"{label} (mean of {len(fs)})")
     tau = float(a["tau_alpha"])
+    unit = str(a.get("time_unit", "MC sweeps"))
     if math.isfinite(tau):
         ax.axvline(tau, color="C0", ls="--", lw=1.0)
         ax.plot([tau], [math.exp(-1)], "o", color="C0", ms=7,
-                label=rf"$\tau_\alpha$ = {tau:.3g} sweeps")
+                label=rf"$\tau_\alpha$ = {tau:.3g} {unit}")
     if "scan_temperatures" in a:
         for i, temp in enumerate(a["scan_temperatures"]):
             curves = np.atleast_2d(a["scan_fs_cr"][i])
@@ -122,7 +123,7 @@ def fig_fs_cr(doc, a):
                 ax.plot([tau_i], [math.exp(-1)], "o", color=color, ms=6)
     ax.axhline(math.exp(-1), color="0.5", lw=0.8, ls=":")
     ax.text(times[0], math.exp(-1) + 0.02, "1/e", color="0.4", fontsize=8)
-    ax.set_xlabel("t (MC sweeps)")
+    ax.set_xlabel(f"t ({unit})")
     ax.set_ylabel(r"$F_s^{\mathrm{CR}}(k=6.3, t)$")
     ax.set_ylim(-0.05, 1.05)
     ax.legend(fontsize=8, frameon=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data import (II_METHODS, METHOD_LABELS, SET_METHODS, SPECIES, jsonable, mean_std, num,
-                   studies_of, time_note)
+                   studies_of, time_note, time_unit)
 from .figures import FIGURES
 
 def _g(x):
@@ -28,16 +28,16 @@ def _table(header, rows):
 def _section_run(doc):
     prov, params = doc.get("provenance", {}), doc.get("parameters", {})
     times = doc.get("propensity_time") or {}
-    tau = doc.get("tau_alpha")
+    tau, unit = doc.get("tau_alpha"), time_unit(doc)
     lines = [
         f"- mpi_glass {prov.get('mpi_glass_version', '?')}, written {prov.get('written_utc', '?')}"
         + (f", {prov['ranks']} rank(s)" if "ranks" in prov else ""),
         f"- {doc['n_configurations']} configurations × {doc['n_particles']} particles, "
         f"{doc['n_features']} features",
-        f"- tau_alpha = {tau:.4g} sweeps" if tau is not None else "- tau_alpha: not given",
-        _certificate_line(doc.get("certified")),
+        f"- tau_alpha = {tau:.4g} {unit}" if tau is not None else "- tau_alpha: not given",
+        _certificate_line(doc.get("certified"), doc.get("equilibrium")),
         "- propensity times (p interpolated linearly in log t between recorded times): "
-        + (", ".join(f"{k} = {_g(v)} sweeps" for k, v in times.items())
+        + (", ".join(f"{k} = {_g(v)} {unit}" for k, v in times.items())
            or ", ".join(doc.get("time_labels", []))),
         *_protocol_lines(doc),
         f"- d_max = {params.get('d_max')}, k = {params.get('k')}, random draws per d = "
@@ -47,8 +47,12 @@ def _section_run(doc):
     return "## What was run\n\n" + "\n".join(lines)
 
 
-def _certificate_line(certified):
-    """The equilibrium certificate of the configurations (simulate's, from sim.h5)."""
+def _certificate_line(certified, equilibrium=None):
+    """The equilibrium certificate of the configurations (simulate's, from sim.h5); imported
+    data are "external": whoever made them vouches for their equilibrium."""
+    if equilibrium == "external":
+        return ("- equilibrium certificate: external (imported data: mpi_glass did not "
+                "equilibrate these configurations and cannot certify them)")
     if certified is None:
         return "- equilibrium certificate: not recorded in sim.h5"
     flagged = [c for c, ok in enumerate(certified) if not ok]
