@@ -432,10 +432,10 @@ class _StageProgress:
     rank 0 adds them up, without any file.
     """
 
-    def __init__(self, dist, label, total, done_before):
+    def __init__(self, dist, label, total, done_before, unit="trials"):
         self.counter = dist.progress_counter()
         self.done_before = done_before
-        self.bar = Progress(label, total, unit="trials", enabled=dist.is_root,
+        self.bar = Progress(label, total, unit=unit, enabled=dist.is_root,
                             start_done=done_before)
 
     def advance(self, trials):
