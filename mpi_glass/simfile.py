@@ -37,7 +37,7 @@ def _load_configuration(ckpt_dir, ensemble, c):
 
 def _summarise_configuration(ckpt_dir, ensemble, c, cfg):
     eq, disp = _load_configuration(ckpt_dir, ensemble, c)
-    p, q, fs = dynamics.propensities(disp, eq.positions, eq.species, cfg.box)
+    p, q, fs = dynamics.propensities(disp, eq.positions, eq.species, cfg.box, cfg.model)
     return dict(positions=eq.positions, species=eq.species, energy=eq.energy,
                 overlap=eq.overlap, pair_swaps=eq.pair_swaps, sweeps=eq.sweeps_done,
                 certificate=equilibrium.chain_certificate(eq, cfg.equilibration),
@@ -112,7 +112,8 @@ def _scan_results(ckpt_dir, scan_ensembles, dist, cfg):
         for c in np.flatnonzero(owner == dist.rank):
             eq, disp = _load_configuration(ckpt_dir, ens, int(c))
             cert = equilibrium.chain_certificate(eq, cfg.equilibration)
-            mine[int(c)] = (dynamics.propensities(disp, eq.positions, eq.species, cfg.box)[2],
+            mine[int(c)] = (dynamics.propensities(disp, eq.positions, eq.species, cfg.box,
+                                                  cfg.model)[2],
                             bool(cert and cert.certified))
         done = {}
         for part in dist.allgather(mine):

@@ -47,6 +47,7 @@ from .errors import InputError
 from .imbalance import (imbalance_pair, single_feature_table, standardise, supervised_greedy,
                         unsupervised_greedy)
 from .mapper import SerialMapper
+from .model import SPECIES_NAMES
 
 #: The four feature selections compared in the regression study (Fig. 7), in plot order.
 __all__ = ["METHODS", "PROTOCOLS", "PROTOCOL_RUNS", "run_study", "single_feature_summary",
@@ -90,6 +91,7 @@ class _Study:
     features: np.ndarray        # (C, N, M) raw
     X: list                     # per-configuration standardised (N, M) features
     species: np.ndarray         # (C, N) or None
+    species_names: tuple        # the model's, one per species code
     params: SelectConfig
     protocols: tuple            # the protocols run, first-named first
     mapper: object
@@ -99,7 +101,7 @@ class _Study:
 
 
 def run_study(features, names, p_by_time, q, species, params=None, mapper=None, log=None,
-              seed=None, tau_alpha=None):
+              seed=None, tau_alpha=None, species_names=SPECIES_NAMES):
     """The whole study; see the module docstring.  Runs on every rank, same result on each.
 
     features: (C, N, M) raw features; names: M feature names; p_by_time: {label: (C, N)}
@@ -108,7 +110,8 @@ def run_study(features, names, p_by_time, q, species, params=None, mapper=None, 
     time, or None; species: (C, N) codes 0 S, 1 M, 2 L, or None; params: the validated
     ``[select]`` section (``config.SelectConfig``; None: its defaults); mapper: object with
     ``map(fn, n)`` (default serial); log: callable(str) for progress; seed: root of the
-    random-baseline draws (default params.noise_seed); tau_alpha: copied into the results.
+    random-baseline draws (default params.noise_seed); tau_alpha: copied into the results;
+    species_names: the model's species, one per code (default the paper's S, M, L).
 
     Returns a dict with the keys ``protocol`` (the config value), ``protocols`` (those run),
     ``single_feature``, ``delta_q_p``, ``supervised``, ``unsupervised``, ``regression`` (the
@@ -133,11 +136,11 @@ def run_study(features, names, p_by_time, q, species, params=None, mapper=None, 
     """
     params = params if params is not None else SelectConfig()
     features, names, p_by_time, q, species = _validated(features, names, p_by_time, q,
-                                                        species, params)
+                                                        species, params, len(species_names))
     C, N, M = features.shape
     X = [standardise(features[c], names, f"features of configuration {c}") for c in range(C)]
     protocols = PROTOCOL_RUNS[params.protocol]
-    study = _Study(features, X, species, params, protocols, mapper or SerialMapper(),
+    study = _Study(features, X, species, tuple(species_names), params, protocols, mapper or SerialMapper(),
                    params.noise_seed if seed is None else int(seed), _Stopwatch(),
                    log or (lambda message: None))
     labels = list(p_by_time)
@@ -303,7 +306,7 @@ def regression_study(study, p, unsupervised_orders, own_supervised=None, label=N
     """
     params, clock, tag = study.params, study.clock, "" if label is None else f"@{label}"
     d_max = params.d_max
-    reg = rg.LocoRegression(study.features, p, study.species)
+    reg = rg.LocoRegression(study.features, p, study.species, study.species_names)
     supervised = {}
     with clock("supervised_folds" + tag):
         if "honest" in study.protocols:
@@ -396,7 +399,7 @@ def _unsupervised_entry(c, result, names):
             "delta_symmetric": ((forward + backward) / np.sqrt(2.0)).tolist()}
 
 
-def _validated(features, names, p_by_time, q, species, params):
+def _validated(features, names, p_by_time, q, species, params, n_species):
     """Arrays as float64/int, shapes checked; one-line InputErrors naming the input."""
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 3:
@@ -424,8 +427,8 @@ def _validated(features, names, p_by_time, q, species, params):
         q = _per_particle(q, (C, N), "q")
     if species is not None:
         species = np.asarray(species)
-        if species.shape != (C, N) or not np.isin(species, (0, 1, 2)).all():
-            raise InputError(f"species: expected codes 0, 1, 2 of shape {(C, N)}")
+        if species.shape != (C, N) or not np.isin(species, np.arange(n_species)).all():
+            raise InputError(f"species: expected codes 0 ... {n_species - 1} of shape {(C, N)}")
     return features, names, ordered, q, species
 
 
