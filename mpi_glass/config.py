@@ -24,7 +24,7 @@ from .errors import InputError
 from .model import (DEFAULT_MODEL, FORMS, MODEL_NAMES, PAPER_DENSITY, PAPER_FRACTIONS, PairModel,
                     box_side, composition_counts, named)
 
-PRESET_NAMES = ("laptop", "paper", "ci")
+PRESET_NAMES = ("laptop", "paper", "ci", "ka2d")
 DEFAULT_PRESET = "laptop"
 
 
