@@ -56,7 +56,8 @@ def _common(parser):
                         help="output directory (default: mpi_glass_out/<config name>)")
     parser.add_argument("--force", action="store_true",
                         help="replace finished outputs (the old ones stay until the new ones "
-                             "are complete) and discard checkpoints")
+                             "are complete); simulate recomputes the chains whose checkpoints "
+                             "do not fit the config and reuses the others")
 
 
 def _subcommand(sub, name, help, description, example):
@@ -85,7 +86,8 @@ def build_parser():
                          "dynamics -> sim.h5",
         "Equilibrate C configurations, run R iso-configurational trajectories from each and "
         "write DIR/sim.h5 (configurations, displacements, propensities p and q, F_s^CR). "
-        "Rerunning the same command resumes from DIR/sim.h5.checkpoint/.",
+        "Rerunning the same command resumes from DIR/sim.h5.checkpoint/; rerunning it with "
+        "larger budgets (equilibration.sweeps, dynamics.t_max) continues every chain.",
         "mpiexec -n 2 mpi_glass simulate --config run/ci.toml --out /tmp/ci")
     _common(sim)
 
@@ -138,6 +140,14 @@ def _bench_commands(bench):
                                                       "(default 60)")
     b.add_argument("--d", type=int, default=15, help="features selected by the greedy "
                                                       "searches (default 15)")
+    b = bsub.add_parser("dii", help="seconds per DII epoch, a full backward elimination, "
+                                    "peak memory per rank")
+    b.add_argument("--n", type=int, default=4000, help="number of points N (default 4000)")
+    b.add_argument("--m", type=int, default=60, help="number of features M (default 60)")
+    b.add_argument("--d", type=int, default=15, help="d_max of the elimination (default 15)")
+    b.add_argument("--epochs", type=int, default=3, help="epochs timed (default 3)")
+    b.add_argument("--epochs-only", action="store_true",
+                   help="time the epochs only, no backward elimination (large N)")
     b = bsub.add_parser("equilibrate", help="tau_eq, swap acceptances and trials/s of a "
                                             "certified equilibration from a random start")
     b.add_argument("--n", type=int, default=1000, help="number of particles (default 1000)")
@@ -203,7 +213,7 @@ def _run_config(args, dist):
 
 def _run_bench(args, dist):
     from . import bench
-    result = bench.run(args)
+    result = bench.run(args, dist)
     if not dist.is_root:
         return
     if args.json:

@@ -119,6 +119,31 @@ class SelectConfig:
     lengths: tuple = _key("coarse-graining lengths l (sigma_LS)",
                           (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0))
     noise_seed: int = _key("seed of the Gaussian-noise control feature", 0, low=0)
+    methods: tuple = _key("methods of the regression study (``mpi_glass.methods``): any of "
+                          "supervised_ii, unsupervised_ii, lasso, random, dii, dii_unsupervised",
+                          ("supervised_ii", "unsupervised_ii", "lasso", "random"))
+
+
+@dataclass(frozen=True)
+class DiiConfig:
+    """The ``dii`` method (``select.methods``): DII optimisation and backward elimination."""
+    lambda_rule: str = _key("'adaptive': lambda_i = factor x squared distance to i's k-th "
+                            "neighbour in the weighted space (DADApy's default); 'global': "
+                            "factor x its mean over i", "adaptive",
+                            choices=("adaptive", "global"))
+    lambda_factor: float = _key("lambda factor", 0.1, low=0.0, low_open=True)
+    lambda_k: int = _key("neighbour k of lambda", 1, low=1)
+    optimizer: str = _key("'adam' or 'gd' (full batch)", "adam", choices=("adam", "gd"))
+    learning_rate: float = _key("initial learning rate (cosine decay to 0 in each "
+                                "optimisation; weights start at 1)", 0.1, low=0.0,
+                                low_open=True)
+    epochs: int = _key("epochs of the first optimisation, all M features", 100, low=1)
+    refit_epochs: int = _key("epochs after each backward-elimination step (warm start)", 20,
+                             low=1)
+    l1: float = _key("L1 strength (0: none)", 0.0, low=0.0)
+    seed: int = _key("seed of the initial-weight jitter", 0, low=0)
+    one_at_a_time: bool = _key("drop one feature per step above d_max too (Wild et al.; "
+                               "false: half the excess per step, see README)", False)
 
 
 _SECTIONS = {
@@ -129,6 +154,7 @@ _SECTIONS = {
     "checkpoint": CheckpointConfig,
     "relaxation_scan": RelaxationScanConfig,
     "select": SelectConfig,
+    "dii": DiiConfig,
 }
 
 
@@ -143,6 +169,7 @@ class Config:
     checkpoint: CheckpointConfig
     relaxation_scan: RelaxationScanConfig
     select: SelectConfig
+    dii: DiiConfig
     source: str = ""   #: the TOML text this config was read from (provenance)
     model: PairModel = DEFAULT_MODEL    #: the pair model (``[model]``)
 
@@ -183,6 +210,9 @@ def _check_type(where, value, default, number_ok=False):
     elif expected is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+    elif _strings(default):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
     elif expected is tuple:
         ok = isinstance(value, list) and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
@@ -190,11 +220,17 @@ def _check_type(where, value, default, number_ok=False):
     else:
         ok = isinstance(value, expected)
     if not ok:
-        kind = {tuple: "a list of numbers"}.get(expected, expected.__name__)
+        kind = {tuple: "a list of strings" if _strings(default)
+                else "a list of numbers"}.get(expected, expected.__name__)
         raise InputError(f"{where}: expected {kind}, got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise InputError(f"{where}: expected a finite number, got {value!r}")
     return value
+
+
+def _strings(default):
+    """Whether a key's default is a list of strings (its values must be too)."""
+    return isinstance(default, tuple) and bool(default) and isinstance(default[0], str)
 
 
 def _check_range(where, value, meta):
@@ -255,8 +291,17 @@ def _cross_checks(origin, cfg):
         raise InputError(f"{origin}: relaxation_scan.temperatures: must be > 0")
     if any(length <= 0 for length in cfg.select.lengths) or not cfg.select.lengths:
         raise InputError(f"{origin}: select.lengths: need positive lengths")
+    _check_methods(origin, cfg.select.methods)
     time_spec(cfg.select.time, f"{origin}: select.time")
     time_spec(cfg.select.second_time, f"{origin}: select.second_time", zero_ok=True)
+
+
+def _check_methods(origin, methods):
+    from .methods import REGISTRY
+    unknown = [name for name in methods if name not in REGISTRY]
+    if unknown or not methods or len(set(methods)) != len(methods):
+        raise InputError(f"{origin}: select.methods: expected distinct names among "
+                         f"{', '.join(REGISTRY)}, got {list(methods)!r}")
 
 
 def time_spec(text, where="select.time", zero_ok=False):

@@ -30,12 +30,14 @@ import numpy as np
 from . import __version__
 from .dynamics import K_DEFAULT
 from .errors import InputError
+from .methods import REGISTRY, set_methods
 from .store import load_npz, save_npz_atomic
 
 __all__ = ["SCHEMA_VERSION", "UNITS", "DIMS", "Dim", "Field", "Attr", "SIM_FIELDS", "SIM_SCALES",
            "SELECT_FIELDS", "SELECT_SCALES", "CHAIN_FIELDS", "CERTIFICATE_FIELDS",
            "FEATURE_UNITS", "PREDICTION_PROTOCOLS", "PREDICTION_METHODS", "PROVENANCE_ATTRS",
-           "SIM_ATTRS", "SELECT_ATTRS", "SimData", "SelectData", "ChainState", "EQUILIBRATE",
+           "SIM_ATTRS", "SELECT_ATTRS", "SELECT_GROUP_ATTRS", "SimData", "SelectData",
+           "ChainState", "EQUILIBRATE",
            "TRAJECTORY", "selection_array", "checkpoint_name", "provenance_attrs", "write_sim",
            "write_select", "open_file", "read_sim", "read_select", "markdown_tables",
            "readme_block", "update_readme", "README_BEGIN", "README_END"]
@@ -262,9 +264,16 @@ SELECT_FIELDS = {
     **_selection_fields("supervised", "supervised", symmetric=False),
     **_selection_fields("unsupervised", "unsupervised", symmetric=True),
 }
-#: The regression study's feature sets: per protocol run, per method whose sets are recorded.
+#: The regression study's feature sets: per protocol run, per method whose sets are recorded
+#: (``methods.REGISTRY``), and each method's own fields.
 PREDICTION_PROTOCOLS = ("honest", "paper")
-PREDICTION_METHODS = ("supervised_ii", "unsupervised_ii", "lasso")
+PREDICTION_METHODS = set_methods()
+SELECT_FIELDS.update({name: Field(*spec, optional=True) for method in REGISTRY.values()
+                      for name, spec in method.fields.items()})
+#: Attributes of the method groups (e.g. /dii): the parameters that made their arrays.
+SELECT_GROUP_ATTRS = {group: tuple(Attr(*spec) for spec in specs)
+                      for method in REGISTRY.values()
+                      for group, specs in method.group_attrs.items()}
 SELECT_FIELDS.update({
     f"prediction_{protocol}_{method}": Field(
         f"/prediction/{protocol}/{method}/features", "int16", ("configuration", "step", "slot"),
@@ -315,6 +324,11 @@ CHAIN_FIELDS = {
                    "trajectory only: unwrapped positions at t = 0", optional=True),
     "records": Field("records", "float32", ("time", "particle", "xy"), UNITS["length"],
                      "trajectory only: displacements at the recording times", optional=True),
+    "record_times": Field("record_times", "int64", ("time",), SWEEPS,
+                          "trajectory only: the recording times of records", optional=True),
+    "physics_json": Field("physics_json", "str", (), ONE,
+                          "the keys that determine this chain (``continuation``); a "
+                          "checkpoint of other physics is refused", optional=True),
 }
 
 PROVENANCE_ATTRS = (
@@ -411,10 +425,20 @@ class SimData:
         return self.scan_fs_cr is not None
 
 
+#: SelectData's own attributes; every other SELECT_FIELDS entry (the registry methods'
+#: feature sets and fields) lives in ``SelectData.arrays``.
+_SELECT_CORE = ("feature_values", "feature_names", "supervised_selected", "supervised_names",
+                "supervised_delta_forward", "supervised_delta_backward",
+                "unsupervised_selected", "unsupervised_names", "unsupervised_delta_forward",
+                "unsupervised_delta_backward", "unsupervised_delta_symmetric")
+
+
 @dataclass
 class SelectData:
     """Contents of select.h5 (see ``SELECT_FIELDS``); selections are None with
-    ``--features-only``.  Row c of every (C, d) array is configuration c."""
+    ``--features-only``.  Row c of every (C, d) array is configuration c.  The methods'
+    arrays (``prediction_<protocol>_<method>``, ``dii_weights``, ...) are in ``arrays`` and
+    read as attributes too; ``group_attrs`` holds the attributes of method groups (/dii)."""
     feature_values: np.ndarray
     feature_names: np.ndarray
     supervised_selected: np.ndarray | None = None
@@ -426,13 +450,14 @@ class SelectData:
     unsupervised_delta_forward: np.ndarray | None = None
     unsupervised_delta_backward: np.ndarray | None = None
     unsupervised_delta_symmetric: np.ndarray | None = None
-    prediction_honest_supervised_ii: np.ndarray | None = None
-    prediction_honest_unsupervised_ii: np.ndarray | None = None
-    prediction_honest_lasso: np.ndarray | None = None
-    prediction_paper_supervised_ii: np.ndarray | None = None
-    prediction_paper_unsupervised_ii: np.ndarray | None = None
-    prediction_paper_lasso: np.ndarray | None = None
+    arrays: dict = field(default_factory=dict)
+    group_attrs: dict = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
+
+    def __getattr__(self, name):        # only called for names that are not attributes
+        if name in SELECT_FIELDS and name not in _SELECT_CORE:
+            return self.__dict__.get("arrays", {}).get(name)
+        raise AttributeError(name)
 
     @property
     def configuration_index(self):
@@ -455,8 +480,19 @@ class SelectData:
         by_protocol = (results or {}).get("regression_by_protocol", {})
         for protocol, study in by_protocol.items():
             for method in PREDICTION_METHODS:
-                setattr(data, f"prediction_{protocol}_{method}",
-                        selection_array(study[method]["selected"]))
+                if method in study:
+                    data.arrays[f"prediction_{protocol}_{method}"] = \
+                        selection_array(study[method]["selected"])
+        targets = {"dii": "p", "dii_unsupervised": "X_full"}
+        for name, target in targets.items() if results is not None else ():
+            entries = results.get(name)
+            if not entries:
+                continue
+            for key in ("weights", "loss", "order"):
+                data.arrays[f"{name}_{key}"] = np.array([e[key] for e in entries])
+            data.group_attrs[f"/{name}"] = dict(results["dii_settings"], target=target,
+                                                standardise="per configuration",
+                                                ranks="mid-ranks")
         if by_protocol:
             data.attrs.update(protocol=results["protocol"],
                               propensity_time=float(results["propensity_time"]["main"]))
@@ -502,6 +538,8 @@ class ChainState:
     pair_swaps: np.ndarray | None = None
     start: np.ndarray | None = None
     records: np.ndarray | None = None
+    record_times: np.ndarray | None = None
+    physics_json: str | None = None
 
     def save(self, path):
         """Write atomically (temporary name, fsync, rename) with the schema version."""
@@ -517,7 +555,8 @@ class ChainState:
         if version != SCHEMA_VERSION:
             raise InputError(_version_message(path, version, "simulate"))
         scalars = {"sweeps_done": int, "n_recorded": int, "done": bool, "ref_sample": int,
-                   "checked_sample": int, "checked_reference": int, "certified": bool}
+                   "checked_sample": int, "checked_reference": int, "certified": bool,
+                   "physics_json": str}
         return cls(**{name: scalars[name](value) if name in scalars else value
                       for name, value in arrays.items()})
 
@@ -580,6 +619,7 @@ def _write(f, fields, scales, data, empty=None):
     for key, value in data.attrs.items():
         f.attrs[key] = value
     written = {}
+    group_attrs = getattr(data, "group_attrs", {})
     for name, spec in fields.items():
         value = getattr(data, name, None)     # scales like the configuration index
         if value is None and name not in empty:  # are properties of the data classes
@@ -593,6 +633,9 @@ def _write(f, fields, scales, data, empty=None):
         for key, attr in spec.attrs.items():
             dset.attrs[key] = attr
         written[name] = dset
+    for group, attrs in group_attrs.items():
+        for key, value in attrs.items():
+            f.require_group(group).attrs[key] = value
     _attach_scales(fields, scales, written)
 
 
@@ -716,10 +759,12 @@ def _text(value):
 def _read(f, path, cls, fields, skip=()):
     """{field: array} of the dataclass ``cls`` from an open file, plus its root ``attrs``."""
     wanted = {fd.name for fd in dataclasses.fields(cls)} - set(skip)
-    values = {}
+    into_arrays = "arrays" in wanted
+    values = {"arrays": {}} if into_arrays else {}
     for name, spec in fields.items():
-        if name not in wanted:      # derived scales (configuration index, step)
-            continue
+        if name not in wanted and not (into_arrays and not spec.scale and
+                                       name not in _SELECT_CORE and name in SELECT_FIELDS):
+            continue               # derived scales (configuration index, step)
         if spec.path not in f:
             if spec.optional:
                 continue
@@ -727,7 +772,14 @@ def _read(f, path, cls, fields, skip=()):
             raise InputError(f"{path}: missing dataset {spec.path}")
         dset = f[spec.path]
         value = dset.asstr()[()] if spec.dtype == "str" else dset[()]
-        values[name] = np.asarray(value, dtype=str) if spec.dtype == "str" else value
+        value = np.asarray(value, dtype=str) if spec.dtype == "str" else value
+        if name in wanted:
+            values[name] = value
+        else:
+            values["arrays"][name] = value
+    if "group_attrs" in wanted:
+        values["group_attrs"] = {group: {key: _text(v) for key, v in f[group].attrs.items()}
+                                 for group in SELECT_GROUP_ATTRS if group in f}
     values["attrs"] = {key: _text(value) for key, value in f.attrs.items()}
     return values
 
@@ -813,6 +865,14 @@ def _attr_table():
     return rows
 
 
+def _group_attr_table():
+    rows = ["| group attribute | type | units | meaning |", "| --- | --- | --- | --- |"]
+    for group, attrs in SELECT_GROUP_ATTRS.items():
+        rows += [f"| `{group}` `{attr.name}` | {attr.dtype} | {attr.units} | "
+                 f"{attr.description} |" for attr in attrs]
+    return rows
+
+
 def markdown_tables():
     """The README's file tables, generated from the declarations above.
 
@@ -831,6 +891,8 @@ def markdown_tables():
         "`sim.h5` (written by `simulate`):", "", *_field_table(SIM_FIELDS), "",
         "`select.h5` (written by `select`; row c of every (C, d) array is configuration c):",
         "", *_field_table(SELECT_FIELDS), "",
+        "Attributes of method groups in `select.h5` (the parameters that made their arrays):",
+        "", *_group_attr_table(), "",
         "Root attributes of both files:", "", *_attr_table(), "",
         "Chain checkpoints (`sim.h5.checkpoint/eq_e{e}_c{c}.npz` and "
         "`tr_e{e}_c{c}_r{r}.npz`, one per chain, plus `schema_version`):",

@@ -8,6 +8,7 @@ report.json and figures/.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from functools import cached_property
@@ -188,6 +189,7 @@ class Selection:
     def _study(self, data, values, names, picked):
         """The study at the propensity times ``picked`` ({label: sweeps}); returns the
         results and the propensities at the main time, {"p": (C, N), "q": (C, N)}."""
+        from .imbalance.dii_select import DiiSettings
         from .study import run_study
         times = data.times
         p_by_time = {label: propensity_at(times, data.p, t) for label, t in picked.items()}
@@ -195,6 +197,7 @@ class Selection:
         results = run_study(values, names, p_by_time, at_main["q"], data.species,
                             self.cfg.select, mapper=self.dist, log=self._log,
                             seed=self.cfg.seed, tau_alpha=data.tau_alpha,
+                            dii=DiiSettings(**dataclasses.asdict(self.cfg.dii)),
                             species_names=self.cfg.model.species_names)
         if data.certificate_certified is not None:
             results["certified"] = [bool(x) for x in data.certificate_certified]

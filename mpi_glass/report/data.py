@@ -11,13 +11,16 @@ import math
 
 import numpy as np
 
+from ..methods import REGISTRY, protocol_methods, set_methods
 from ..model import DEFAULT_MODEL, SPECIES_NAMES
 
 DATA_FILE = "figure_data.npz"
-METHOD_LABELS = {"supervised_ii": "supervised II", "unsupervised_ii": "unsupervised II",
-                 "lasso": "Lasso", "random": "random"}
+#: Labels of the study's methods (``methods.REGISTRY``), in plot order.
+METHOD_LABELS = {name: method.label for name, method in REGISTRY.items()}
 #: The methods whose selections differ between protocols (Lasso and random do not).
-II_METHODS = ("supervised_ii", "unsupervised_ii")
+II_METHODS = protocol_methods()
+#: The methods whose feature sets are listed (all but random).
+SET_METHODS = set_methods()
 SPECIES = SPECIES_NAMES
 
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..methods import REGISTRY
 from ..model import DEFAULT_MODEL
 from ..store import write_atomically
 from .data import (DATA_FILE, II_METHODS, METHOD_LABELS, SPECIES, arr, load_figure_data,
                    mean_std, num, species_groups, studies_of, time_note)
 
-METHOD_STYLE = {"supervised_ii": ("C0", "o"), "unsupervised_ii": ("C1", "s"),
-                "lasso": ("C2", "D"), "random": ("C3", "^")}
+METHOD_STYLE = {name: method.style[:2] for name, method in REGISTRY.items()}
 #: Horizontal offsets of the methods' points, so that coinciding curves stay visible.
-METHOD_DODGE = {"supervised_ii": -0.12, "unsupervised_ii": -0.04, "lasso": 0.04, "random": 0.12}
+METHOD_DODGE = {name: method.style[2] for name, method in REGISTRY.items()}
 DESCRIPTOR_LABELS = {"rho": r"$\bar\rho$", "phi": r"$\bar\varphi$", "u": r"$\bar u$",
                      "psi6": r"$\bar\Psi_6$", "theta": r"$\bar\Theta$", "z": r"$\bar z$"}
 #: Drawn disc diameters (sigma_aa of the model) so that the maps look like the packing:
@@ -421,7 +421,8 @@ FIGURES = {
                   "Unsupervised selection: symmetrised Delta and both terms vs d, II plane.",
                   needs_doc=("unsupervised",)),
     "fig7": _Spec("fig7_regression.png", fig_regression,
-                  "rho(p, p_hat) vs d: supervised II, unsupervised II, Lasso, random.",
+                  "rho(p, p_hat) vs d of the study's methods (supervised II, unsupervised "
+                  "II, Lasso, random, and DII if chosen).",
                   needs_doc=("regression",)),
     "fig8": _Spec("fig8_scatter.png", fig_scatter,
                   "p vs p_hat (supervised II, d = d_max) for all particles and per species.",
