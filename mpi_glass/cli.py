@@ -50,7 +50,7 @@ def _global_flags(parser, suppress):
 
 def _common(parser):
     parser.add_argument("--config", metavar="FILE",
-                        help="TOML config, or a preset name (laptop, paper, ci, beta); "
+                        help="TOML config, or a preset name (laptop, paper, ci, ka2d, beta); "
                              "default: the embedded laptop preset")
     parser.add_argument("--out", metavar="DIR",
                         help="output directory (default: mpi_glass_out/<config name>)")
@@ -119,7 +119,7 @@ def build_parser():
         "meaning ('keys'), or with --memory the memory a config needs per rank.",
         "mpi_glass config paper --memory --ranks 128")
     cfg.add_argument("preset", nargs="?", default="laptop", metavar="NAME",
-                     help="laptop, paper, ci, beta, 'keys' for the table of keys, or (with "
+                     help="laptop, paper, ci, ka2d, beta, 'keys' for the table of keys, or (with "
                           "--memory) a TOML file")
     cfg.add_argument("--memory", action="store_true",
                      help="print the memory estimate of simulate and select for this config")
