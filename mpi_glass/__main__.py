@@ -1,6 +1,10 @@
 """``python -m mpi_glass`` is the ``mpi_glass`` command."""
 import sys
 
-from .cli import main
+from . import signals
+
+signals.install()       # first: a stop signal during the imports below is not lost
+
+from .cli import main  # noqa: E402
 
 sys.exit(main())

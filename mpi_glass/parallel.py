@@ -206,6 +206,7 @@ class Distributor:
         if self.parallel:
             sys.stdout.flush()
             sys.stderr.flush()
+            _silence_stderr()   # our one line is out; MPI_Abort would add its own
             self.comm.Abort(status)
         raise SystemExit(status)
 
@@ -322,6 +323,14 @@ class ProgressCounter:
             self.final[source] |= bool(message[1])
             count += 1
         return count
+
+
+def _silence_stderr():
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stderr.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def serial():

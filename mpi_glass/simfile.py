@@ -18,6 +18,8 @@ import numpy as np
 from . import dynamics, equilibrium
 from .schema import (EQUILIBRATE, SIM_FIELDS, TRAJECTORY, ChainState, SimData,
                      checkpoint_name, provenance_attrs, write_sim)
+from .memory import sim_file_bytes
+from .safefs import claim_new, writing
 from .store import publish, tmp_name
 
 
@@ -67,23 +69,29 @@ def write_sim_file(path, cfg, ensembles, ckpt_dir, dist, timings):
     collective = dist.collective_io_available()
     data = _sim_data(cfg, main, summaries, scan, attrs=provenance_attrs(cfg, "sim", extra={
         "io_path": "mpio" if collective else "root-gather", "ranks": dist.size}))
-    if collective:
-        f = dist.open_h5(tmp, "w")
-    elif dist.is_root:
-        f = h5py.File(tmp, "w")
-    else:
-        f = None
-    shape = (main.configurations, main.replicas, len(main.times), cfg.system.n, 2)
-    if f is not None:
-        write_sim(f, data, displacement_shape=shape)
-    _write_displacements(f, dist, main, owner, my_disp, collective)
-    if f is not None:
-        f.close()
-    dist.barrier()
-    timings["write"] = time.perf_counter() - start
     if dist.is_root:
-        with h5py.File(tmp, "r+") as f:    # the timings are only known now
+        claim_new(tmp)      # "x" below is O_EXCL: HDF5 never writes through a planted link
+    dist.barrier()
+    with writing(tmp, sim_file_bytes(cfg)) as closers:
+        if collective:
+            f = closers.add(dist.open_h5(tmp, "x"))
+        elif dist.is_root:
+            f = closers.add(h5py.File(tmp, "x"))
+        else:
+            f = None
+        shape = (main.configurations, main.replicas, len(main.times), cfg.system.n, 2)
+        if f is not None:
+            write_sim(f, data, displacement_shape=shape)
+        _write_displacements(f, dist, main, owner, my_disp, collective)
+        if f is not None:
+            f.close()
+        dist.barrier()
+        timings["write"] = time.perf_counter() - start
+        if dist.is_root:
+            f = closers.add(h5py.File(tmp, "r+"))    # the timings are only known now
             f.attrs["timings_json"] = json.dumps({k: round(v, 3) for k, v in timings.items()})
+            f.close()
+    if dist.is_root:
         publish(tmp, path)
     dist.barrier()
     _log_summary(path, data, timings, dist)
