@@ -111,6 +111,30 @@ def claim_new(path):
     os.unlink(path)
 
 
+def new_h5_with_room(path, need):
+    """Create an empty HDF5 file at ``path`` (never through a link) with ``need`` bytes of
+    disk reserved; the writer then opens it with mode "r+".
+
+    HDF5 does not survive a write that fails for want of space: the objects of the file can
+    no longer be closed, and freeing them later crashes the interpreter.  So the space is
+    reserved first (``posix_fallocate``: a full disk fails here, cleanly), and HDF5 writes
+    into blocks it already owns; it trims the file to its real size when it closes it.
+    """
+    import h5py
+    with writing(path, need) as closers:
+        claim_new(path)
+        closers.add(h5py.File(path, "x")).close()
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+        try:
+            os.posix_fallocate(fd, 0, need)
+        except OSError as exc:
+            if exc.errno in FULL_ERRNOS:
+                raise
+            # EOPNOTSUPP, EINVAL: this filesystem cannot reserve; the write is guarded anyway
+        finally:
+            os.close(fd)
+
+
 def check_regular_input(path, what):
     """Refuse an input that is not a regular file (a FIFO would block ``open``)."""
     try:
@@ -125,8 +149,10 @@ def check_regular_input(path, what):
 def remove_quietly(path):
     """Remove a temporary file or folder of ours (never following a link); ignore errors."""
     path = Path(path)
+    if path.is_symlink():
+        return      # not ours: planted (refused elsewhere), and never followed
     try:
-        if path.is_dir() and not path.is_symlink():
+        if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink()
@@ -191,7 +217,8 @@ def writing(path, need):
             except Exception:   # noqa: BLE001 - a failed write fails its close too
                 pass
         remove_quietly(path)
-        if isinstance(exc, Exception) and is_disk_full(exc):
+        if isinstance(exc, Exception) and not isinstance(exc, InputError) \
+                and is_disk_full(exc):      # (an inner file's DiskFull says it already)
             raise disk_full_error(path, need) from None
         raise
 

@@ -24,7 +24,7 @@ from .progress import log
 from .schema import SelectData, open_file, provenance_attrs, read_sim, write_select
 from .outdir import commit_staged, folder_lock, recover_staged, staging_dir
 from .memory import select_disk_parts
-from .safefs import check_room, writing
+from .safefs import check_room, new_h5_with_room, writing
 from .store import check_writable_dir, file_sha256, first_difference
 
 #: What one select run owns in its output folder; a run replaces the whole set together.
@@ -259,8 +259,9 @@ class Selection:
             "sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256,
             "features_only": results is None})
         need = select_disk_parts(self.cfg)["select.h5"]
+        new_h5_with_room(path, need)
         with writing(path, need) as closers:
-            f = closers.add(h5py.File(path, "x"))
+            f = closers.add(h5py.File(path, "r+"))
             write_select(f, SelectData.from_results(values, names, results, attrs))
             f.close()
 

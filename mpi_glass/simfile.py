@@ -19,7 +19,7 @@ from . import dynamics, equilibrium
 from .schema import (EQUILIBRATE, SIM_FIELDS, TRAJECTORY, ChainState, SimData,
                      checkpoint_name, provenance_attrs, write_sim)
 from .memory import sim_file_bytes
-from .safefs import claim_new, writing
+from .safefs import new_h5_with_room, writing
 from .store import publish, tmp_name
 
 
@@ -69,14 +69,13 @@ def write_sim_file(path, cfg, ensembles, ckpt_dir, dist, timings):
     collective = dist.collective_io_available()
     data = _sim_data(cfg, main, summaries, scan, attrs=provenance_attrs(cfg, "sim", extra={
         "io_path": "mpio" if collective else "root-gather", "ranks": dist.size}))
-    if dist.is_root:
-        claim_new(tmp)      # "x" below is O_EXCL: HDF5 never writes through a planted link
-    dist.barrier()
-    with writing(tmp, sim_file_bytes(cfg)) as closers:
+    need = sim_file_bytes(cfg)
+    dist.root_decides(lambda: new_h5_with_room(tmp, need))   # a full disk: refused here
+    with writing(tmp, need) as closers:
         if collective:
-            f = closers.add(dist.open_h5(tmp, "x"))
+            f = closers.add(dist.open_h5(tmp, "r+"))
         elif dist.is_root:
-            f = closers.add(h5py.File(tmp, "x"))
+            f = closers.add(h5py.File(tmp, "r+"))
         else:
             f = None
         shape = (main.configurations, main.replicas, len(main.times), cfg.system.n, 2)

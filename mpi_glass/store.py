@@ -50,8 +50,8 @@ def write_atomically(path, write, need=0):
     a reader never sees half a file.  The temporary name is never a planted link, and is
     removed if ``write`` fails (a full disk: one line, ``safefs.DiskFull``)."""
     tmp = tmp_name(path)
-    claim_new(tmp)
     with writing(tmp, need):
+        claim_new(tmp)
         write(tmp)
     publish(tmp, path)
 
@@ -61,9 +61,8 @@ def save_npz_atomic(path, **arrays):
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp.npz")
     need = sum(np.asarray(a).nbytes for a in arrays.values())
-    fd = create_new(tmp)
     with writing(tmp, need) as closers:
-        fh = closers.add(os.fdopen(fd, "wb"))
+        fh = closers.add(os.fdopen(create_new(tmp), "wb"))
         np.savez(fh, **arrays)
         fh.flush()
         os.fsync(fh.fileno())
