@@ -54,6 +54,9 @@ def _counted(low):
 
 _POSITIVE, _NATURAL = _counted(1), _counted(0)
 
+#: Seconds a rank other than the root waits before ending an interrupted job itself.
+ROOT_FIRST_SECONDS = 3.0
+
 
 def _global_flags(parser, suppress):
     """--debug/--quiet/--verbose; subcommands repeat them without defaults of their own."""
@@ -245,16 +248,17 @@ def _log_level(args):
 def main(argv=None):
     """The command line; returns the exit status (see the module docstring)."""
     previous = signals.install()    # again: a caller's import of this module may be late
-    signals.reset()
     args = None
     try:
+        signals.raising()           # a signal received while starting up stops us here
         args = build_parser().parse_args(argv)
         return _main(args)
-    except Interrupted as exc:      # during argument parsing or logging set-up
+    except Interrupted as exc:      # during start-up or argument parsing
         return _interrupted(exc, None, None)
     except BrokenPipeError:
         return _closed_stdout()
     finally:
+        signals.reset()
         signals.restore(previous)
 
 
@@ -298,18 +302,26 @@ def _closed_stdout():
 
 
 def _interrupted(exc, dist, command):
+    """The one line of a run stopped by a signal; under MPI, end the job with status 75.
+
+    The signal reaches every rank (srun and mpiexec forward it).  Simulate's ranks get a
+    moment to finish their chunk and checkpoint (a select has nothing to save: its old
+    outputs stay as they are).  The root says the line and ends the job; another rank waits
+    a little longer, so that the root's line is the one shown, and speaks only if the root
+    has not ended the job by then (it got no signal).
+    """
     signals.defer()     # a second signal (a launcher forwards several) must not cut this short
-    if dist is None or dist.is_root:
-        name = str(exc) if isinstance(exc, Interrupted) else "SIGINT"
-        LOGGER.error(f"stopped by {name}: what was done is kept (simulate's checkpoints, "
-                     f"select's previous outputs); rerun the same command to resume")
-    if dist is not None and dist.parallel:
-        # The signal reached every rank (srun/mpiexec forward it); give the others a
-        # moment to finish their chunk and checkpoint before ending the job (simulate; a
-        # select has nothing to save: its old outputs stay as they are).
-        if command == "simulate":
-            time.sleep(float(os.environ.get("MPI_GLASS_SIGNAL_GRACE", "20")))
-        dist.abort(EXIT_INTERRUPTED)
+    name = str(exc) if isinstance(exc, Interrupted) else "SIGINT"
+    line = (f"stopped by {name}: what was done is kept (simulate's checkpoints, select's "
+            f"previous outputs); rerun the same command to resume")
+    if dist is None or not dist.parallel:
+        LOGGER.error(line)
+        return EXIT_INTERRUPTED
+    grace = float(os.environ.get("MPI_GLASS_SIGNAL_GRACE", "20")) \
+        if command == "simulate" else 0.0
+    time.sleep(grace + (0.0 if dist.is_root else ROOT_FIRST_SECONDS))
+    LOGGER.error(line)
+    dist.abort(EXIT_INTERRUPTED)
     return EXIT_INTERRUPTED
 
 

@@ -84,6 +84,12 @@ def deferred():
         _state["deferred"] -= 1
 
 
+def raising():
+    """Leave deferred mode: the next stop signal raises; one already received raises now."""
+    _state["deferred"] = 0
+    check()
+
+
 def check():
     """Raise ``Interrupted`` if a stop signal has been received."""
     if _state["raised"] is not None:

@@ -181,12 +181,13 @@ def test_a_disk_that_fills_while_sim_h5_is_written(small_disk, tmp_path):
 def test_disk_full_during_select_keeps_the_old_outputs(small_disk, finished):
     config, _ = finished
     out = _copy_sim(finished, small_disk.path / "out")
-    proc = _run_filling("select", small_disk, "select", "--config", config, "--out", out)
+    proc = _run_filling("select", small_disk, "select", "--config", config, "--out", out,
+                        "--features-only")
     one_line_error(proc, "select.h5", "disk full", "needs about")
     small_disk.free_space()
     assert _leftovers(out) == [] and sorted(p.name for p in out.iterdir()) == ["sim.h5"]
-    cli("select", "--config", config, "--out", out)
-    assert (out / "select.h5").exists() and (out / "report.md").exists()
+    cli("select", "--config", config, "--out", out, "--features-only")
+    assert (out / "select.h5").exists()
 
 
 def test_a_folder_without_room_is_refused_naming_both_numbers(tmp_path, monkeypatch):
@@ -255,7 +256,7 @@ def test_a_link_at_a_checkpoints_temporary_name_is_refused(tmp_path, victim):
     proc = cli("simulate", "--config", config, "--out", tmp_path / "out", check=False)
     one_line_error(proc, "eq_e0_c0.npz.tmp.npz", "symbolic link")
     assert victim.read_text() == "precious data\n"
-    assert not list(ckpt.glob("*.npz"))
+    assert [p.name for p in ckpt.iterdir()] == ["eq_e0_c0.npz.tmp.npz"]
 
 
 def test_temporary_files_are_created_exclusively_never_through_a_link(tmp_path, victim):
@@ -389,21 +390,23 @@ def test_a_data_error_found_later_names_the_file_and_the_config(finished, tmp_pa
 def test_a_select_that_completes_an_interrupted_swap_exits_0(finished, tmp_path):
     config, _ = finished
     out = _copy_sim(finished, tmp_path / "out")
-    cli("select", "--config", config, "--out", out)
-    new = {name: (out / name) for name in ("select.h5", "report.md", "report.json")}
     stage = out / ".select.staging"
     stage.mkdir()
-    for name, path in new.items():       # a run's new set, staged; then killed mid-swap
-        (stage / name).write_bytes(path.read_bytes())
+    with h5py.File(stage / "select.h5", "w") as f:     # a run's new set, staged ...
+        f.attrs["features_only"] = False
+    (stage / "report.md").write_text("new report")
+    (stage / "report.json").write_text("{}")
+    (out / "select.h5").write_text("old")
     (stage / "STAGED_COMPLETE.json").write_text(json.dumps({
         "owned": ["select.h5", "report.md", "report.json", "figures"],
         "new": ["select.h5", "report.md", "report.json"]}))
     (out / ".select.old").mkdir()
     os.replace(out / "select.h5", out / ".select.old" / "select.h5")
-    os.replace(stage / "select.h5", out / "select.h5")
+    os.replace(stage / "select.h5", out / "select.h5")  # ... then killed mid-swap
     proc = cli("select", "--config", config, "--out", out, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert "finished replacing the outputs" in proc.stderr
+    assert "finished replacing the outputs" in proc.stderr and "features:" not in proc.stderr
+    assert (out / "report.md").read_text() == "new report"
     assert not (out / ".select.staging").exists() and not (out / ".select.old").exists()
 
 
@@ -429,8 +432,10 @@ def _finish(proc, sig, seen):
 
 
 def _interrupt_line(text, sig):
-    errors = [line for line in text.strip().splitlines() if "error:" in line]
-    assert len(errors) == 1 and f"stopped by {sig}" in errors[0], text
+    """One line, the last, says which signal stopped the run; no traceback, no MPI banner."""
+    lines = text.strip().splitlines()
+    stops = [line for line in lines if "stopped by" in line or "error:" in line]
+    assert len(stops) == 1 and f"stopped by {sig}" in lines[-1], text
     assert "Traceback" not in text and "internal error" not in text, text
     assert "YOUR APPLICATION" not in text and "MPI_Abort" not in text, text
 
@@ -472,6 +477,20 @@ def test_sigint_and_sigusr1_during_simulate_checkpoint_and_exit_75(tmp_path, sig
         code, text = _finish(proc, sig, seen)
         assert code == 75, text
         _interrupt_line(text, sig.name)
+    assert list((out / "sim.h5.checkpoint").glob("*.npz"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGTERM])
+def test_a_signal_during_simulate_under_mpiexec_checkpoints_and_exits_75(tmp_path, sig):
+    config = write_config(tmp_path, eq_sweeps=3000, t_max=3000)
+    out = tmp_path / "out"
+    proc = start_cli("simulate", "--config", config, "--out", out, ranks=2,
+                     env={"MPI_GLASS_SIGNAL_GRACE": "1"})
+    seen = _wait_for_line(proc, "equilibrate")
+    time.sleep(0.5)
+    code, text = _finish(proc, sig, seen)
+    assert code == 75, text
+    _interrupt_line(text, sig.name)
     assert list((out / "sim.h5.checkpoint").glob("*.npz"))
 
 
