@@ -80,7 +80,8 @@ class DynamicsConfig:
     replicas: int = _key("R: iso-configurational trajectories per configuration", 8, low=1)
     t_max: int = _key("last recorded time (MC sweeps)", 12000, low=1)
     per_decade: int = _key("log-spaced recording times per decade", 8, low=1)
-    extra_times: tuple = _key("explicit extra recording times (sweeps), increasing", ())
+    extra_times: tuple = _key("explicit extra recording times (sweeps), increasing, at most "
+                              "t_max", ())
 
 
 @dataclass(frozen=True)
