@@ -319,8 +319,12 @@ def _interrupted(exc, dist, command):
         return EXIT_INTERRUPTED
     grace = float(os.environ.get("MPI_GLASS_SIGNAL_GRACE", "20")) \
         if command == "simulate" else 0.0
-    time.sleep(grace + (0.0 if dist.is_root else ROOT_FIRST_SECONDS))
-    LOGGER.error(line)
+    if dist.is_root:
+        LOGGER.error(line)
+        time.sleep(grace)
+    else:
+        time.sleep(grace + ROOT_FIRST_SECONDS)
+        LOGGER.error(line)
     dist.abort(EXIT_INTERRUPTED)
     return EXIT_INTERRUPTED
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import InputError
-from .safefs import refuse_links_inside, refuse_planted
+from .safefs import FULL_ERRNOS, disk_full_error, refuse_links_inside, refuse_planted
 from .store import read_json, write_json_atomic
 
 LOCK_NAME = "mpi_glass.lock"
@@ -71,9 +71,16 @@ class FolderLock:
         record = dict(host=socket.gethostname(), pid=os.getpid(), command=self.command,
                       started=datetime.datetime.now(datetime.timezone.utc)
                       .strftime("%Y-%m-%d %H:%M:%S UTC"), slurm_job=_slurm_incarnation())
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
-        os.fsync(fd)
+        text = (json.dumps(record) + "\n").encode()
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, text, 0)
+            os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in FULL_ERRNOS:
+                raise disk_full_error(self.path, len(text)) from None
+            raise
         self.fd = fd
         return note
 

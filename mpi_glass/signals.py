@@ -52,6 +52,14 @@ def install():
     return previous
 
 
+def install_for_library():
+    """Outside the CLI (a notebook running ``Simulation.run``): SIGTERM and SIGUSR1 get our
+    handler, SIGINT stays the caller's (Ctrl-C raises KeyboardInterrupt as usual)."""
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        if signal.getsignal(sig) is not _handler:
+            signal.signal(sig, _handler)
+
+
 def restore(previous):
     """Put back the handlers ``install`` returned (a library caller's own)."""
     for sig, handler in previous.items():

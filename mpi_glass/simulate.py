@@ -87,7 +87,8 @@ class _StopFlag:
     handlers of ``signals`` and acted on at the end of the chunk, which checkpoints."""
 
     def install(self):
-        signals.install()
+        signals.reset()       # a signal received before now has raised already
+        signals.install_for_library()     # the CLI has installed all three already
         signals.defer()
 
     @property
