@@ -25,6 +25,7 @@ mpi_glass.errors.InputError: .../b: is a symbolic link (to .../a.tmp); mpi_glass
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
@@ -117,7 +118,7 @@ def new_h5_with_room(path, need):
 
     HDF5 does not survive a write that fails for want of space: the objects of the file can
     no longer be closed, and freeing them later crashes the interpreter.  So the space is
-    reserved first (``posix_fallocate``: a full disk fails here, cleanly), and HDF5 writes
+    reserved first (``fallocate``: a full disk fails here, cleanly), and HDF5 writes
     into blocks it already owns; it trims the file to its real size when it closes it.
     """
     import h5py
@@ -126,13 +127,28 @@ def new_h5_with_room(path, need):
         closers.add(h5py.File(path, "x")).close()
         fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
         try:
-            os.posix_fallocate(fd, 0, need)
-        except OSError as exc:
-            if exc.errno in FULL_ERRNOS:
-                raise
-            # EOPNOTSUPP, EINVAL: this filesystem cannot reserve; the write is guarded anyway
+            reserve(fd, need)
         finally:
             os.close(fd)
+
+
+def reserve(fd, size):
+    """Allocate ``size`` bytes to the open file ``fd`` (Linux ``fallocate``).
+
+    A full disk raises OSError(ENOSPC).  Where the filesystem cannot allocate ahead (NFS v3,
+    another OS) nothing is done: glibc's ``posix_fallocate`` would emulate it by writing
+    every block, far too slow for a large file there; the write is guarded anyway.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fallocate = libc.fallocate
+    except (OSError, AttributeError):
+        return
+    fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    if fallocate(fd, 0, 0, int(size)) != 0:
+        code = ctypes.get_errno()
+        if code in FULL_ERRNOS:
+            raise OSError(code, os.strerror(code))
 
 
 def check_regular_input(path, what):
