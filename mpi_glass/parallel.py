@@ -206,7 +206,10 @@ class Distributor:
         if self.parallel:
             sys.stdout.flush()
             sys.stderr.flush()
-            _silence_stderr()   # our one line is out; MPI_Abort would add its own
+            if "OMPI_COMM_WORLD_SIZE" not in os.environ:
+                # MPICH prints its own line at MPI_Abort (ours is out).  Open MPI sends its
+                # abort notice through mpirun, and a closed stderr only garbles it.
+                _silence_stderr()
             self.comm.Abort(status)
         raise SystemExit(status)
 
