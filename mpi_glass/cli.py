@@ -77,7 +77,8 @@ def _common(parser):
                         help="output directory (default: mpi_glass_out/<config name>)")
     parser.add_argument("--force", action="store_true",
                         help="replace finished outputs (the old ones stay until the new ones "
-                             "are complete) and discard checkpoints")
+                             "are complete); simulate recomputes the chains whose checkpoints "
+                             "do not fit the config and reuses the others")
 
 
 def _subcommand(sub, name, help, description, example):
@@ -106,7 +107,8 @@ def build_parser():
                          "dynamics -> sim.h5",
         "Equilibrate C configurations, run R iso-configurational trajectories from each and "
         "write DIR/sim.h5 (configurations, displacements, propensities p and q, F_s^CR). "
-        "Rerunning the same command resumes from DIR/sim.h5.checkpoint/.",
+        "Rerunning the same command resumes from DIR/sim.h5.checkpoint/; rerunning it with "
+        "larger budgets (equilibration.sweeps, dynamics.t_max) continues every chain.",
         "mpiexec -n 2 mpi_glass simulate --config run/ci.toml --out /tmp/ci")
     _common(sim)
 

@@ -51,11 +51,16 @@ reference configuration falls to 1/e (``dynamics.tau_alpha``: interpolated in lo
 a run the reference is the previous check point (``check_points``), so tau_eq is read from
 the lags of the last interval.
 
-Check points.  An equilibration of L sweeps is examined at t_k ~ L / 2^(K - k) (whole
-samples, the first with at least ``MIN_CHECK_SAMPLES`` samples); the certificate at t_k compares
-the configuration with the one kept at t_(k-1), the middle of the run so far.  With
-``until = "certified"`` the chain stops at the first certified check point, so the
-equilibration is extended in doubling chunks until certified or the budget L is spent.
+Check points.  With ``until = "certified"`` a chain is examined at t_k = t_0 2^k sweeps,
+t_0 = ``MIN_CHECK_SAMPLES`` samples (16 ``sample_every``), whatever the budget L: the
+certificate at t_k compares the configuration with the one kept at t_(k-1), the middle of
+the run so far, and the chain stops at the first certified check point or when L is spent.
+Because the check points do not depend on L, a chain run under a larger budget is the same
+chain, and a raised budget continues it bit-identically (``simulate``, ``continuation``);
+sweeps beyond the last t_k <= L are examined only once the budget reaches t_(k+1), so a
+budget of t_0 2^k (e.g. 2 048 000 at sample_every = 2000) wastes none.  A fixed length L
+(``until = "sweeps"`` or a number) is examined at its end instead: t_k ~ L / 2^(K - k),
+whole samples, the first with at least ``MIN_CHECK_SAMPLES`` samples.
 """
 from __future__ import annotations
 
@@ -72,9 +77,9 @@ from .neighbours import minimum_image
 __all__ = ["OVERLAP_RADIUS", "DEFAULT_THRESHOLD", "STATIONARITY_SIGMAS", "MIN_BLOCKS",
            "MIN_CHECK_SAMPLES", "TAU_MEASURED", "TAU_BELOW", "TAU_ABOVE", "blocking_error",
            "stationarity", "collective_overlap", "unrelated_overlap", "normalised_overlap",
-           "drift_corrected_overlap", "relaxation_time", "check_points", "Certificate",
-           "certify", "new_chain_records", "EquilibrationChain", "chain_certificate",
-           "certificate_of"]
+           "drift_corrected_overlap", "relaxation_time", "check_points", "next_check_point",
+           "Certificate", "certify", "new_chain_records", "EquilibrationChain",
+           "chain_certificate", "certificate_of"]
 
 #: Overlap radius a (sigma_LS).
 OVERLAP_RADIUS = 0.3
@@ -270,22 +275,46 @@ def relaxation_time(lags, q):
     return float(tau), TAU_MEASURED
 
 
-def check_points(n_samples, min_samples=MIN_CHECK_SAMPLES):
+def check_points(n_samples, min_samples=MIN_CHECK_SAMPLES, extendable=False):
     """Sample counts at which an equilibration of ``n_samples`` energy samples is examined.
 
-    n_samples, ceil(n_samples / 2), ceil(n_samples / 4), ... down to the first with at least
-    ``min_samples`` (ascending, without repeats).  The first is only a reference point; the
-    certificate is evaluated at the following ones.  Fewer than two points: just [n].
+    ``extendable`` (the certified mode, where ``n_samples`` is only a budget):
+    min_samples * 2^k for k = 0, 1, ... up to n_samples.  The points do not depend on the
+    budget, so a chain run under a larger budget passes the same check points and a raised
+    budget continues a chain bit-identically.  Otherwise (a fixed length, examined at its
+    end): n_samples, ceil(n_samples / 2), ceil(n_samples / 4), ... down to the first with at
+    least ``min_samples``.  Ascending, without repeats; the first is only a reference point,
+    the certificate is evaluated at the following ones.  A fixed length with fewer than two
+    points: just [n].
 
     Examples
     --------
-    >>> check_points(100)
-    [25, 50, 100]
+    >>> check_points(100), check_points(100, extendable=True)
+    ([25, 50, 100], [16, 32, 64])
     """
+    if extendable:
+        points = []
+        while min_samples * 2 ** len(points) <= n_samples:
+            points.append(min_samples * 2 ** len(points))
+        return points
     points = [int(n_samples)]
     while math.ceil(points[-1] / 2) >= min_samples and math.ceil(points[-1] / 2) < points[-1]:
         points.append(math.ceil(points[-1] / 2))
     return sorted(points)
+
+
+def next_check_point(sweeps, sample_every, min_samples=MIN_CHECK_SAMPLES):
+    """The first check point of the extendable schedule beyond ``sweeps`` (in sweeps).
+
+    Examples
+    --------
+    >>> next_check_point(2_000_000, sample_every=2000)     # 16 * 2000 * 2^6
+    2048000
+    """
+    point = min_samples * int(sample_every)
+    while point <= sweeps:
+        point *= 2
+    return point
 
 
 @dataclass(frozen=True)
@@ -396,7 +425,8 @@ class EquilibrationChain:
         self.sample_every, self.threshold = int(sample_every), float(threshold)
         self.stop_when_certified = bool(stop_when_certified)
         self.n_samples = state.energy.size
-        self.checks = set(check_points(self.n_samples)) if self.n_samples else set()
+        self.checks = (set(check_points(self.n_samples, extendable=self.stop_when_certified))
+                       if self.n_samples else set())
 
     @property
     def done(self):

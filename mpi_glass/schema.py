@@ -317,6 +317,11 @@ CHAIN_FIELDS = {
                    "trajectory only: unwrapped positions at t = 0", optional=True),
     "records": Field("records", "float32", ("time", "particle", "xy"), UNITS["length"],
                      "trajectory only: displacements at the recording times", optional=True),
+    "record_times": Field("record_times", "int64", ("time",), SWEEPS,
+                          "trajectory only: the recording times of records", optional=True),
+    "physics_json": Field("physics_json", "str", (), ONE,
+                          "the keys that determine this chain (``continuation``); a "
+                          "checkpoint of other physics is refused", optional=True),
 }
 
 PROVENANCE_ATTRS = (
@@ -501,6 +506,8 @@ class ChainState:
     pair_swaps: np.ndarray | None = None
     start: np.ndarray | None = None
     records: np.ndarray | None = None
+    record_times: np.ndarray | None = None
+    physics_json: str | None = None
 
     def save(self, path):
         """Write atomically (temporary name, fsync, rename) with the schema version."""
@@ -516,7 +523,8 @@ class ChainState:
         if version != SCHEMA_VERSION:
             raise InputError(_version_message(path, version, "simulate"))
         scalars = {"sweeps_done": int, "n_recorded": int, "done": bool, "ref_sample": int,
-                   "checked_sample": int, "checked_reference": int, "certified": bool}
+                   "checked_sample": int, "checked_reference": int, "certified": bool,
+                   "physics_json": str}
         return cls(**{name: scalars[name](value) if name in scalars else value
                       for name, value in arrays.items()})
 

@@ -16,21 +16,20 @@ of each configuration compute p, q and F_s^CR, and the ranks write sim.h5 togeth
 """
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import dynamics, equilibrium, mc, signals
+from . import continuation, dynamics, equilibrium, mc, signals
 from .errors import InputError, Interrupted
 from .model import species_array
 from .progress import Progress, log
 from .schema import EQUILIBRATE, TRAJECTORY, ChainState, checkpoint_name
 from .outdir import SIMULATE_NAMES, check_folder, folder_lock
 from .memory import check_simulate_room
-from .store import (check_writable_dir, first_difference, read_json, read_physics,
+from .store import (check_writable_dir, first_difference, load_npz, read_json, read_physics,
                     write_json_atomic)
 
 #: Sweeps per call into the MC kernel are capped so signals and progress are seen every
@@ -82,6 +81,17 @@ def build_items(cfg, ensembles, stage):
             for e in ensembles for c in range(e.configurations) for r in range(e.replicas)]
 
 
+def _checkpoint_header(path):
+    """The ``physics_json`` (None if absent), ``sweeps_done``, ``n_recorded`` and
+    ``record_times`` of a chain checkpoint, without reading its big arrays."""
+    arrays = load_npz(path, keys=("physics_json", "sweeps_done", "n_recorded", "record_times"))
+    physics = arrays.get("physics_json")
+    return {"physics_json": None if physics is None else str(physics),
+            "sweeps_done": int(arrays.get("sweeps_done", 0)),
+            "n_recorded": int(arrays.get("n_recorded", 0)),
+            "record_times": arrays.get("record_times", np.zeros(0, np.int64))}
+
+
 class _StopFlag:
     """SIGTERM, SIGUSR1 (SLURM's warning before a time limit) or SIGINT, recorded by the
     handlers of ``signals`` and acted on at the end of the chunk, which checkpoints."""
@@ -113,10 +123,13 @@ class Simulation:
 
     # -- orchestration --------------------------------------------------------------
     def run(self):
-        """Run (or resume) to a finished sim.h5; returns its path.
+        """Run (or resume, or continue with larger budgets) to a finished sim.h5; returns
+        its path.
 
         The output folder is locked for the whole run.  A finished sim.h5 being replaced
-        (--force) stays in place until the new one is complete and renamed over it.
+        (--force, or continued) stays in place until the new one is complete and renamed
+        over it.  The chain checkpoints are kept after the run: a later run whose budgets
+        grew continues them (``continuation``).
         """
         from .memory import refuse_if_too_big, simulate_parts
         refuse_if_too_big(self.dist, "simulate", simulate_parts(self.cfg, self.dist.size))
@@ -141,45 +154,110 @@ class Simulation:
             if stage == EQUILIBRATE:
                 self.dist.root_decides(self._check_certificates)
         self._assemble()
-        if self.dist.is_root:
-            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
-        self.dist.barrier()
         return self.path
 
     def _finished_already(self):
-        """A finished file with the same physics is not redone; a different one needs --force."""
-        exists = self.path.exists()
-        if exists and not self.force:
-            physics = read_physics(self.path)
-            if physics is None:
-                raise InputError(f"{self.path}: exists but is not a readable mpi_glass sim "
-                                 f"file (truncated or foreign); move it away, or use --force "
-                                 f"to overwrite it")
-            diff = first_difference(physics, self.cfg.physics_dict())
-            if diff is None:
-                log(f"{self.path} is complete for this config; nothing to do")
-                return True
+        """A finished file with the same physics is not redone; one whose budgets grew is
+        continued from its checkpoints; any other needs --force."""
+        if self.force or not self.path.exists():
+            return False
+        physics = read_physics(self.path)
+        if physics is None:
+            raise InputError(f"{self.path}: exists but is not a readable mpi_glass sim "
+                             f"file (truncated or foreign); move it away, or use --force "
+                             f"to overwrite it")
+        if first_difference(physics, self.cfg.physics_dict()) is None:
+            log(f"{self.path} is complete for this config; nothing to do")
+            return True
+        problem = continuation.growth_problem(physics, self.cfg.physics_dict())
+        if problem is not None:
+            key, why = problem
+            way = ("" if why.endswith("differs") else
+                   f": a lower budget would discard finished work; raise {key} back, or")
             raise InputError(f"{self.path}: exists and was made with a different config "
-                             f"({diff} differs); use --force to overwrite")
+                             f"({why}){way or ';'} use --force to overwrite")
+        if not self.ckpt_dir.is_dir():
+            raise InputError(f"{self.path}: continuing it with larger budgets needs its chain "
+                             f"checkpoints in {self.ckpt_dir}, which are gone; use --force "
+                             f"to recompute it with this config")
+        log(f"{self.path}: continuing its chains with the larger budgets of this config "
+            f"(the file is replaced once the continued run is complete)")
         return False
 
     def _prepare_checkpoint_dir(self):
-        """Create, reuse or (with --force) reset the per-item checkpoint directory (root)."""
-        if self.force:     # the finished file stays until the new one replaces it
-            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        """Create or reuse the per-chain checkpoint directory (root); its ``run.json`` names
+        the config of the last run, for a one-line refusal naming the key that differs (the
+        checkpoints themselves carry the physics of their chains)."""
         self.ckpt_dir.mkdir(exist_ok=True)
         manifest = self.ckpt_dir / "run.json"
         physics = self.cfg.physics_dict()
-        if manifest.exists():
+        if manifest.exists() and not self.force:
             old = read_json(manifest, "checkpoint manifest", "use --force to start over")
-            diff = first_difference(old, physics)
-            if diff is not None:
+            problem = (continuation.growth_problem(old, physics, lower_ok=True)
+                       if isinstance(old, dict) else ("run.json", "differs"))
+            if problem is not None:
                 raise InputError(f"{self.ckpt_dir}: checkpoint was made with a different "
-                                 f"config ({diff} differs); rerun with that config or use "
+                                 f"config ({problem[1]}); rerun with that config or use "
                                  f"--force to start over")
             log(f"resuming from checkpoints in {self.ckpt_dir}")
-        else:
-            write_json_atomic(manifest, physics)
+        self._check_checkpoints()
+        write_json_atomic(manifest, physics)
+        self._note_off_schedule_budget()
+
+    def _note_off_schedule_budget(self):
+        """In the certified mode, say when sweeps past the last check point go unexamined."""
+        eq = self.cfg.equilibration
+        if not self.cfg.certified_mode or eq.sweeps < 2 * equilibrium.MIN_CHECK_SAMPLES \
+                * eq.sample_every:
+            return
+        above = equilibrium.next_check_point(eq.sweeps, eq.sample_every)
+        if eq.sweeps != above // 2:
+            log(f"note: check points lie at {equilibrium.MIN_CHECK_SAMPLES * eq.sample_every}"
+                f" * 2^k sweeps; a chain not certified at {above // 2} runs on to "
+                f"equilibration.sweeps = {eq.sweeps} unexamined, until a larger budget "
+                f"continues it (a budget of {above} would examine it there)")
+
+    def _check_checkpoints(self):
+        """Every existing chain checkpoint must be this run's chain, not further than the
+        budgets allow (root, before any computation).  Without --force a foreign one is
+        refused in one line; with --force it is removed and its chain recomputed."""
+        for stage in (EQUILIBRATE, TRAJECTORY):
+            for item in build_items(self.cfg, self.ensembles, stage):
+                path = self._item_path(item)
+                problem = self._checkpoint_problem(item, path) if path.exists() else None
+                if problem is None:
+                    continue
+                if not self.force:
+                    raise InputError(problem)
+                log(f"{problem.split(';')[0]}: recomputing this chain (--force)")
+                path.unlink()
+
+    def _checkpoint_problem(self, item, path):
+        """One line (with the way out) saying why a checkpoint cannot continue, or None."""
+        try:
+            header = _checkpoint_header(path)
+        except InputError as exc:        # damaged
+            return str(exc)
+        mismatch = continuation.chain_mismatch(path, header["physics_json"],
+                                               self._chain_physics(item))
+        if mismatch is not None:
+            return (f"{mismatch}; rerun with the config that wrote it, or use --force to "
+                    f"recompute this chain")
+        done = header["sweeps_done"]
+        if done > item.sweeps:
+            key = ("equilibration.sweeps" if item.stage == EQUILIBRATE else
+                   "dynamics.t_max" if item.ensemble == 0 else "relaxation_scan.t_max")
+            return continuation.lowered_budget(path, done, item.sweeps, key)
+        if item.stage == TRAJECTORY:
+            time = continuation.unrecorded_time(header["record_times"], header["n_recorded"],
+                                                done, self.ensembles[item.ensemble].times)
+            if time is not None:
+                return continuation.unrecorded_message(path, time, done)
+        return None
+
+    def _chain_physics(self, item):
+        return continuation.chain_physics(self.cfg, item.stage,
+                                          self.ensembles[item.ensemble].temperature)
 
     # -- chains -----------------------------------------------------------------------
     def _run_stage(self, stage, name):
@@ -197,7 +275,7 @@ class Simulation:
         path = self._item_path(item)
         if not path.exists():
             return 0
-        return ChainState.load(path).sweeps_done
+        return min(_checkpoint_header(path)["sweeps_done"], item.sweeps)
 
     def _item_path(self, item):
         return self.ckpt_dir / item.file_name
@@ -247,22 +325,18 @@ class Simulation:
 
     def _check_certificates(self):
         """After equilibration (root): log every certificate; in the certified mode an
-        uncertified configuration stops the run (unless require_certificate = false)."""
+        uncertified configuration stops the run (unless require_certificate = false), its
+        chain kept for a larger budget to continue."""
         eq = self.cfg.equilibration
-        failed = None
+        failed = []
         for item in build_items(self.cfg, self.ensembles, EQUILIBRATE):
             cert = equilibrium.chain_certificate(ChainState.load(self._item_path(item)), eq)
             what = f"configuration {item.c} at T = {self.ensembles[item.ensemble].temperature:g}"
             log(f"{what}: " + (cert.summary() if cert else "too short to certify"))
-            if failed is None and not (cert and cert.certified):
-                failed = (what, cert)
+            if not (cert and cert.certified):
+                failed.append((what, cert))
         if failed and self.cfg.certified_mode and eq.require_certificate:
-            what, cert = failed
-            q = f" (q = {cert.overlap:.3f}, threshold {cert.threshold:g})" if cert else ""
-            raise InputError(f"{what} is not certified within equilibration.sweeps = "
-                             f"{eq.sweeps}{q}: raise equilibration.sweeps (rerun with --force) "
-                             f"or set equilibration.require_certificate = false to keep it "
-                             f"flagged")
+            raise InputError(not_certified_message(failed, self.cfg, self.ckpt_dir))
 
     def _maybe_checkpoint(self, item, state, last_save):
         done, when = last_save
@@ -287,8 +361,47 @@ class Simulation:
 
     def _load_or_start(self, item):
         path = self._item_path(item)
-        if path.exists():
-            return ChainState.load(path)
+        state = self._continued(item, path) if path.exists() else None
+        return state if state is not None else self._start(item)
+
+    def _continued(self, item, path):
+        """The checkpointed chain, fitted to this run's budgets (saved if that changed it);
+        None when it must start over: a trajectory whose configuration's equilibration
+        has since gone on (a raised budget), or, with --force, a damaged file."""
+        try:
+            state = ChainState.load(path)
+        except InputError:
+            if not self.force:
+                raise
+            return None
+        if item.stage == EQUILIBRATE:
+            n_samples = item.sweeps // self.cfg.equilibration.sample_every
+            changed = continuation.resize_samples(state, n_samples)
+            certified_stop = self.cfg.certified_mode and bool(state.certified)
+        else:
+            eq = ChainState.load(self._item_path(self._equilibration_of(item)))
+            if (state.start.tobytes() != eq.positions.tobytes()
+                    or state.species.tobytes() != eq.species.tobytes()):
+                log(f"{path}: its configuration's equilibration has gone on since; this "
+                    f"trajectory starts over from the new configuration")
+                return None
+            changed = continuation.remap_records(state, self.ensembles[item.ensemble].times,
+                                                 path)     # its times were checked at start
+            certified_stop = False
+        done = certified_stop or state.sweeps_done >= item.sweeps
+        if changed or done != state.done:
+            state.done = done
+            state.save(path)
+        return state
+
+    @staticmethod
+    def _equilibration_of(item):
+        return Item(EQUILIBRATE, item.ensemble, item.c, -1, 0)
+
+    def _start(self, item):
+        """A new chain: an equilibration from a random start, or a trajectory from its
+        configuration's equilibrated end."""
+        physics = continuation.physics_text(self._chain_physics(item))
         if item.stage == EQUILIBRATE:
             rng = mc.new_rng_state(item.seed_sequence(self.cfg.seed))
             species = species_array(self.counts)
@@ -296,21 +409,37 @@ class Simulation:
             n_samples = item.sweeps // self.cfg.equilibration.sample_every
             extra = equilibrium.new_chain_records(positions, species, n_samples)
         else:
-            eq = ChainState.load(self.ckpt_dir / checkpoint_name(EQUILIBRATE, item.ensemble,
-                                                                 item.c))
+            eq = ChainState.load(self._item_path(self._equilibration_of(item)))
             rng = mc.new_rng_state(item.seed_sequence(self.cfg.seed))
             positions, species = eq.positions.copy(), eq.species.copy()
-            n_times = len(self.ensembles[item.ensemble].times)
-            extra = dict(start=positions.copy(),
-                         records=np.zeros((n_times, self.n, 2), dtype=np.float32))
+            times = self.ensembles[item.ensemble].times.astype(np.int64)
+            extra = dict(start=positions.copy(), record_times=times,
+                         records=np.zeros((times.size, self.n, 2), dtype=np.float32))
         return ChainState(positions=positions, images=np.zeros((self.n, 2), dtype=np.int64),
-                          species=species, rng=rng, **extra)
+                          species=species, rng=rng, physics_json=physics, **extra)
 
     # -- the file -------------------------------------------------------------------
     def _assemble(self):
         from .simfile import write_sim_file
         write_sim_file(self.path, self.cfg, self.ensembles, self.ckpt_dir, self.dist,
                        self.timings)
+
+
+def not_certified_message(failed, cfg, ckpt_dir):
+    """One line for a budget spent uncertified: each configuration's certificate (its
+    ``summary``, so every statistic the certificate has is named), and the key to raise.
+
+    ``failed``: [(what, Certificate or None)], None for a chain too short to examine.
+    """
+    eq = cfg.equilibration
+    verdicts = "; ".join(f"{what}: {cert.summary() if cert else 'too short to certify'}"
+                         for what, cert in failed)
+    return (f"{len(failed)} configuration{'s' * (len(failed) > 1)} not certified within "
+            f"equilibration.sweeps = {eq.sweeps} ({verdicts}); raise equilibration.sweeps to "
+            f"{equilibrium.next_check_point(eq.sweeps, eq.sample_every)} (the next check "
+            f"point) and rerun the same command without --force: every chain continues from "
+            f"{ckpt_dir}; or set equilibration.require_certificate = false to keep them "
+            f"flagged")
 
 
 class _StageProgress:

@@ -70,11 +70,12 @@ def save_npz_atomic(path, **arrays):
     publish(tmp, path)
 
 
-def load_npz(path):
-    """A checkpoint's arrays; a damaged file is an InputError that says how to recover."""
+def load_npz(path, keys=None):
+    """A checkpoint's arrays (only ``keys``, those present, if given: the others are not
+    read); a damaged file is an InputError that says how to recover."""
     try:
         with np.load(path) as data:
-            return {key: data[key] for key in data.files}
+            return {key: data[key] for key in data.files if keys is None or key in keys}
     except (zipfile.BadZipFile, ValueError, EOFError, KeyError, OSError) as exc:
         raise InputError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc}); delete "
                          f"this file to recompute its chain, or use --force to start over",

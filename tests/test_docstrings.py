@@ -9,7 +9,8 @@ MODULES = ["mpi_glass.validation", "mpi_glass.mapper", "mpi_glass.imbalance",
            "mpi_glass.dynamics", "mpi_glass.descriptors", "mpi_glass.model",
            "mpi_glass.parallel", "mpi_glass.config", "mpi_glass.mc", "mpi_glass.fixedpoint",
            "mpi_glass.equilibrium", "mpi_glass.regression", "mpi_glass.study",
-           "mpi_glass.schema", "mpi_glass.safefs", "mpi_glass.signals"]
+           "mpi_glass.schema", "mpi_glass.continuation", "mpi_glass.safefs",
+           "mpi_glass.signals"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -199,19 +199,15 @@ def test_a_folder_without_room_is_refused_naming_both_numbers(tmp_path, monkeypa
     assert not list((tmp_path / "out").glob("sim.h5.checkpoint/*.npz"))
 
 
-def test_disk_estimate_bounds_what_simulate_writes(tmp_path, monkeypatch):
-    """The estimate is an upper bound of sim.h5 and of the checkpoint folder at its peak,
-    and not a wild one (at most twice the truth plus the fixed overhead)."""
-    import mpi_glass.simulate as simulate
+def test_disk_estimate_bounds_what_simulate_writes(tmp_path):
+    """The estimate is an upper bound of sim.h5 and of the checkpoint folder (kept after
+    the run), and not a wild one (at most twice the truth plus the fixed overhead)."""
     cfg = load_config(write_config(tmp_path))
-    kept = []
-    monkeypatch.setattr(simulate.shutil, "rmtree",
-                        lambda path, **kw: kept.append(sum(p.stat().st_size
-                                                           for p in Path(path).iterdir())))
     path = Simulation(cfg, tmp_path / "out", serial()).run()
+    kept = sum(p.stat().st_size for p in (tmp_path / "out" / "sim.h5.checkpoint").iterdir())
     parts = simulate_disk_parts(cfg)
     assert path.stat().st_size <= parts["sim.h5"] <= 2 * path.stat().st_size + 300_000
-    assert kept[0] <= parts["checkpoints"] <= 2 * kept[0] + 300_000
+    assert kept <= parts["checkpoints"] <= 2 * kept + 300_000
     assert "disk space in the output folder" in estimate_table(cfg)
 
 
@@ -467,7 +463,8 @@ def test_a_signal_during_select_keeps_the_outputs_and_exits_75(finished, tmp_pat
     code, text = _finish(proc, sig, seen)
     assert code == 75 or (ranks and _open_mpi() and sig == signal.SIGTERM), text
     _interrupt_line(text, sig.name, ranks)
-    assert sorted(p.name for p in out.iterdir()) == ["sim.h5"]
+    # (MPI_Abort leaves the lock file; the kernel has released its flock: taken over later)
+    assert sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) == ["sim.h5"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])

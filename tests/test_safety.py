@@ -95,7 +95,8 @@ def test_force_run_replaces_the_file_when_done(finished, tmp_path):
     cli("simulate", "--config", other, "--out", out, "--force")
     with h5py.File(out / "sim.h5") as f:
         assert json.loads(f.attrs["physics_json"])["dynamics"]["t_max"] == 100
-    assert not (out / "sim.h5.checkpoint").exists() and not (out / LOCK_NAME).exists()
+    assert not (out / LOCK_NAME).exists()
+    assert (out / "sim.h5.checkpoint" / "eq_e0_c0.npz").exists(), "kept for larger budgets"
 
 
 # -- 2. the lock of the output folder -----------------------------------------------------
