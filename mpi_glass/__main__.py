@@ -3,8 +3,8 @@ import sys
 
 from . import signals
 
-signals.install()       # first: a stop signal during the imports below is not lost,
-signals.defer()         # only recorded, and acted on once main() has started
+signals.start_up()      # first: a stop signal during the imports below is not lost (it is
+                        # recorded, and acted on once main() has started)
 
 from .cli import main  # noqa: E402
 

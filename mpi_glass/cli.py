@@ -252,7 +252,7 @@ def main(argv=None):
     previous = signals.install()    # again: a caller's import of this module may be late
     args = None
     try:
-        signals.raising()           # a signal received while starting up stops us here
+        signals.begin_command()     # a signal received while starting up stops us here
         args = build_parser().parse_args(argv)
         return _main(args)
     except Interrupted as exc:      # during start-up or argument parsing

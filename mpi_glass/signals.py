@@ -38,8 +38,7 @@ _state = {"raised": None, "deferred": 0}
 
 def _handler(signum, frame):
     name = signal.Signals(signum).name
-    if _state["raised"] is None:
-        _state["raised"] = name
+    record(name)
     if not _state["deferred"]:
         raise Interrupted(name)
 
@@ -72,6 +71,12 @@ def received():
     return _state["raised"]
 
 
+def record(name):
+    """Note a stop signal as if it had been received (tests, or a caller's own stop)."""
+    if _state["raised"] is None:
+        _state["raised"] = name
+
+
 def reset():
     """Forget a received signal and leave deferred mode (start of a command)."""
     _state["raised"], _state["deferred"] = None, 0
@@ -90,6 +95,21 @@ def deferred():
         yield
     finally:
         _state["deferred"] -= 1
+
+
+def start_up():
+    """``python -m mpi_glass``, first thing: install, and only record until main() starts."""
+    install()
+    defer()
+    _state["start_up"] = True
+
+
+def begin_command():
+    """main(): a signal received during start-up raises now; one left over from an earlier
+    run in this process (a library call, a test) is forgotten."""
+    if not _state.pop("start_up", False):
+        _state["raised"] = None
+    raising()
 
 
 def raising():

@@ -105,6 +105,10 @@ class _StopFlag:
     def raised(self):
         return signals.received()
 
+    @raised.setter
+    def raised(self, name):
+        signals.record(name)
+
 
 class Simulation:
     """One ``simulate`` run: cfg + output directory + distributor."""

@@ -210,3 +210,11 @@ def test_an_error_after_a_stop_signal_is_the_interruption(monkeypatch, capsys):
     assert cli.main(["config"]) == 75
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "stopped by SIGINT" in err and "internal" not in err
+
+
+def test_a_stop_left_over_from_a_library_run_does_not_stop_the_next_command(monkeypatch):
+    from mpi_glass import signals
+    monkeypatch.setitem(cli._COMMANDS, "config", lambda args, dist: None)
+    monkeypatch.setenv("MPI_GLASS_SERIAL", "1")
+    signals.record("SIGTERM")        # e.g. a Simulation.run stopped earlier in this process
+    assert cli.main(["config"]) == 0
