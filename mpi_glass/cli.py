@@ -1,4 +1,4 @@
-"""Command line: ``mpi_glass {simulate, select, bench, config}``.
+"""Command line: ``mpi_glass {simulate, import, select, bench, config}``.
 
 The contract (also in ``--help``): exit status 0 success, 2 bad input (one line naming the
 key or file and the way out), 1 internal error (one line asking for a report; ``--debug``
@@ -112,6 +112,15 @@ def build_parser():
         "mpiexec -n 2 mpi_glass simulate --config run/ci.toml --out /tmp/ci")
     _common(sim)
 
+    imp = _subcommand(
+        sub, "import", "another engine's trajectories (LAMMPS dump, HOOMD GSD) or "
+                       "propensities (NPZ) -> sim.h5",
+        "Read the files named by the config's [import] table (paths relative to the config "
+        "file), compute p, q and F_s^CR as simulate does and write DIR/sim.h5, ready for "
+        "'mpi_glass select'.",
+        "mpi_glass import --config mydata.toml --out /tmp/mydata")
+    _common(imp)
+
     sel = _subcommand(
         sub, "select", "features, information-imbalance selection, regression study and "
                        "report from sim.h5",
@@ -161,6 +170,14 @@ def _bench_commands(bench):
                                                       "(default 60)")
     b.add_argument("--d", type=_POSITIVE, default=15, help="features selected by the greedy "
                                                       "searches (default 15)")
+    b = bsub.add_parser("dii", help="seconds per DII epoch, a full backward elimination, "
+                                    "peak memory per rank")
+    b.add_argument("--n", type=int, default=4000, help="number of points N (default 4000)")
+    b.add_argument("--m", type=int, default=60, help="number of features M (default 60)")
+    b.add_argument("--d", type=int, default=15, help="d_max of the elimination (default 15)")
+    b.add_argument("--epochs", type=int, default=3, help="epochs timed (default 3)")
+    b.add_argument("--epochs-only", action="store_true",
+                   help="time the epochs only, no backward elimination (large N)")
     b = bsub.add_parser("equilibrate", help="tau_eq, swap acceptances and trials/s of a "
                                             "certified equilibration from a random start")
     b.add_argument("--n", type=_POSITIVE, default=1000, help="number of particles (default 1000)")
@@ -192,8 +209,24 @@ def _run_simulate(args, dist):
     from .simulate import Simulation
     from .store import default_out_dir
     cfg = load_config(args.config)
+    if cfg.imported is not None:
+        raise InputError(f"{args.config}: has an [import] table: run 'mpi_glass import "
+                         f"--config {args.config}' to import its data")
     out = Path(args.out) if args.out else default_out_dir(cfg)
     Simulation(cfg, out, dist, force=args.force).run()
+
+
+def _run_import(args, dist):
+    from .config import load_config
+    from .importing import Import
+    from .store import default_out_dir
+    if not args.config:
+        raise InputError("import: --config FILE is required (a TOML file with an [import] "
+                         "table)")
+    cfg = load_config(args.config)
+    out = Path(args.out) if args.out else default_out_dir(cfg)
+    base = Path(args.config).parent if Path(args.config).exists() else Path(".")
+    Import(cfg, out, dist, force=args.force, base=base).run()
 
 
 def _run_select(args, dist):
@@ -226,7 +259,7 @@ def _run_config(args, dist):
 
 def _run_bench(args, dist):
     from . import bench
-    result = bench.run(args)
+    result = bench.run(args, dist)
     if not dist.is_root:
         return
     if args.json:
@@ -237,7 +270,8 @@ def _run_bench(args, dist):
             print(f"{key:>32s}  {shown}")
 
 
-_COMMANDS = {"simulate": _run_simulate, "select": _run_select, "config": _run_config,
+_COMMANDS = {"simulate": _run_simulate, "import": _run_import, "select": _run_select,
+             "config": _run_config,
              "bench": _run_bench}
 
 

@@ -28,13 +28,14 @@ DEFAULT_PRESET = "laptop"
 
 
 def _key(doc, default=dataclasses.MISSING, *, low=None, high=None, low_open=False,
-         choices=None, number_ok=False):
+         choices=None, number_ok=False, strings=False):
     """A config field with its documentation and allowed range.
 
-    ``number_ok`` lets a string-valued key also take a number (kept as its string form).
+    ``number_ok`` lets a string-valued key also take a number (kept as its string form);
+    ``strings`` makes a list-valued key a list of strings instead of numbers.
     """
     meta = dict(doc=doc, low=low, high=high, low_open=low_open, choices=choices,
-                number_ok=number_ok)
+                number_ok=number_ok, strings=strings)
     if isinstance(default, (list, tuple)):
         value = tuple(default)
         return field(default_factory=lambda: value, metadata=meta)
@@ -110,18 +111,93 @@ class SelectConfig:
                          "Lasso on the training ones) or 'both' side by side",
                          "both", choices=("honest", "paper", "both"))
     time: str = _key("propensity time: 'tau_alpha', a fraction of it ('0.5 tau_alpha') or a "
-                     "number of sweeps; p interpolated in log t between recorded times",
+                     "number in the sim file's time unit (MC sweeps, or [import] time_unit); "
+                     "p interpolated in log t between recorded times",
                      "tau_alpha", number_ok=True)
-    second_time: str = _key("second propensity time (paper Fig. 10): sweeps or a fraction of "
+    second_time: str = _key("second propensity time (paper Fig. 10): a time or a fraction of "
                             "tau_alpha ('0.0125 tau_alpha' is the paper's); 0: none",
                             "0", number_ok=True)
     random_draws: int = _key("random feature selections per d (baseline)", 1000, low=1)
     lengths: tuple = _key("coarse-graining lengths l (sigma_LS)",
                           (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0))
     noise_seed: int = _key("seed of the Gaussian-noise control feature", 0, low=0)
+    methods: tuple = _key("methods of the regression study (``mpi_glass.methods``): any of "
+                          "supervised_ii, unsupervised_ii, lasso, random, dii, dii_unsupervised",
+                          ("supervised_ii", "unsupervised_ii", "lasso", "random"))
 
+
+@dataclass(frozen=True)
+class DiiConfig:
+    """The ``dii`` method (``select.methods``): DII optimisation and backward elimination."""
+    lambda_rule: str = _key("'adaptive': lambda_i = factor x squared distance to i's k-th "
+                            "neighbour in the weighted space (DADApy's default); 'global': "
+                            "factor x its mean over i", "adaptive",
+                            choices=("adaptive", "global"))
+    lambda_factor: float = _key("lambda factor", 0.1, low=0.0, low_open=True)
+    lambda_k: int = _key("neighbour k of lambda", 1, low=1)
+    optimizer: str = _key("'adam' or 'gd' (full batch)", "adam", choices=("adam", "gd"))
+    learning_rate: float = _key("initial learning rate (cosine decay to 0 in each "
+                                "optimisation; weights start at 1)", 0.1, low=0.0,
+                                low_open=True)
+    epochs: int = _key("epochs of the first optimisation, all M features", 100, low=1)
+    refit_epochs: int = _key("epochs after each backward-elimination step (warm start)", 20,
+                             low=1)
+    l1: float = _key("L1 strength (0: none)", 0.0, low=0.0)
+    seed: int = _key("seed of the initial-weight jitter", 0, low=0)
+    one_at_a_time: bool = _key("drop one feature per step above d_max too (Wild et al.; "
+                               "false: half the excess per step, see README)", False)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # A stub until the model-as-data work lands: only the paper's named model exists.
+    name: str = _key("the pair model (only the paper's 'sharma2024' for now)", "sharma2024",
+                     choices=("sharma2024",))
+
+
+IMPORT_FORMATS = ("lammps-dump", "gsd", "npz")
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """``[import]``: another engine's data as sim.h5 (``mpi_glass import``)."""
+    format: str = _key("source format: 'lammps-dump' (text dump), 'gsd' (HOOMD-blue), one "
+                       "file per replica, or 'npz' (per-configuration NPZ/HDF5 with "
+                       "propensities)", "lammps-dump", choices=IMPORT_FORMATS)
+    path: str = _key("source path pattern, relative to the config file: {c} configuration, "
+                     "{r} replica (npz: {c} only), both counted from 0", "")
+    configurations: int = _key("C: configurations imported", 1, low=1)
+    replicas: int = _key("R: replicas (iso-configurational trajectories) per configuration",
+                         1, low=1)
+    time_unit: str = _key("unit of time of the sources, e.g. 'tau_LJ' or 'MC sweeps'",
+                          "tau_LJ")
+    time_per_step: float = _key("one timestep of the sources, in time_unit", 1.0, low=0.0,
+                                low_open=True)
+    types: tuple = _key("model species named by LAMMPS types 1, 2, ... (npz: integer types "
+                        "from first_type); empty: the model's species in order (GSD and "
+                        "named types map by name)", (), strings=True)
+    temperature: float = _key("temperature of the imported data, for the report (0: not "
+                              "given)", 0.0, low=0.0)
+    start_tolerance: float = _key("the replicas of a configuration must start within this "
+                                  "distance (sigma_LS) of each other", 1e-4, low=0.0)
+    propensity_keys: tuple = _key("npz: the keys of the propensity arrays, one per time",
+                                  (), strings=True)
+    propensity_times: tuple = _key("npz: their times in time_unit, increasing multiples of "
+                                   "time_per_step", ())
+    tau_alpha: float = _key("npz: tau_alpha of the data in time_unit (0: unknown; then give "
+                            "select.time as a time)", 0.0, low=0.0)
+    box: float = _key("npz: box side when the files hold no 'box' array (0: from the files)",
+                      0.0, low=0.0)
+    first_type: int = _key("npz: the integer type code of the model's first species", 1,
+                           low=0)
+
+
+#: Sections of a simulate config that mean nothing for imported data (refused there).
+_SIMULATION_ONLY = ("system", "mc", "equilibration", "dynamics", "checkpoint",
+                    "relaxation_scan")
 
 _SECTIONS = {
+    "model": ModelConfig,
     "system": SystemConfig,
     "mc": MCConfig,
     "equilibration": EquilibrationConfig,
@@ -129,6 +205,7 @@ _SECTIONS = {
     "checkpoint": CheckpointConfig,
     "relaxation_scan": RelaxationScanConfig,
     "select": SelectConfig,
+    "dii": DiiConfig,
 }
 
 
@@ -136,6 +213,7 @@ _SECTIONS = {
 class Config:
     name: str
     seed: int
+    model: ModelConfig
     system: SystemConfig
     mc: MCConfig
     equilibration: EquilibrationConfig
@@ -143,7 +221,9 @@ class Config:
     checkpoint: CheckpointConfig
     relaxation_scan: RelaxationScanConfig
     select: SelectConfig
+    dii: DiiConfig
     source: str = ""   #: the TOML text this config was read from (provenance)
+    imported: ImportConfig | None = None   #: ``[import]``: a config for ``mpi_glass import``
 
     @property
     def counts(self):
@@ -164,13 +244,17 @@ class Config:
         return box_side(self.system.n, self.system.density)
 
     def physics_dict(self):
-        """Everything that changes the simulated data (used to refuse foreign checkpoints)."""
+        """Everything that changes the simulated data (used to refuse foreign checkpoints);
+        of imported data: the seed, the model and the [import] table."""
+        if self.imported is not None:
+            return {"seed": self.seed, "model": dataclasses.asdict(self.model),
+                    "import": dataclasses.asdict(self.imported)}
         return {"seed": self.seed, **{
             name: dataclasses.asdict(getattr(self, name))
             for name in ("system", "mc", "equilibration", "dynamics", "relaxation_scan")}}
 
 
-def _check_type(where, value, default, number_ok=False):
+def _check_type(where, value, default, number_ok=False, strings=False):
     expected = type(default)
     if number_ok and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = repr(value)
@@ -181,6 +265,9 @@ def _check_type(where, value, default, number_ok=False):
     elif expected is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+    elif expected is tuple and (strings or _strings(default)):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
     elif expected is tuple:
         ok = isinstance(value, list) and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
@@ -188,11 +275,17 @@ def _check_type(where, value, default, number_ok=False):
     else:
         ok = isinstance(value, expected)
     if not ok:
-        kind = {tuple: "a list of numbers"}.get(expected, expected.__name__)
+        kind = ("a list of strings" if expected is tuple and (strings or _strings(default))
+                else {tuple: "a list of numbers"}.get(expected, expected.__name__))
         raise InputError(f"{where}: expected {kind}, got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise InputError(f"{where}: expected a finite number, got {value!r}")
     return value
+
+
+def _strings(default):
+    """Whether a key's default is a list of strings (its values must be too)."""
+    return isinstance(default, tuple) and bool(default) and isinstance(default[0], str)
 
 
 def _check_range(where, value, meta):
@@ -227,7 +320,8 @@ def _build_section(origin, section, cls, table):
         f = fields[key]
         where = f"{origin}: {section}.{key}"
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        value = _check_type(where, value, default, f.metadata["number_ok"])
+        value = _check_type(where, value, default, f.metadata["number_ok"],
+                            f.metadata["strings"])
         _check_range(where, value, f.metadata)
         values[key] = value
     return cls(**values)
@@ -257,12 +351,17 @@ def _cross_checks(origin, cfg):
         raise InputError(f"{origin}: dynamics.extra_times: {extra[-1]:g} lies beyond "
                          f"dynamics.t_max = {cfg.dynamics.t_max} (the last recorded time); "
                          f"raise t_max or drop that time")
-    _check_what_select_needs(origin, cfg)
+    _check_methods(origin, cfg.select.methods)
+    time_spec(cfg.select.time, f"{origin}: select.time")
+    time_spec(cfg.select.second_time, f"{origin}: select.second_time", zero_ok=True)
 
 
-def _check_what_select_needs(origin, cfg):
-    """What ``select`` will need and the config already decides, so that simulate never
-    runs for hours to make a file select must refuse."""
+def check_what_select_needs(cfg, origin=None):
+    """What ``select`` will need and the config already decides, checked by ``simulate``
+    so that it never runs for hours to make a file select must refuse.  (Not checked when
+    the config is read: select also reads imported trajectories, whose N and times are the
+    data's.)"""
+    origin = origin or cfg.name
     sel, dyn = cfg.select, cfg.dynamics
     if dyn.configurations < 2:
         raise InputError(f"{origin}: dynamics.configurations: select's leave-one-configuration-"
@@ -281,9 +380,17 @@ def _check_what_select_needs(origin, cfg):
                              f"recorded times 1 ... {dyn.t_max} (dynamics.t_max)")
 
 
+def _check_methods(origin, methods):
+    from .methods import REGISTRY
+    unknown = [name for name in methods if name not in REGISTRY]
+    if unknown or not methods or len(set(methods)) != len(methods):
+        raise InputError(f"{origin}: select.methods: expected distinct names among "
+                         f"{', '.join(REGISTRY)}, got {list(methods)!r}")
+
+
 def time_spec(text, where="select.time", zero_ok=False):
     """A propensity-time key as (value, relative): 'tau_alpha' -> (1.0, True), '0.5 tau_alpha'
-    -> (0.5, True), '1000' -> (1000.0, False) sweeps.  The value must be > 0 (or 0, meaning
+    -> (0.5, True), '1000' -> (1000.0, False) in the sim file's time unit.  The value must be > 0 (or 0, meaning
     "none", where ``zero_ok``); anything else is a one-line InputError naming ``where``."""
     words = str(text).split()
     relative = bool(words) and words[-1] == "tau_alpha"
@@ -294,7 +401,8 @@ def time_spec(text, where="select.time", zero_ok=False):
                 (value == 0 and not (zero_ok and not relative)):
             raise ValueError
     except ValueError:
-        allowed = "'tau_alpha', a fraction like '0.5 tau_alpha' or a positive number of sweeps"
+        allowed = ("'tau_alpha', a fraction like '0.5 tau_alpha' or a positive time (in the sim "
+                   "file's time unit)")
         raise InputError(f"{where}: expected {allowed}{' (0: none)' if zero_ok else ''}, "
                          f"got {text!r}") from None
     return value, relative
@@ -332,16 +440,40 @@ def parse_config(text, origin="<config>", name=None):
         raise InputError(f"{origin}: not valid TOML ({exc})") from None
     top = {"name": str, "seed": int}
     for key in data:
-        if key not in top and key not in _SECTIONS:
-            raise _unknown_key_error(origin, key, list(top) + list(_SECTIONS))
+        if key not in top and key not in _SECTIONS and key != "import":
+            raise _unknown_key_error(origin, key, list(top) + list(_SECTIONS) + ["import"])
     seed = data.get("seed", 2024)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise InputError(f"{origin}: seed: expected a non-negative integer, got {seed!r}")
     cfg_name = _check_name(origin, data.get("name", name or Path(origin).stem))
     sections = {s: _build_section(origin, s, cls, data.get(s, {})) for s, cls in _SECTIONS.items()}
-    cfg = Config(name=cfg_name, seed=seed, source=text, **sections)
+    imported = None
+    if "import" in data:
+        imported = _import_section(origin, data)
+    cfg = Config(name=cfg_name, seed=seed, source=text, imported=imported, **sections)
     _cross_checks(origin, cfg)
     return cfg
+
+
+def _import_section(origin, data):
+    """[import], checked; the simulation-only sections are refused beside it."""
+    for section in _SIMULATION_ONLY:
+        if section in data:
+            raise InputError(f"{origin}: [{section}] does not apply to imported data (they "
+                             f"come from [import]); remove it")
+    imp = _build_section(origin, "import", ImportConfig, data["import"])
+    if not imp.path:
+        raise InputError(f"{origin}: import.path: required, a path pattern such as "
+                         f"\"runs/c{{c}}/r{{r}}.dump\"")
+    if imp.format == "npz":
+        if not imp.propensity_keys or len(imp.propensity_keys) != len(imp.propensity_times):
+            raise InputError(f"{origin}: import.propensity_keys, import.propensity_times: the "
+                             f"npz format needs one time per propensity key")
+        times = imp.propensity_times
+        if any(t <= 0 for t in times) or any(b <= a for a, b in zip(times, times[1:])):
+            raise InputError(f"{origin}: import.propensity_times: must be positive and "
+                             f"increasing")
+    return imp
 
 
 def preset_text(name):
@@ -404,7 +536,7 @@ def config_table_markdown():
             "| `name` | file stem | run name, names the output folder (a plain folder name: "
             "no `/`, `\\`, `..`) |",
             "| `seed` | 2024 | root of every random stream |"]
-    for section, cls in _SECTIONS.items():
+    for section, cls in [*_SECTIONS.items(), ("import", ImportConfig)]:
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             shown = list(default) if isinstance(default, tuple) else default

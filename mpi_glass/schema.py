@@ -30,20 +30,25 @@ import numpy as np
 from . import __version__
 from .dynamics import K_DEFAULT
 from .errors import InputError
+from .methods import REGISTRY, set_methods
 from .model import EPSILON, SIGMA, SPECIES_NAMES
 from .safefs import check_regular_input
 from .store import load_npz, save_npz_atomic
 
-__all__ = ["SCHEMA_VERSION", "UNITS", "DIMS", "Dim", "Field", "Attr", "SIM_FIELDS", "SIM_SCALES",
-           "SELECT_FIELDS", "SELECT_SCALES", "CHAIN_FIELDS", "CERTIFICATE_FIELDS",
+__all__ = ["SCHEMA_VERSION", "OLD_SIM_VERSIONS", "MC_TIME_UNIT", "MC_TIME_PER_STEP", "UNITS",
+           "DIMS", "Dim", "Field", "Attr", "SIM_FIELDS", "SIM_SCALES", "SELECT_FIELDS", "SELECT_SCALES", "CHAIN_FIELDS", "CERTIFICATE_FIELDS",
            "FEATURE_UNITS", "PREDICTION_PROTOCOLS", "PREDICTION_METHODS", "PROVENANCE_ATTRS",
-           "SIM_ATTRS", "SELECT_ATTRS", "SimData", "SelectData", "ChainState", "EQUILIBRATE",
+           "SIM_ATTRS", "SELECT_ATTRS", "SELECT_GROUP_ATTRS", "SimData", "SelectData",
+           "ChainState", "EQUILIBRATE",
            "TRAJECTORY", "selection_array", "checkpoint_name", "provenance_attrs", "write_sim",
            "write_select", "open_file", "read_sim", "read_select", "markdown_tables",
            "readme_block", "update_readme", "README_BEGIN", "README_END"]
 
-#: Version of the layout below; readers refuse files of another version with one line.
-SCHEMA_VERSION = 3
+#: Version of the layout below; readers refuse files of another version with one line,
+#: except the sim files of ``OLD_SIM_VERSIONS``, which are read as MC runs (their times were
+#: MC sweeps; version 4 made the time unit a root attribute and opened sim.h5 to imports).
+SCHEMA_VERSION = 4
+OLD_SIM_VERSIONS = (3,)
 
 UNITS = {
     "length": "sigma_LS",
@@ -53,6 +58,11 @@ UNITS = {
 }
 SWEEPS = "MC sweeps"
 ONE = "1"   # dimensionless
+#: The time of the dynamics: sim.h5's root attributes say its unit (``time_unit``: "MC
+#: sweeps" for simulate, e.g. "tau_LJ" for imported MD) and the length of one recorded step.
+STEPS = "steps: time = steps x time_per_step (root attributes)"
+TIME = "time_unit (root attribute)"
+MC_TIME_UNIT, MC_TIME_PER_STEP = SWEEPS, 1.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ DIMS = {
     "word": Dim("4", "word of the xoshiro256** state"),
     "counter": Dim("4", "MC counter"),
     "counter_pair": Dim("2", "accepted, attempted"),
+    "source": Dim("F", "imported source file"),
 }
 
 
@@ -176,31 +187,36 @@ SIM_FIELDS = {
                      attrs={"labels": "0 S, 1 M, 2 L"}),
     "energy_times": Field("/configurations/energy_times", "int64", ("sample",), SWEEPS,
                           "equilibration sweeps at which U/N was sampled (dimension scale)",
-                          scale=True),
+                          scale=True, optional=True),
     "energy_series": Field("/configurations/energy_series", "float64",
                            ("configuration", "sample"), PER_PARTICLE_ENERGY,
-                           "potential energy U/N during equilibration"),
+                           "potential energy U/N during equilibration (absent: imported)",
+                           optional=True),
     **CERTIFICATE_FIELDS,
-    "times": Field("/dynamics/times", "int64", ("time",), SWEEPS,
-                   "recording times of the trajectories (dimension scale)", scale=True),
+    "times": Field("/dynamics/times", "int64", ("time",), STEPS,
+                   "recording times of the trajectories since t = 0, whole steps (MC "
+                   "sweeps, or the source's time steps; dimension scale)", scale=True),
     "displacements": Field("/dynamics/displacements", "float32",
                            ("configuration", "replica", "time", "particle", "xy"),
                            UNITS["length"],
-                           "raw unwrapped displacements r_i(t) - r_i(0) per replica"),
+                           "raw unwrapped displacements r_i(t) - r_i(0) per replica (absent: "
+                           "imported propensities)", optional=True),
     "fs_cr": Field("/dynamics/fs_cr", "float64", ("configuration", "time"), ONE,
                    "cage-relative F_s^CR(k, t), averaged over replicas",
-                   attrs={"k": K_DEFAULT, "k_units": "1 / sigma_LS"}),
-    "tau_alpha": Field("/dynamics/tau_alpha", "float64", (), SWEEPS,
+                   optional=True, attrs={"k": K_DEFAULT, "k_units": "1 / sigma_LS"}),
+    "tau_alpha": Field("/dynamics/tau_alpha", "float64", (), TIME,
                        "tau_alpha: F_s^CR averaged over configurations crosses 1/e "
-                       "(interpolated in log t; NaN if never)"),
+                       "(interpolated in log t; NaN if never or unknown)"),
     "tau_alpha_per_configuration": Field("/dynamics/tau_alpha_per_configuration", "float64",
-                                         ("configuration",), SWEEPS,
-                                         "tau_alpha of each configuration's F_s^CR"),
+                                         ("configuration",), TIME,
+                                         "tau_alpha of each configuration's F_s^CR",
+                                         optional=True),
     "p": Field("/propensity/p", "float64", ("configuration", "time", "particle"),
                UNITS["length"], "propensity: iso-configurational mean |cage-relative "
                "displacement|"),
     "q": Field("/propensity/q", "float64", ("configuration", "time", "particle"), ONE,
-               "bond-breaking propensity: iso-configurational mean n_i(t) / n_i(0)"),
+               "bond-breaking propensity: iso-configurational mean n_i(t) / n_i(0)",
+               optional=True),
     "scan_temperatures": Field("/relaxation_scan/temperatures", "float64",
                                ("scan_temperature",), UNITS["temperature"],
                                "temperatures of the F_s^CR scan (dimension scale)",
@@ -216,6 +232,13 @@ SIM_FIELDS = {
     "scan_certified": Field("/relaxation_scan/certified", "bool",
                             ("scan_temperature", "scan_configuration"), ONE,
                             "equilibrium certificate of each scan configuration", optional=True),
+    "import_files": Field("/provenance/import/files", "str", ("source",), ONE,
+                          "imported source files, as the [import] path pattern resolved them",
+                          optional=True),
+    "import_sizes": Field("/provenance/import/sizes", "int64", ("source",), "bytes",
+                          "their sizes", optional=True),
+    "import_sha256": Field("/provenance/import/sha256", "str", ("source",), ONE,
+                           "their SHA-256 (hex)", optional=True),
 }
 
 #: Which dataset is the dimension scale of a dimension, per file.
@@ -264,9 +287,16 @@ SELECT_FIELDS = {
     **_selection_fields("supervised", "supervised", symmetric=False),
     **_selection_fields("unsupervised", "unsupervised", symmetric=True),
 }
-#: The regression study's feature sets: per protocol run, per method whose sets are recorded.
+#: The regression study's feature sets: per protocol run, per method whose sets are recorded
+#: (``methods.REGISTRY``), and each method's own fields.
 PREDICTION_PROTOCOLS = ("honest", "paper")
-PREDICTION_METHODS = ("supervised_ii", "unsupervised_ii", "lasso")
+PREDICTION_METHODS = set_methods()
+SELECT_FIELDS.update({name: Field(*spec, optional=True) for method in REGISTRY.values()
+                      for name, spec in method.fields.items()})
+#: Attributes of the method groups (e.g. /dii): the parameters that made their arrays.
+SELECT_GROUP_ATTRS = {group: tuple(Attr(*spec) for spec in specs)
+                      for method in REGISTRY.values()
+                      for group, specs in method.group_attrs.items()}
 SELECT_FIELDS.update({
     f"prediction_{protocol}_{method}": Field(
         f"/prediction/{protocol}/{method}/features", "int16", ("configuration", "step", "slot"),
@@ -342,6 +372,12 @@ PROVENANCE_ATTRS = (
     Attr("units_json", "str", ONE, "units of length, energy, temperature, time"),
 )
 SIM_ATTRS = PROVENANCE_ATTRS + (
+    Attr("time_unit", "str", ONE, "unit of every time of the dynamics: 'MC sweeps' "
+         "(simulate) or [import] time_unit, e.g. 'tau_LJ'"),
+    Attr("time_per_step", "float", "time_unit", "length of one step of /dynamics/times "
+         "(1 for MC sweeps)"),
+    Attr("imported_format", "str", ONE, "import only: [import] format of the sources "
+         "(lammps-dump, gsd, npz); equilibrium certificates are then external"),
     Attr("io_path", "str", ONE, "'mpio' (collective parallel HDF5) or 'root-gather'"),
     Attr("ranks", "int", ONE, "MPI ranks of the run"),
     Attr("timings_json", "str", "s", "wall time of each stage"),
@@ -353,8 +389,9 @@ SELECT_ATTRS = PROVENANCE_ATTRS + (
                                         "selections (a full select completes it)"),
     Attr("protocol", "str", ONE, "select.protocol of the regression study: honest, paper or "
          "both (absent with --features-only)"),
-    Attr("propensity_time", "float", SWEEPS, "the main propensity time (tau_alpha unless "
+    Attr("propensity_time", "float", "time_unit", "the main propensity time (tau_alpha unless "
          "select.time says otherwise); p interpolated in log t (absent with --features-only)"),
+    Attr("time_unit", "str", ONE, "unit of propensity_time, the sim file's time_unit"),
 )
 
 
@@ -367,14 +404,14 @@ class SimData:
     """Contents of sim.h5 (see ``SIM_FIELDS``); ``displacements`` only when asked for."""
     positions: np.ndarray
     species: np.ndarray
-    energy_times: np.ndarray
-    energy_series: np.ndarray
     times: np.ndarray
-    fs_cr: np.ndarray
     tau_alpha: float
-    tau_alpha_per_configuration: np.ndarray
     p: np.ndarray
-    q: np.ndarray
+    energy_times: np.ndarray | None = None
+    energy_series: np.ndarray | None = None
+    fs_cr: np.ndarray | None = None
+    tau_alpha_per_configuration: np.ndarray | None = None
+    q: np.ndarray | None = None
     displacements: np.ndarray | None = None
     scan_temperatures: np.ndarray | None = None
     scan_times: np.ndarray | None = None
@@ -396,11 +433,33 @@ class SimData:
     certificate_overlap_series: np.ndarray | None = None
     certificate_swap_accepted: np.ndarray | None = None
     certificate_swap_attempted: np.ndarray | None = None
+    import_files: np.ndarray | None = None
+    import_sizes: np.ndarray | None = None
+    import_sha256: np.ndarray | None = None
     attrs: dict = field(default_factory=dict)
 
     @property
     def configuration_index(self):
         return np.arange(len(self.positions), dtype=np.int64)
+
+    @property
+    def time_unit(self):
+        """Unit of every time of the dynamics ("MC sweeps" in files before schema 4)."""
+        return str(self.attrs.get("time_unit", MC_TIME_UNIT))
+
+    @property
+    def time_per_step(self):
+        return float(self.attrs.get("time_per_step", MC_TIME_PER_STEP))
+
+    @property
+    def physical_times(self):
+        """The recording times in ``time_unit`` (float64): steps x time_per_step."""
+        return np.asarray(self.times, dtype=np.float64) * self.time_per_step
+
+    @property
+    def imported(self):
+        """Whether the dynamics came from another engine (``mpi_glass import``)."""
+        return "imported_format" in self.attrs
 
     @property
     def box(self):
@@ -415,10 +474,20 @@ class SimData:
         return self.scan_fs_cr is not None
 
 
+#: SelectData's own attributes; every other SELECT_FIELDS entry (the registry methods'
+#: feature sets and fields) lives in ``SelectData.arrays``.
+_SELECT_CORE = ("feature_values", "feature_names", "supervised_selected", "supervised_names",
+                "supervised_delta_forward", "supervised_delta_backward",
+                "unsupervised_selected", "unsupervised_names", "unsupervised_delta_forward",
+                "unsupervised_delta_backward", "unsupervised_delta_symmetric")
+
+
 @dataclass
 class SelectData:
     """Contents of select.h5 (see ``SELECT_FIELDS``); selections are None with
-    ``--features-only``.  Row c of every (C, d) array is configuration c."""
+    ``--features-only``.  Row c of every (C, d) array is configuration c.  The methods'
+    arrays (``prediction_<protocol>_<method>``, ``dii_weights``, ...) are in ``arrays`` and
+    read as attributes too; ``group_attrs`` holds the attributes of method groups (/dii)."""
     feature_values: np.ndarray
     feature_names: np.ndarray
     supervised_selected: np.ndarray | None = None
@@ -430,13 +499,14 @@ class SelectData:
     unsupervised_delta_forward: np.ndarray | None = None
     unsupervised_delta_backward: np.ndarray | None = None
     unsupervised_delta_symmetric: np.ndarray | None = None
-    prediction_honest_supervised_ii: np.ndarray | None = None
-    prediction_honest_unsupervised_ii: np.ndarray | None = None
-    prediction_honest_lasso: np.ndarray | None = None
-    prediction_paper_supervised_ii: np.ndarray | None = None
-    prediction_paper_unsupervised_ii: np.ndarray | None = None
-    prediction_paper_lasso: np.ndarray | None = None
+    arrays: dict = field(default_factory=dict)
+    group_attrs: dict = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
+
+    def __getattr__(self, name):        # only called for names that are not attributes
+        if name in SELECT_FIELDS and name not in _SELECT_CORE:
+            return self.__dict__.get("arrays", {}).get(name)
+        raise AttributeError(name)
 
     @property
     def configuration_index(self):
@@ -459,8 +529,19 @@ class SelectData:
         by_protocol = (results or {}).get("regression_by_protocol", {})
         for protocol, study in by_protocol.items():
             for method in PREDICTION_METHODS:
-                setattr(data, f"prediction_{protocol}_{method}",
-                        selection_array(study[method]["selected"]))
+                if method in study:
+                    data.arrays[f"prediction_{protocol}_{method}"] = \
+                        selection_array(study[method]["selected"])
+        targets = {"dii": "p", "dii_unsupervised": "X_full"}
+        for name, target in targets.items() if results is not None else ():
+            entries = results.get(name)
+            if not entries:
+                continue
+            for key in ("weights", "loss", "order"):
+                data.arrays[f"{name}_{key}"] = np.array([e[key] for e in entries])
+            data.group_attrs[f"/{name}"] = dict(results["dii_settings"], target=target,
+                                                standardise="per configuration",
+                                                ranks="mid-ranks")
         if by_protocol:
             data.attrs.update(protocol=results["protocol"],
                               propensity_time=float(results["propensity_time"]["main"]))
@@ -520,7 +601,7 @@ class ChainState:
         """Read a checkpoint; one-line InputError for one of another schema version."""
         arrays = load_npz(path)
         version = int(arrays.pop("schema_version", 1))
-        if version != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION and version not in OLD_SIM_VERSIONS:   # same layout
             raise InputError(_version_message(path, version, "simulate"))
         scalars = {"sweeps_done": int, "n_recorded": int, "done": bool, "ref_sample": int,
                    "checked_sample": int, "checked_reference": int, "certified": bool,
@@ -552,7 +633,10 @@ def checkpoint_name(stage, ensemble, c, r=-1):
 # ---------------------------------------------------------------------------------------
 
 def provenance_attrs(cfg, kind, extra=None):
-    """Root attributes shared by every file the package writes (``PROVENANCE_ATTRS``)."""
+    """Root attributes shared by every file the package writes (``PROVENANCE_ATTRS``);
+    ``extra`` adds the file's own (a ``time_unit`` there also goes into ``units_json``)."""
+    time_unit = (extra or {}).get("time_unit", MC_TIME_UNIT)
+    units = UNITS if time_unit == MC_TIME_UNIT else dict(UNITS, time=time_unit)
     attrs = {
         "schema_version": SCHEMA_VERSION,
         "mpi_glass_version": __version__,
@@ -568,7 +652,7 @@ def provenance_attrs(cfg, kind, extra=None):
         "sigma": np.asarray(SIGMA),
         "epsilon": np.asarray(EPSILON),
         "species_names": ",".join(SPECIES_NAMES),
-        "units_json": json.dumps(UNITS),
+        "units_json": json.dumps(units),
     }
     attrs.update(extra or {})
     return attrs
@@ -585,6 +669,7 @@ def _write(f, fields, scales, data, empty=None):
     for key, value in data.attrs.items():
         f.attrs[key] = value
     written = {}
+    group_attrs = getattr(data, "group_attrs", {})
     for name, spec in fields.items():
         value = getattr(data, name, None)     # scales like the configuration index
         if value is None and name not in empty:  # are properties of the data classes
@@ -598,6 +683,9 @@ def _write(f, fields, scales, data, empty=None):
         for key, attr in spec.attrs.items():
             dset.attrs[key] = attr
         written[name] = dset
+    for group, attrs in group_attrs.items():
+        for key, value in attrs.items():
+            f.require_group(group).attrs[key] = value
     _attach_scales(fields, scales, written)
 
 
@@ -709,7 +797,7 @@ def open_file(path, kind):
         f.close()
         raise InputError(f"{path}: not an mpi_glass {kind} file")
     version = int(f.attrs.get("schema_version", 1))
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION and not (kind == "sim" and version in OLD_SIM_VERSIONS):
         f.close()
         raise InputError(_version_message(path, version, hint))
     return f
@@ -722,10 +810,12 @@ def _text(value):
 def _read(f, path, cls, fields, skip=()):
     """{field: array} of the dataclass ``cls`` from an open file, plus its root ``attrs``."""
     wanted = {fd.name for fd in dataclasses.fields(cls)} - set(skip)
-    values = {}
+    into_arrays = "arrays" in wanted
+    values = {"arrays": {}} if into_arrays else {}
     for name, spec in fields.items():
-        if name not in wanted:      # derived scales (configuration index, step)
-            continue
+        if name not in wanted and not (into_arrays and not spec.scale and
+                                       name not in _SELECT_CORE and name in SELECT_FIELDS):
+            continue               # derived scales (configuration index, step)
         if spec.path not in f:
             if spec.optional:
                 continue
@@ -733,7 +823,14 @@ def _read(f, path, cls, fields, skip=()):
             raise InputError(f"{path}: missing dataset {spec.path}")
         dset = f[spec.path]
         value = dset.asstr()[()] if spec.dtype == "str" else dset[()]
-        values[name] = np.asarray(value, dtype=str) if spec.dtype == "str" else value
+        value = np.asarray(value, dtype=str) if spec.dtype == "str" else value
+        if name in wanted:
+            values[name] = value
+        else:
+            values["arrays"][name] = value
+    if "group_attrs" in wanted:
+        values["group_attrs"] = {group: {key: _text(v) for key, v in f[group].attrs.items()}
+                                 for group in SELECT_GROUP_ATTRS if group in f}
     values["attrs"] = {key: _text(value) for key, value in f.attrs.items()}
     return values
 
@@ -819,6 +916,14 @@ def _attr_table():
     return rows
 
 
+def _group_attr_table():
+    rows = ["| group attribute | type | units | meaning |", "| --- | --- | --- | --- |"]
+    for group, attrs in SELECT_GROUP_ATTRS.items():
+        rows += [f"| `{group}` `{attr.name}` | {attr.dtype} | {attr.units} | "
+                 f"{attr.description} |" for attr in attrs]
+    return rows
+
+
 def markdown_tables():
     """The README's file tables, generated from the declarations above.
 
@@ -832,11 +937,16 @@ def markdown_tables():
         f"Every dataset carries the attributes `units` and `description`, and its dimensions "
         f"are labelled ({dims}); times, configurations, features and greedy steps are "
         f"attached as HDF5 dimension scales. Root attribute `schema_version` = "
-        f"{SCHEMA_VERSION}: other versions are refused with a one-line message.",
+        f"{SCHEMA_VERSION}: other versions are refused with a one-line message, except sim "
+        f"files of schema {', '.join(map(str, OLD_SIM_VERSIONS))}, read as MC runs (times in "
+        f"MC sweeps). Times of the dynamics are whole steps (`/dynamics/times`); the root "
+        f"attributes `time_unit` and `time_per_step` give their unit and length.",
         "",
         "`sim.h5` (written by `simulate`):", "", *_field_table(SIM_FIELDS), "",
         "`select.h5` (written by `select`; row c of every (C, d) array is configuration c):",
         "", *_field_table(SELECT_FIELDS), "",
+        "Attributes of method groups in `select.h5` (the parameters that made their arrays):",
+        "", *_group_attr_table(), "",
         "Root attributes of both files:", "", *_attr_table(), "",
         "Chain checkpoints (`sim.h5.checkpoint/eq_e{e}_c{c}.npz` and "
         "`tr_e{e}_c{c}_r{r}.npz`, one per chain, plus `schema_version`):",

@@ -8,6 +8,7 @@ report.json and figures/.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from contextlib import contextmanager
@@ -21,7 +22,8 @@ from . import descriptors, dynamics
 from .config import time_spec
 from .errors import InputError
 from .progress import log
-from .schema import SelectData, open_file, provenance_attrs, read_sim, write_select
+from .schema import (MC_TIME_UNIT, SelectData, open_file, provenance_attrs, read_sim,
+                     write_select)
 from .outdir import commit_staged, folder_lock, recover_staged, staging_dir
 from .memory import select_disk_parts
 from .safefs import check_room, new_h5_with_room, writing
@@ -72,34 +74,39 @@ def _lookup(nested, dotted):
     return nested
 
 
-def propensity_times(sel, times, tau_alpha):
-    """{label: time in sweeps} of the propensities the study uses: "main" (``select.time``)
-    and "second" (``select.second_time``, if not 0).  Fractions of tau_alpha are resolved
-    here; a time outside the recorded range is a one-line error naming its key."""
-    picked = {"main": _resolve_time(sel.time, "select.time", times, tau_alpha)}
+def propensity_times(sel, times, tau_alpha, unit=MC_TIME_UNIT):
+    """{label: time} of the propensities the study uses: "main" (``select.time``) and
+    "second" (``select.second_time``, if not 0), in the sim file's time ``unit`` like
+    ``times``.  Fractions of tau_alpha are resolved here; a time outside the recorded range
+    is a one-line error naming its key."""
+    picked = {"main": _resolve_time(sel.time, "select.time", times, tau_alpha, unit)}
     if time_spec(sel.second_time, "select.second_time", zero_ok=True)[0] > 0:
         picked["second"] = _resolve_time(sel.second_time, "select.second_time", times,
-                                         tau_alpha)
+                                         tau_alpha, unit)
     return picked
 
 
-def _resolve_time(text, key, times, tau_alpha):
+def _resolve_time(text, key, times, tau_alpha, unit):
     value, relative = time_spec(text, key)
     if relative and not np.isfinite(tau_alpha):
-        raise InputError(f"{key}: tau_alpha is undefined because F_s^CR never falls to 1/e by "
-                         f"the last recorded time ({times[-1]} sweeps); raise dynamics.t_max "
-                         f"or give {key} in sweeps")
+        longer = "raise dynamics.t_max" if unit == MC_TIME_UNIT else "record longer"
+        raise InputError(f"{key}: tau_alpha is undefined (F_s^CR does not fall to 1/e by "
+                         f"the last recorded time {times[-1]:g} {unit}, or was not imported); "
+                         f"{longer} or give {key} in {unit}")
     wanted = value * tau_alpha if relative else value
     positive = times[times > 0]
     if not positive[0] <= wanted <= positive[-1]:
-        raise InputError(f"{key}: {wanted:.6g} sweeps lies outside the recorded times "
-                         f"{positive[0]} ... {positive[-1]} sweeps")
+        raise InputError(f"{key}: {wanted:.6g} {unit} lies outside the recorded times "
+                         f"{positive[0]:g} ... {positive[-1]:g} {unit}")
     return float(wanted)
 
 
 def propensity_at(times, values, t):
-    """values (C, T, N) at time t (sweeps), linear in log t between the two recorded times
-    that bracket t (``dynamics.interpolate_in_time``): (C, N)."""
+    """values (C, T, N) at time t (in the unit of ``times``), linear in log t between the two
+    recorded times that bracket t (``dynamics.interpolate_in_time``): (C, N); None stays
+    None (q of imported propensities)."""
+    if values is None:
+        return None
     return dynamics.interpolate_in_time(times, np.moveaxis(values, 1, 0), t)
 
 
@@ -161,7 +168,8 @@ class Selection:
                 data = read_sim(self.sim_path)     # without the displacements
                 check_sim_data(self.sim_path, data, self.cfg.name)
                 picked = None if self.features_only else \
-                    propensity_times(self.cfg.select, data.times, data.tau_alpha)
+                    propensity_times(self.cfg.select, data.physical_times, data.tau_alpha,
+                                     data.time_unit)
                 values, names = self._features(data)
                 check_features(values, names)
                 results = summary = None
@@ -210,7 +218,7 @@ class Selection:
         stage = staging_dir(self.out_dir, "select")
         stage.mkdir()
         with writing(stage, sum(select_disk_parts(self.cfg).values())):
-            self._write(stage / self.path.name, values, names, results)
+            self._write(stage / self.path.name, values, names, results, data.time_unit)
             if results is not None:
                 self._report(stage, data, values, names, results, summary)
         commit_staged(self.out_dir, "select", OUTPUTS)
@@ -235,18 +243,23 @@ class Selection:
 
     # -- the study ----------------------------------------------------------------------
     def _study(self, data, values, names, picked):
-        """The study at the propensity times ``picked`` ({label: sweeps}); returns the
-        results and the propensities at the main time, {"p": (C, N), "q": (C, N)}."""
+        """The study at the propensity times ``picked`` ({label: time}); returns the
+        results and the propensities at the main time, {"p": (C, N), "q": (C, N) or None}."""
+        from .imbalance.dii_select import DiiSettings
         from .study import run_study
-        times = data.times
+        times = data.physical_times
         p_by_time = {label: propensity_at(times, data.p, t) for label, t in picked.items()}
         at_main = {"p": p_by_time["main"], "q": propensity_at(times, data.q, picked["main"])}
         results = run_study(values, names, p_by_time, at_main["q"], data.species,
                             self.cfg.select, mapper=self.dist, log=self._log,
-                            seed=self.cfg.seed, tau_alpha=data.tau_alpha)
+                            seed=self.cfg.seed, tau_alpha=data.tau_alpha,
+                            dii=DiiSettings(**dataclasses.asdict(self.cfg.dii)))
         if data.certificate_certified is not None:
             results["certified"] = [bool(x) for x in data.certificate_certified]
+        if data.imported:
+            results["equilibrium"] = "external"
         results["propensity_time"] = picked
+        results["time_unit"] = data.time_unit
         results["timings"] = dict(results.get("timings", {}), **self.timings)
         return results, at_main
 
@@ -254,10 +267,10 @@ class Selection:
         log(message, self.dist.is_root)
 
     # -- outputs --------------------------------------------------------------------------
-    def _write(self, path, values, names, results):
+    def _write(self, path, values, names, results, time_unit):
         attrs = provenance_attrs(self.cfg, "select", extra={
             "sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256,
-            "features_only": results is None})
+            "features_only": results is None, "time_unit": time_unit})
         need = select_disk_parts(self.cfg)["select.h5"]
         new_h5_with_room(path, need)
         with writing(path, need) as closers:

@@ -1,7 +1,13 @@
-"""sim.h5: from the finished chains to one self-describing file.
+"""sim.h5: from trajectories to one self-describing file.
 
-Configurations are split over ranks; the owner of configuration c loads its chains'
-checkpoint files, computes p, q and F_s^CR (``dynamics.propensities``) and writes its slice.
+A source of dynamics - simulate's finished chains, or another engine's files read by
+``importers`` - is a ``Trajectories``: the configurations at t = 0, their species, the box,
+the recording times and each replica's displacements.  Everything else sim.h5 holds about
+the dynamics (p, q, F_s^CR, tau_alpha) comes from that through one route,
+``gather_observables`` (``observables`` per configuration, ``relaxation`` over them).
+
+Configurations are split over ranks; the owner of configuration c loads its trajectories,
+computes p, q and F_s^CR (``dynamics.propensities``) and writes its slice.
 With an MPI-enabled h5py every rank writes its own slices of one file collectively
 (``driver='mpio'``); otherwise each owner sends its slices to the root, which writes.  The
 file's ``io_path`` attribute says which.  Small per-configuration results (p, q, F_s, the
@@ -11,39 +17,105 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import h5py
 import numpy as np
 
 from . import dynamics, equilibrium
-from .schema import (EQUILIBRATE, SIM_FIELDS, TRAJECTORY, ChainState, SimData,
-                     checkpoint_name, provenance_attrs, write_sim)
-from .memory import sim_file_bytes
+from .schema import (EQUILIBRATE, MC_TIME_PER_STEP, MC_TIME_UNIT, SIM_FIELDS, TRAJECTORY,
+                     ChainState, SimData, checkpoint_name, provenance_attrs, write_sim)
+from .memory import DISK_MARGIN, FILE_OVERHEAD_BYTES
 from .safefs import new_h5_with_room, writing
 from .store import publish, tmp_name
 
 
-def _owner_of_configurations(dist, ensemble):
-    costs = [ensemble.replicas] * ensemble.configurations
-    return dist.assign(costs)
+@dataclass(frozen=True)
+class Trajectories:
+    """What a source of dynamics hands to ``gather_observables``: simulate's finished chains
+    or another engine's files (``importers``).
+
+    ``load(c)`` returns a dict with the configuration at t = 0 (``positions`` (N, 2) wrapped
+    into the box, ``species`` (N,)), ``displacements`` (R, T, N, 2) float32 unwrapped since
+    t = 0 at ``times``, and anything else the source wants carried to its SimData (simulate:
+    energy series and certificate).  ``times`` are whole steps since t = 0; one step lasts
+    ``time_per_step`` in ``time_unit``.
+    """
+    configurations: int
+    replicas: int
+    n: int
+    box: float
+    times: np.ndarray
+    load: Callable
+    time_unit: str = MC_TIME_UNIT
+    time_per_step: float = MC_TIME_PER_STEP
+
+    @property
+    def physical_times(self):
+        return np.asarray(self.times, dtype=np.float64) * self.time_per_step
+
+    @property
+    def displacement_shape(self):
+        return (self.configurations, self.replicas, len(self.times), self.n, 2)
 
 
-def _load_configuration(ckpt_dir, ensemble, c):
-    """Equilibrated configuration c of an ensemble and its R trajectories' displacements."""
-    def chain(stage, r=-1):
-        return ChainState.load(ckpt_dir / checkpoint_name(stage, ensemble.index, c, r))
+def observables(displacements, positions0, species, box):
+    """p (T, N), q (T, N) and F_s^CR (T,) of one configuration from its R trajectories.
 
-    disp = np.stack([chain(TRAJECTORY, r).records for r in range(ensemble.replicas)])
-    return chain(EQUILIBRATE), disp
+    The one route from trajectories to observables, for simulate's chains and imported
+    ones alike; returns {"p", "q", "fs"}.  (The cage and bond cutoffs are the model's
+    sigma_ab, through ``dynamics``.)
+    """
+    p, q, fs = dynamics.propensities(displacements, positions0, species, box)
+    return {"p": p, "q": q, "fs": fs}
 
 
-def _summarise_configuration(ckpt_dir, ensemble, c, cfg):
-    eq, disp = _load_configuration(ckpt_dir, ensemble, c)
-    p, q, fs = dynamics.propensities(disp, eq.positions, eq.species, cfg.box)
-    return dict(positions=eq.positions, species=eq.species, energy=eq.energy,
-                overlap=eq.overlap, pair_swaps=eq.pair_swaps, sweeps=eq.sweeps_done,
-                certificate=equilibrium.chain_certificate(eq, cfg.equilibration),
-                p=p, q=q, fs=fs), disp
+def relaxation(times, fs):
+    """tau_alpha of the configuration-mean F_s^CR and of each configuration's, from fs (C, T)
+    at ``times`` (in the file's time unit)."""
+    return {"tau_alpha": dynamics.tau_alpha(times, fs.mean(axis=0)),
+            "tau_alpha_per_configuration": np.array([dynamics.tau_alpha(times, row)
+                                                     for row in fs])}
+
+
+def _owner_of_configurations(dist, configurations, replicas):
+    return dist.assign([replicas] * configurations)
+
+
+def gather_observables(source, dist):
+    """Every configuration's observables, configurations split over ranks by their owner.
+
+    Returns (summaries {c: dict, identical on every rank}, owner (C,), my displacements
+    {c: (R, T, N, 2)} of the configurations this rank owns).  A summary is ``source.load``'s
+    dict without the displacements, plus ``observables``' p, q and fs.
+    """
+    owner = _owner_of_configurations(dist, source.configurations, source.replicas)
+    mine, my_disp = {}, {}
+    for c in np.flatnonzero(owner == dist.rank):
+        loaded = dict(source.load(int(c)))
+        disp = loaded.pop("displacements")
+        loaded.update(observables(disp, loaded["positions"], loaded["species"], source.box))
+        mine[int(c)], my_disp[int(c)] = loaded, disp
+    summaries = {}
+    for part in dist.allgather(mine):
+        summaries.update(part)
+    return summaries, owner, my_disp
+
+
+def _chain_trajectories(cfg, ensemble, ckpt_dir):
+    """simulate's finished chains of one ensemble as ``Trajectories``."""
+    def load(c):
+        def chain(stage, r=-1):
+            return ChainState.load(ckpt_dir / checkpoint_name(stage, ensemble.index, c, r))
+        eq = chain(EQUILIBRATE)
+        disp = np.stack([chain(TRAJECTORY, r).records for r in range(ensemble.replicas)])
+        return dict(positions=eq.positions, species=eq.species, displacements=disp,
+                    energy=eq.energy, overlap=eq.overlap, pair_swaps=eq.pair_swaps,
+                    sweeps=eq.sweeps_done,
+                    certificate=equilibrium.chain_certificate(eq, cfg.equilibration))
+    return Trajectories(ensemble.configurations, ensemble.replicas, cfg.system.n, cfg.box,
+                        ensemble.times.astype(np.int64), load)
 
 
 def write_sim_file(path, cfg, ensembles, ckpt_dir, dist, timings):
@@ -53,23 +125,33 @@ def write_sim_file(path, cfg, ensembles, ckpt_dir, dist, timings):
     ``timings`` (dict of seconds) is completed with the observables and writing stages.
     """
     t0 = time.perf_counter()
-    main = ensembles[0]
-    owner = _owner_of_configurations(dist, main)
-    mine, my_disp = {}, {}
-    for c in np.flatnonzero(owner == dist.rank):
-        mine[int(c)], my_disp[int(c)] = _summarise_configuration(ckpt_dir, main, int(c), cfg)
-    summaries = {}
-    for part in dist.allgather(mine):
-        summaries.update(part)
-    scan = _scan_results(ckpt_dir, ensembles[1:], dist, cfg)
+    main = _chain_trajectories(cfg, ensembles[0], ckpt_dir)
+    summaries, owner, my_disp = gather_observables(main, dist)
+    scan = _scan_results(cfg, ckpt_dir, ensembles[1:], dist)
     timings["observables"] = time.perf_counter() - t0
+    data = _sim_data(cfg, main, summaries, scan, attrs=provenance_attrs(cfg, "sim", extra={
+        "io_path": io_path(dist), "ranks": dist.size, "time_unit": main.time_unit,
+        "time_per_step": main.time_per_step}))
+    write_sim_data(path, data, dist, timings, (main.displacement_shape, owner, my_disp))
+    _log_summary(path, data, timings, dist)
 
+
+def io_path(dist):
+    """How sim.h5 is written: collectively by every rank, or gathered on the root."""
+    return "mpio" if dist.collective_io_available() else "root-gather"
+
+
+def write_sim_data(path, data, dist, timings, displacements=None):
+    """Write ``data`` to a temporary name and rename it to ``path`` when complete.
+
+    ``displacements`` = (shape (C, R, T, N, 2), owner (C,), {c: block} of this rank) writes
+    /dynamics/displacements slice by slice: each owner writes its own (collective HDF5) or
+    sends it to the root.  ``timings`` gets the writing time and goes into the file.
+    """
     start = time.perf_counter()
     tmp = tmp_name(path)
     collective = dist.collective_io_available()
-    data = _sim_data(cfg, main, summaries, scan, attrs=provenance_attrs(cfg, "sim", extra={
-        "io_path": "mpio" if collective else "root-gather", "ranks": dist.size}))
-    need = sim_file_bytes(cfg)
+    need = _file_bytes(data, displacements)
     dist.root_decides(lambda: new_h5_with_room(tmp, need))   # a full disk: refused here
     with writing(tmp, need) as closers:
         if collective:
@@ -78,10 +160,10 @@ def write_sim_file(path, cfg, ensembles, ckpt_dir, dist, timings):
             f = closers.add(h5py.File(tmp, "r+"))
         else:
             f = None
-        shape = (main.configurations, main.replicas, len(main.times), cfg.system.n, 2)
         if f is not None:
-            write_sim(f, data, displacement_shape=shape)
-        _write_displacements(f, dist, main, owner, my_disp, collective)
+            write_sim(f, data, displacement_shape=displacements[0] if displacements else None)
+        if displacements:
+            _write_displacements(f, dist, *displacements[1:], collective)
         if f is not None:
             f.close()
         dist.barrier()
@@ -93,13 +175,20 @@ def write_sim_file(path, cfg, ensembles, ckpt_dir, dist, timings):
     if dist.is_root:
         publish(tmp, path)
     dist.barrier()
-    _log_summary(path, data, timings, dist)
 
 
-def _write_displacements(f, dist, main, owner, my_disp, collective):
+def _file_bytes(data, displacements):
+    """Upper estimate of the file's size: its arrays, the displacements, HDF5's overhead."""
+    arrays = sum(value.nbytes for value in vars(data).values() if isinstance(value, np.ndarray))
+    if displacements:
+        arrays += int(np.prod(displacements[0])) * 4
+    return int(DISK_MARGIN * arrays) + FILE_OVERHEAD_BYTES
+
+
+def _write_displacements(f, dist, owner, my_disp, collective):
     """The big dataset: each owner writes its slice, or sends it to the root."""
     dset = f[SIM_FIELDS["displacements"].path] if f is not None else None
-    for c in range(main.configurations):
+    for c in range(len(owner)):
         if collective:
             if c in my_disp:
                 dset[c] = my_disp[c]
@@ -109,24 +198,16 @@ def _write_displacements(f, dist, main, owner, my_disp, collective):
                 dset[c] = block
 
 
-def _scan_results(ckpt_dir, scan_ensembles, dist, cfg):
+def _scan_results(cfg, ckpt_dir, scan_ensembles, dist):
     """F_s^CR(t) and the certificate verdict of each configuration of each scan temperature
     (ensembles 1..), configurations split over ranks: [(ensemble, fs, certified)]."""
     results = []
     for ens in scan_ensembles:
-        owner = _owner_of_configurations(dist, ens)
-        mine = {}
-        for c in np.flatnonzero(owner == dist.rank):
-            eq, disp = _load_configuration(ckpt_dir, ens, int(c))
-            cert = equilibrium.chain_certificate(eq, cfg.equilibration)
-            mine[int(c)] = (dynamics.propensities(disp, eq.positions, eq.species, cfg.box)[2],
-                            bool(cert and cert.certified))
-        done = {}
-        for part in dist.allgather(mine):
-            done.update(part)
-        per_c = [done[c] for c in range(ens.configurations)]
-        results.append((ens, np.array([fs for fs, _ in per_c]),
-                        np.array([ok for _, ok in per_c])))
+        summaries, _, _ = gather_observables(_chain_trajectories(cfg, ens, ckpt_dir), dist)
+        per_c = [summaries[c] for c in range(ens.configurations)]
+        results.append((ens, np.array([s["fs"] for s in per_c]),
+                        np.array([bool(s["certificate"] and s["certificate"].certified)
+                                  for s in per_c])))
     return results
 
 
@@ -140,11 +221,8 @@ def _sim_data(cfg, main, summaries, scan, attrs):
     data = SimData(
         positions=stack("positions"), species=stack("species").astype(np.int8),
         energy_times=np.arange(1, energy.shape[1] + 1, dtype=np.int64) * every,
-        energy_series=energy, times=main.times.astype(np.int64), fs_cr=fs,
-        tau_alpha=dynamics.tau_alpha(main.times, fs.mean(axis=0)),
-        tau_alpha_per_configuration=np.array([dynamics.tau_alpha(main.times, fs[c])
-                                              for c in range(C)]),
-        p=stack("p"), q=stack("q"), attrs=attrs,
+        energy_series=energy, times=main.times, fs_cr=fs,
+        **relaxation(main.physical_times, fs), p=stack("p"), q=stack("q"), attrs=attrs,
         **_certificate_arrays(cfg, [summaries[c] for c in range(C)]))
     if scan:
         data.scan_temperatures = np.array([e.temperature for e, _, _ in scan])
@@ -188,5 +266,5 @@ def _log_summary(path, data, timings, dist):
     total = len(data.positions)
     log(f"equilibrium certificate: {total - len(flagged)} of {total} configurations certified"
         + (f"; NOT certified (kept, flagged in sim.h5): {flagged}" if flagged else ""))
-    log(f"tau_alpha = {data.tau_alpha:.4g} sweeps (F_s^CR = 1/e); wrote {path}")
+    log(f"tau_alpha = {data.tau_alpha:.4g} {data.time_unit} (F_s^CR = 1/e); wrote {path}")
     log("timings (s): " + json.dumps({k: round(v, 2) for k, v in timings.items()}))

@@ -135,7 +135,9 @@ class Simulation:
         over it.  The chain checkpoints are kept after the run: a later run whose budgets
         grew continues them (``continuation``).
         """
+        from .config import check_what_select_needs
         from .memory import refuse_if_too_big, simulate_parts
+        check_what_select_needs(self.cfg)
         refuse_if_too_big(self.dist, "simulate", simulate_parts(self.cfg, self.dist.size))
         self.dist.root_decides(lambda: check_writable_dir(self.out_dir))
         self.dist.root_decides(lambda: check_folder(self.out_dir, SIMULATE_NAMES,
@@ -454,10 +456,10 @@ class _StageProgress:
     rank 0 adds them up, without any file.
     """
 
-    def __init__(self, dist, label, total, done_before):
+    def __init__(self, dist, label, total, done_before, unit="trials"):
         self.counter = dist.progress_counter()
         self.done_before = done_before
-        self.bar = Progress(label, total, unit="trials", enabled=dist.is_root,
+        self.bar = Progress(label, total, unit=unit, enabled=dist.is_root,
                             start_done=done_before)
 
     def advance(self, trials):

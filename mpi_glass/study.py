@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -46,14 +46,17 @@ from .config import SelectConfig
 from .errors import InputError
 from .imbalance import (imbalance_pair, single_feature_table, standardise, supervised_greedy,
                         unsupervised_greedy)
+from .imbalance.dii_select import DiiSettings, backward_elimination
 from .mapper import SerialMapper
+from .methods import DEFAULT_METHODS, REGISTRY
 
-#: The four feature selections compared in the regression study (Fig. 7), in plot order.
 __all__ = ["METHODS", "PROTOCOLS", "PROTOCOL_RUNS", "run_study", "single_feature_summary",
            "delta_q_p", "per_configuration_supervised", "per_configuration_unsupervised",
-           "fold_greedies", "regression_study", "map_jobs", "noise_seed"]
+           "fold_greedies", "regression_study", "map_jobs", "noise_seed", "MethodContext",
+           "curve_summary", "dii_per_configuration", "dii_fold_selections"]
 
-METHODS = ("supervised_ii", "unsupervised_ii", "lasso", "random")
+#: The methods run by default (``select.methods``); every method: ``methods.REGISTRY``.
+METHODS = DEFAULT_METHODS
 PROTOCOLS = {
     "honest": "every selection used to predict configuration c is computed on the other "
               "configurations only (c's propensity and features are never read before it "
@@ -96,10 +99,13 @@ class _Study:
     seed: int                   # root of the random-baseline draws
     clock: _Stopwatch
     log: object
+    methods: tuple = DEFAULT_METHODS   # the registry entries run, in plot order
+    dii: DiiSettings = DiiSettings()
+    cache: dict = field(default_factory=dict)   # selections that do not depend on p
 
 
 def run_study(features, names, p_by_time, q, species, params=None, mapper=None, log=None,
-              seed=None, tau_alpha=None):
+              seed=None, tau_alpha=None, dii=None):
     """The whole study; see the module docstring.  Runs on every rank, same result on each.
 
     features: (C, N, M) raw features; names: M feature names; p_by_time: {label: (C, N)}
@@ -108,7 +114,9 @@ def run_study(features, names, p_by_time, q, species, params=None, mapper=None, 
     time, or None; species: (C, N) codes 0 S, 1 M, 2 L, or None; params: the validated
     ``[select]`` section (``config.SelectConfig``; None: its defaults); mapper: object with
     ``map(fn, n)`` (default serial); log: callable(str) for progress; seed: root of the
-    random-baseline draws (default params.noise_seed); tau_alpha: copied into the results.
+    random-baseline draws (default params.noise_seed); tau_alpha: copied into the results;
+    dii: ``DiiSettings`` of the ``dii`` method (default: its defaults).  ``params.methods``
+    (default ``methods.DEFAULT_METHODS``) chooses the methods of the regression study.
 
     Returns a dict with the keys ``protocol`` (the config value), ``protocols`` (those run),
     ``single_feature``, ``delta_q_p``, ``supervised``, ``unsupervised``, ``regression`` (the
@@ -137,15 +145,17 @@ def run_study(features, names, p_by_time, q, species, params=None, mapper=None, 
     C, N, M = features.shape
     X = [standardise(features[c], names, f"features of configuration {c}") for c in range(C)]
     protocols = PROTOCOL_RUNS[params.protocol]
+    methods = _chosen_methods(params)
     study = _Study(features, X, species, params, protocols, mapper or SerialMapper(),
                    params.noise_seed if seed is None else int(seed), _Stopwatch(),
-                   log or (lambda message: None))
+                   log or (lambda message: None), methods, (dii or DiiSettings()).check())
     labels = list(p_by_time)
     p = p_by_time[labels[0]]
+    parameters = {key: value for key, value in asdict(params).items() if key != "methods"}
     results = {
         "protocol": params.protocol, "protocols": list(protocols),
         "protocol_descriptions": {name: PROTOCOLS[name] for name in protocols},
-        "parameters": dict(asdict(params), random_seed=study.seed),
+        "parameters": dict(parameters, random_seed=study.seed),
         "n_configurations": C, "n_particles": N, "n_features": M,
         "feature_names": list(names), "time_labels": labels, "tau_alpha": tau_alpha,
     }
@@ -165,6 +175,18 @@ def run_study(features, names, p_by_time, q, species, params=None, mapper=None, 
     results["unsupervised"] = [_unsupervised_entry(c, r, names)
                                for c, r in enumerate(unsupervised)]
 
+    own = {}     # per-configuration results of the registry's methods at the main time
+    for name in methods:
+        if REGISTRY[name].per_configuration is not None:
+            study.log(f"study: {name} on each configuration")
+            with clock(f"{name}_per_configuration"):
+                own[name] = REGISTRY[name].per_configuration(study, p)
+    for name in ("dii", "dii_unsupervised"):
+        if name in own:
+            results[name] = [_dii_entry(c, r, names) for c, r in enumerate(own[name])]
+            results["dii_settings"] = asdict(study.dii)
+    results["methods"] = list(methods)
+
     unsupervised_orders = {"paper": [r.selected for r in unsupervised]}
     if "honest" in protocols:
         study.log("study: unsupervised selections on the training configurations of each fold")
@@ -173,7 +195,7 @@ def run_study(features, names, p_by_time, q, species, params=None, mapper=None, 
                                              fold_greedies(X, None, params, study.mapper)]
 
     by_protocol, results["predictions"] = regression_study(
-        study, p, unsupervised_orders, own_supervised=supervised)
+        study, p, unsupervised_orders, own_supervised=supervised, own=own)
     at = {label: regression_study(study, p_by_time[label], unsupervised_orders, label=label)[0]
           for label in labels[1:]}
     results["regression"] = by_protocol[protocols[0]]
@@ -291,57 +313,114 @@ def fold_greedies(X, p, params, mapper=None):
     return map_jobs(mapper, len(X), job)
 
 
-def regression_study(study, p, unsupervised_orders, own_supervised=None, label=None):
-    """rho(p, p_hat) versus d for the four selections at one propensity time p (C, N), for
+class MethodContext:
+    """What a method's ``summary`` (``mpi_glass.methods``) may use at one propensity time:
+    the study, p (C, N), the regression engine ``reg``, and the selections computed so far
+    (per configuration at the main time, per fold), cached so each is computed once."""
+
+    def __init__(self, study, p, unsupervised_orders, own_supervised=None, own=None,
+                 label=None):
+        self.study, self.p, self.params = study, p, study.params
+        self.clock, self.log = study.clock, study.log
+        self.tag = "" if label is None else f"@{label}"
+        self.reg = rg.LocoRegression(study.features, p, study.species)
+        self.unsupervised_orders = unsupervised_orders
+        self._supervised = {"paper": own_supervised} if own_supervised else {}
+        self._own = dict(own or {}) if label is None else {}
+
+    def supervised_orders(self, protocol):
+        """The supervised greedy orders used to predict each configuration."""
+        if protocol not in self._supervised:
+            with self.clock("supervised_folds" + self.tag):
+                if protocol == "honest":
+                    self.log(f"study{self.tag}: supervised selections on the training "
+                             "configurations of each fold")
+                    self._supervised[protocol] = fold_greedies(self.study.X, self.p,
+                                                               self.params, self.study.mapper)
+                else:
+                    self._supervised[protocol] = per_configuration_supervised(
+                        self.study.X, self.p, self.params, self.study.mapper)
+        return [r.selected for r in self._supervised[protocol]]
+
+    def dii_own(self):
+        """The DII backward eliminations on each configuration at this time."""
+        if "dii" not in self._own:
+            with self.clock("dii_per_configuration" + self.tag):
+                self._own["dii"] = dii_per_configuration(self.study, list(self.p))
+        return self._own["dii"]
+
+    def dii_targets(self, unsupervised):
+        """Per configuration, the DII target: X_full (unsupervised) or p."""
+        return self.study.X if unsupervised else list(self.p)
+
+
+def regression_study(study, p, unsupervised_orders, own_supervised=None, label=None, own=None):
+    """rho(p, p_hat) versus d for the study's methods at one propensity time p (C, N), for
     every protocol of the study.
 
     unsupervised_orders: {protocol: per-fold orders} (they do not depend on p);
-    ``own_supervised`` (per-configuration supervised greedies on this p) is what the paper
-    protocol uses, computed when missing.  Lasso and random do not depend on the protocol
-    and are computed once.  Returns ({protocol: summary dict}, predictions of supervised II
-    at d_max under the first protocol).
+    ``own_supervised`` (per-configuration supervised greedies on this p) and ``own``
+    ({method: per-configuration results}) are what the paper protocol uses, computed when
+    missing.  Methods that do not depend on the protocol are computed once.  Returns
+    ({protocol: summary dict}, predictions at d_max under the first protocol of supervised
+    II, else of the first method with feature sets).
     """
-    params, clock, tag = study.params, study.clock, "" if label is None else f"@{label}"
-    d_max = params.d_max
-    reg = rg.LocoRegression(study.features, p, study.species)
-    supervised = {}
-    with clock("supervised_folds" + tag):
-        if "honest" in study.protocols:
-            study.log(f"study{tag}: supervised selections on the training configurations of "
-                      "each fold")
-            supervised["honest"] = fold_greedies(study.X, p, params, study.mapper)
-        if "paper" in study.protocols:
-            supervised["paper"] = own_supervised or per_configuration_supervised(
-                study.X, p, params, study.mapper)
-    with clock("lasso" + tag):
-        lasso = rg.lasso_selections(reg, d_max)
-    with clock("regression" + tag):
-        shared = {"lasso": _curve_summary(reg, lasso)}
-    study.log(f"study{tag}: random baseline ({params.random_draws} draws per d)")
-    with clock("random" + tag):
-        mean, spread = rg.random_curves(reg, d_max, params.random_draws, study.seed,
-                                        study.mapper)
-    shared["random"] = dict(rg.summarise(mean, reg.groups), draws=params.random_draws,
-                            pearson_draw_std=spread[:, :, 0].tolist())
-    by_protocol = {}
-    with clock("regression" + tag):
-        for name in study.protocols:
-            orders = {"supervised_ii": [r.selected for r in supervised[name]],
-                      "unsupervised_ii": unsupervised_orders[name]}
-            by_protocol[name] = {
-                method: _curve_summary(reg, [rg.nested_selections(o, d_max) for o in order])
-                for method, order in orders.items()}
-            by_protocol[name].update(shared)
-    first = by_protocol[study.protocols[0]]["supervised_ii"]["selected"]
-    p_hat = np.stack([reg.predict(c, first[c][d_max - 1]) for c in range(reg.C)])
-    return by_protocol, {"method": "supervised_ii", "d": d_max, "p_hat": p_hat,
-                         "protocol": study.protocols[0]}
+    ctx = MethodContext(study, p, unsupervised_orders, own_supervised, own, label)
+    shared, by_protocol = {}, {name: {} for name in study.protocols}
+    for name in study.methods:
+        method = REGISTRY[name]
+        if method.by_protocol:
+            for protocol in study.protocols:
+                by_protocol[protocol][name] = method.summary(ctx, protocol)
+        else:
+            shared[name] = method.summary(ctx, None)
+    for name in study.protocols:
+        by_protocol[name].update(shared)
+    return by_protocol, _predictions(study, ctx.reg, by_protocol)
 
 
-def _curve_summary(reg, selections):
+def _predictions(study, reg, by_protocol):
+    """p_hat of every configuration at d_max, from the first protocol's sets."""
+    first = by_protocol[study.protocols[0]]
+    with_sets = [name for name in study.methods if "selected" in first.get(name, {})]
+    if not with_sets:
+        return None
+    method = "supervised_ii" if "supervised_ii" in with_sets else with_sets[0]
+    d_max = study.params.d_max
+    sets = first[method]["selected"]
+    p_hat = np.stack([reg.predict(c, sets[c][d_max - 1]) for c in range(reg.C)])
+    return {"method": method, "d": d_max, "p_hat": p_hat, "protocol": study.protocols[0]}
+
+
+def curve_summary(reg, selections):
     """The JSON summary of one method's rho(d) with the sets used, selected[c][d - 1]."""
     return dict(rg.summarise(rg.loco_curves(reg, selections), reg.groups),
                 selected=[[list(map(int, s)) for s in sets] for sets in selections])
+
+
+
+def dii_per_configuration(study, targets):
+    """The DII backward elimination on each configuration alone; ``targets[c]`` is its
+    target space (p[c], or X[c] itself for the unsupervised DII)."""
+    def job(c, inner):
+        return backward_elimination([study.X[c]], [targets[c]], study.params.d_max,
+                                    study.dii, mapper=inner)
+    return map_jobs(study.mapper, len(study.X), job)
+
+
+def dii_fold_selections(ctx, unsupervised=False):
+    """The honest protocol's DII sets: fold c's elimination minimises the mean DII over
+    every configuration but c (target p, or each configuration's X_full)."""
+    study, targets = ctx.study, ctx.dii_targets(unsupervised)
+    name = "dii_unsupervised" if unsupervised else "dii"
+
+    def job(c, inner):
+        train = [k for k in range(len(study.X)) if k != c]
+        return backward_elimination([study.X[k] for k in train], [targets[k] for k in train],
+                                    study.params.d_max, study.dii, mapper=inner).selected
+    ctx.log(f"study{ctx.tag}: {name} on the training configurations of each fold")
+    with ctx.clock(f"{name}_folds" + ctx.tag):
+        return map_jobs(study.mapper, len(study.X), job)
 
 
 # ---------------------------------------------------------------------------------------
@@ -377,6 +456,22 @@ def noise_seed(root, c):
     True
     """
     return int(np.random.SeedSequence([root, c]).generate_state(1)[0])
+
+
+def _chosen_methods(params):
+    """``params.methods`` (default ``DEFAULT_METHODS``) in registry order, checked."""
+    wanted = tuple(getattr(params, "methods", DEFAULT_METHODS) or ())
+    unknown = [name for name in wanted if name not in REGISTRY]
+    if unknown or not wanted:
+        raise InputError(f"select.methods: expected a non-empty list of {', '.join(REGISTRY)}, "
+                         f"got {list(wanted)!r}")
+    return tuple(name for name in REGISTRY if name in wanted)
+
+
+def _dii_entry(c, result, names):
+    return {"configuration": c, "order": result.order,
+            "names": [names[j] for j in result.order[:len(result.loss)]],
+            "loss": result.loss.tolist(), "weights": result.weights.tolist()}
 
 
 def _supervised_entry(c, result, names):

@@ -9,8 +9,9 @@ MODULES = ["mpi_glass.validation", "mpi_glass.mapper", "mpi_glass.imbalance",
            "mpi_glass.dynamics", "mpi_glass.descriptors", "mpi_glass.model",
            "mpi_glass.parallel", "mpi_glass.config", "mpi_glass.mc", "mpi_glass.fixedpoint",
            "mpi_glass.equilibrium", "mpi_glass.regression", "mpi_glass.study",
-           "mpi_glass.schema", "mpi_glass.continuation", "mpi_glass.safefs",
-           "mpi_glass.signals"]
+           "mpi_glass.schema", "mpi_glass.continuation", "mpi_glass.methods",
+           "mpi_glass.imbalance.dii", "mpi_glass.imbalance.dii_select", "mpi_glass.importers",
+           "mpi_glass.safefs", "mpi_glass.signals"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -94,8 +94,7 @@ def test_the_same_under_two_ranks(serial, tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (("second_time = \"0.0125 tau_alpha\"", "second_time = 1e6"),
-     "select.second_time: 1e+06 sweeps lies outside the recorded times 1 ... 2000 "
-     "(dynamics.t_max)"),
+     "select.second_time: 1e+06 MC sweeps lies outside the recorded times 1 ... 2000 MC sweeps"),
     (("protocol = \"both\"", "protocol = \"all\""),
      "select.protocol: must be one of honest, paper, both, got 'all'"),
 ])

@@ -3,7 +3,8 @@
 One module per stage: ``imbalance`` (Delta pairs and greedy selections, on synthetic
 features), ``descriptors`` (the 60 features of one configuration), ``simulate`` (parallel
 efficiency at several rank counts), ``progress`` (cost of run-wide progress under MPI),
-``mc`` (trial moves per CPU second) and ``equilibrate`` (the certified equilibration).
+``mc`` (trial moves per CPU second), ``equilibrate`` (the certified equilibration) and
+``dii`` (the Differentiable Information Imbalance: epoch, full selection, memory).
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import sys
 __all__ = ["run", "peak_rss_mb"]
 
 
-def run(args):
-    """Dispatch ``mpi_glass bench WHAT`` (parsed ``args``) and return its result dict."""
+def run(args, dist=None):
+    """Dispatch ``mpi_glass bench WHAT`` (parsed ``args``; ``dist`` the distributor, used
+    by the benchmarks that spread work over ranks) and return its result dict."""
     if args.what == "mc":
         from .mc import benchmark
         return benchmark(n=args.n, temperature=args.temperature, sweeps=args.sweeps)
@@ -23,6 +25,10 @@ def run(args):
     if args.what == "imbalance":
         from .imbalance import benchmark
         return benchmark(n=args.n, m=args.m, d=args.d)
+    if args.what == "dii":
+        from .dii import benchmark
+        return benchmark(n=args.n, m=args.m, d=args.d, epochs=args.epochs,
+                         elimination=not args.epochs_only, mapper=dist)
     if args.what == "equilibrate":
         from .equilibrate import benchmark
         return benchmark(n=args.n, temperature=args.temperature, sweeps=args.sweeps,

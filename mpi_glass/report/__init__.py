@@ -19,9 +19,10 @@ Modules: ``data`` (the npz payload, JSON conversion, readers of report.json), ``
 ==================  ===========  ===============================================================
 key                 shape        meaning
 ==================  ===========  ===============================================================
-times               (T,)         recorded times of the main ensemble (MC sweeps)
+times               (T,)         recorded times of the main ensemble (in time_unit)
+time_unit           str          their unit: sim.h5's time_unit ("MC sweeps", "tau_LJ", ...)
 fs_cr               (C, T)       F_s^CR(k, t) per configuration (replica mean)
-tau_alpha           scalar       tau_alpha of the configuration-mean F_s^CR (sweeps)
+tau_alpha           scalar       tau_alpha of the configuration-mean F_s^CR (time_unit)
 temperature         scalar       temperature of the main ensemble (optional, NaN: unknown)
 scan_temperatures   (K,)         relaxation-scan temperatures (optional, Fig. 1)
 scan_times          (T',)        their recorded times

@@ -11,13 +11,16 @@ import math
 
 import numpy as np
 
+from ..methods import REGISTRY, protocol_methods, set_methods
 from ..model import SPECIES_NAMES
 
 DATA_FILE = "figure_data.npz"
-METHOD_LABELS = {"supervised_ii": "supervised II", "unsupervised_ii": "unsupervised II",
-                 "lasso": "Lasso", "random": "random"}
+#: Labels of the study's methods (``methods.REGISTRY``), in plot order.
+METHOD_LABELS = {name: method.label for name, method in REGISTRY.items()}
 #: The methods whose selections differ between protocols (Lasso and random do not).
-II_METHODS = ("supervised_ii", "unsupervised_ii")
+II_METHODS = protocol_methods()
+#: The methods whose feature sets are listed (all but random).
+SET_METHODS = set_methods()
 SPECIES = SPECIES_NAMES
 
 
@@ -37,11 +40,13 @@ def summary_from_simulation(data, features, names, results, at_main, configurati
     if feature not in names:
         table = results["single_feature"]
         feature = max(names, key=lambda name: abs(table[name]["pearson"]))
-    summary = {"times": data.times, "fs_cr": data.fs_cr, "tau_alpha": data.tau_alpha,
+    summary = {"times": data.physical_times, "time_unit": data.time_unit,
+               "fs_cr": data.fs_cr, "tau_alpha": data.tau_alpha,
                "temperature": np.nan if temperature is None else temperature,
                "configuration": c, "positions": data.positions[c],
                "species": data.species[c], "box": data.box,
-               "p": at_main["p"][c], "q": at_main["q"][c],
+               "p": at_main["p"][c],
+               "q": None if at_main["q"] is None else at_main["q"][c],
                "feature": features[c, :, names.index(feature)], "feature_name": feature}
     if results.get("predictions") is not None:
         summary["p_hat"] = results["predictions"]["p_hat"][c]
@@ -118,11 +123,16 @@ def studies_of(doc, label=None):
 
 def time_note(doc, label=None):
     """'t = ... sweeps (... tau_alpha)' of the propensity time ``label`` (default: the main
-    one)."""
+    one), in the run's time unit (report.json ``time_unit``; MC sweeps in older files)."""
     times = doc.get("propensity_time") or {}
     label = label or (doc.get("time_labels") or ["main"])[0]
     if label not in times:
         return "t = tau_alpha" if label == "main" else f"time '{label}'"
     t, tau = times[label], doc.get("tau_alpha")
     ratio = f" = {t / tau:.3g} τ_α" if tau else ""
-    return f"t = {t:.4g} sweeps{ratio}"
+    return f"t = {t:.4g} {time_unit(doc)}{ratio}"
+
+
+def time_unit(doc):
+    """The unit of report.json's times: the sim file's, "MC sweeps" before it was recorded."""
+    return doc.get("time_unit") or "MC sweeps"

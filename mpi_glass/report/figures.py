@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..methods import REGISTRY
 from ..model import SIGMA
 from ..store import write_atomically
 from .data import (DATA_FILE, II_METHODS, METHOD_LABELS, SPECIES, arr, load_figure_data,
                    mean_std, num, studies_of, time_note)
 
-METHOD_STYLE = {"supervised_ii": ("C0", "o"), "unsupervised_ii": ("C1", "s"),
-                "lasso": ("C2", "D"), "random": ("C3", "^")}
+METHOD_STYLE = {name: method.style[:2] for name, method in REGISTRY.items()}
 #: Horizontal offsets of the methods' points, so that coinciding curves stay visible.
-METHOD_DODGE = {"supervised_ii": -0.12, "unsupervised_ii": -0.04, "lasso": 0.04, "random": 0.12}
+METHOD_DODGE = {name: method.style[2] for name, method in REGISTRY.items()}
 DESCRIPTOR_LABELS = {"rho": r"$\bar\rho$", "phi": r"$\bar\varphi$", "u": r"$\bar u$",
                      "psi6": r"$\bar\Psi_6$", "theta": r"$\bar\Theta$", "z": r"$\bar z$"}
 #: Drawn disc diameters (sigma_aa of the model) so that the maps look like the packing.
@@ -107,10 +107,11 @@ def fig_fs_cr(doc, a):
         ax.semilogx(times, curve, color="C0", lw=0.6, alpha=0.5)
     ax.semilogx(times, fs.mean(axis=0), color="C0", lw=2.0, label=f"{label} (mean of {len(fs)})")
     tau = float(a["tau_alpha"])
+    unit = str(a.get("time_unit", "MC sweeps"))
     if math.isfinite(tau):
         ax.axvline(tau, color="C0", ls="--", lw=1.0)
         ax.plot([tau], [math.exp(-1)], "o", color="C0", ms=7,
-                label=rf"$\tau_\alpha$ = {tau:.3g} sweeps")
+                label=rf"$\tau_\alpha$ = {tau:.3g} {unit}")
     if "scan_temperatures" in a:
         for i, temp in enumerate(a["scan_temperatures"]):
             curves = np.atleast_2d(a["scan_fs_cr"][i])
@@ -122,7 +123,7 @@ def fig_fs_cr(doc, a):
                 ax.plot([tau_i], [math.exp(-1)], "o", color=color, ms=6)
     ax.axhline(math.exp(-1), color="0.5", lw=0.8, ls=":")
     ax.text(times[0], math.exp(-1) + 0.02, "1/e", color="0.4", fontsize=8)
-    ax.set_xlabel("t (MC sweeps)")
+    ax.set_xlabel(f"t ({unit})")
     ax.set_ylabel(r"$F_s^{\mathrm{CR}}(k=6.3, t)$")
     ax.set_ylim(-0.05, 1.05)
     ax.legend(fontsize=8, frameon=False)
@@ -405,7 +406,8 @@ FIGURES = {
                   "Unsupervised selection: symmetrised Delta and both terms vs d, II plane.",
                   needs_doc=("unsupervised",)),
     "fig7": _Spec("fig7_regression.png", fig_regression,
-                  "rho(p, p_hat) vs d: supervised II, unsupervised II, Lasso, random.",
+                  "rho(p, p_hat) vs d of the study's methods (supervised II, unsupervised "
+                  "II, Lasso, random, and DII if chosen).",
                   needs_doc=("regression",)),
     "fig8": _Spec("fig8_scatter.png", fig_scatter,
                   "p vs p_hat (supervised II, d = d_max) for all particles and per species.",

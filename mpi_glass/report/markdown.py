@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import (II_METHODS, METHOD_LABELS, SPECIES, jsonable, mean_std, num, studies_of,
-                   time_note)
+from .data import (II_METHODS, METHOD_LABELS, SET_METHODS, SPECIES, jsonable, mean_std, num,
+                   studies_of, time_note, time_unit)
 from .figures import FIGURES
 
 def _g(x):
@@ -28,16 +28,16 @@ def _table(header, rows):
 def _section_run(doc):
     prov, params = doc.get("provenance", {}), doc.get("parameters", {})
     times = doc.get("propensity_time") or {}
-    tau = doc.get("tau_alpha")
+    tau, unit = doc.get("tau_alpha"), time_unit(doc)
     lines = [
         f"- mpi_glass {prov.get('mpi_glass_version', '?')}, written {prov.get('written_utc', '?')}"
         + (f", {prov['ranks']} rank(s)" if "ranks" in prov else ""),
         f"- {doc['n_configurations']} configurations × {doc['n_particles']} particles, "
         f"{doc['n_features']} features",
-        f"- tau_alpha = {tau:.4g} sweeps" if tau is not None else "- tau_alpha: not given",
-        _certificate_line(doc.get("certified")),
+        f"- tau_alpha = {tau:.4g} {unit}" if tau is not None else "- tau_alpha: not given",
+        _certificate_line(doc.get("certified"), doc.get("equilibrium")),
         "- propensity times (p interpolated linearly in log t between recorded times): "
-        + (", ".join(f"{k} = {_g(v)} sweeps" for k, v in times.items())
+        + (", ".join(f"{k} = {_g(v)} {unit}" for k, v in times.items())
            or ", ".join(doc.get("time_labels", []))),
         *_protocol_lines(doc),
         f"- d_max = {params.get('d_max')}, k = {params.get('k')}, random draws per d = "
@@ -47,8 +47,12 @@ def _section_run(doc):
     return "## What was run\n\n" + "\n".join(lines)
 
 
-def _certificate_line(certified):
-    """The equilibrium certificate of the configurations (simulate's, from sim.h5)."""
+def _certificate_line(certified, equilibrium=None):
+    """The equilibrium certificate of the configurations (simulate's, from sim.h5); imported
+    data are "external": whoever made them vouches for their equilibrium."""
+    if equilibrium == "external":
+        return ("- equilibrium certificate: external (imported data: mpi_glass did not "
+                "equilibrate these configurations and cannot certify them)")
     if certified is None:
         return "- equilibrium certificate: not recorded in sim.h5"
     flagged = [c for c, ok in enumerate(certified) if not ok]
@@ -120,6 +124,54 @@ def _section_unsupervised(doc):
             + "\n\nSelected features, in order:\n\n" + _names_table(entries))
 
 
+#: The DII methods: (title, target, the greedy II method they are compared with).
+_DII_SECTIONS = {"dii": ("DII selection", "p", "supervised_ii"),
+                 "dii_unsupervised": ("Unsupervised DII selection", "X_full", "unsupervised_ii")}
+
+
+def _section_dii(doc, name="dii"):
+    """The DII backward elimination on each configuration, and DII against greedy II."""
+    title, target, greedy = _DII_SECTIONS[name]
+    entries = doc[name]
+    settings = doc.get("dii_settings") or {}
+    rows = _curve_rows(entries, ["loss"])
+    text = (f"## {title}\n\nDifferentiable Information Imbalance (Wild et al. 2025), "
+            f"exact and full batch: backward elimination on each configuration, target "
+            f"{target}; "
+            f"λ rule {settings.get('lambda_rule')}, factor {settings.get('lambda_factor')}, "
+            f"k = {settings.get('lambda_k')}; {settings.get('optimizer')}, learning rate "
+            f"{settings.get('learning_rate')}, {settings.get('epochs')} + "
+            f"{settings.get('refit_epochs')} epochs per step. DII mean ± std over "
+            "configurations:\n\n" + _table(["d", f"DII(X_d(w)→{target})"], rows)
+            + "\n\nFeatures in the order they survive (the first d are the set of size d):"
+            "\n\n" + _names_table(entries))
+    return text + _dii_against_greedy(doc, name, greedy)
+
+
+def _dii_against_greedy(doc, name, greedy):
+    """Paired rho(p, p_hat) difference DII - greedy II per protocol at small d."""
+    lines = []
+    for protocol, study in studies_of(doc).items():
+        if name not in study or greedy not in study:
+            continue
+        a, b = study[greedy]["pearson"], study[name]["pearson"]
+        rows = []
+        for i, d in enumerate(study[name]["d"][:5]):
+            diff = np.array([num(y[i]) - num(x[i]) for x, y in zip(a, b)])
+            rows.append([d, _pm(study[greedy]["pearson_mean"][i],
+                                study[greedy]["pearson_std"][i]),
+                         _pm(study[name]["pearson_mean"][i], study[name]["pearson_std"][i]),
+                         _pm(jsonable(np.nanmean(diff)), jsonable(np.nanstd(diff))),
+                         f"{int((diff > 0).sum())}/{len(diff)}"])
+        g, m = METHOD_LABELS[greedy], METHOD_LABELS[name]
+        lines += [f"\n\nDoes {m} beat greedy {g} at small d ({protocol} protocol)? "
+                  "ρ(p, p̂) mean ± std over test configurations; the difference is paired "
+                  "per configuration (std: its configuration-to-configuration spread):\n",
+                  _table(["d", g, m, f"{m} − {g}", f"configurations where {m} is higher"],
+                         rows)]
+    return "\n".join(lines)
+
+
 def _rho_table(study, group=None):
     methods = [m for m in METHOD_LABELS if m in study]
 
@@ -131,7 +183,7 @@ def _rho_table(study, group=None):
     return _table(["d"] + [METHOD_LABELS[m] for m in methods], rows)
 
 
-def _selections_used(study, names, methods=II_METHODS + ("lasso",)):
+def _selections_used(study, names, methods=SET_METHODS):
     """Per method and fold, the features used: a greedy's order (its sets are nested), or
     for the Lasso, whose sets need not be nested, what enters (+) and leaves (-) at each d."""
     lines = []
@@ -212,8 +264,8 @@ def _section_regression(doc, label=None):
                       _rho_table(study, group)]
     for i, (protocol, each) in enumerate(studies.items()):
         used = _selections_used(each, doc["feature_names"],
-                                II_METHODS + ("lasso",) if i == 0 else II_METHODS)
-        if i > 0:
+                                SET_METHODS if i == 0 else II_METHODS)
+        if i > 0 and "lasso" in each:
             used += f"\n- Lasso: as under the {first} protocol"
         parts += [f"### Selections used for each test configuration (fold), {protocol} "
                   "protocol", used]
@@ -240,7 +292,11 @@ def render_markdown(doc):
     name = doc.get("run_name")
     sections = [f"# mpi_glass select report{f' — {name}' if name else ''}",
                 _section_run(doc), _section_figures(doc), _section_single(doc),
-                _section_supervised(doc), _section_unsupervised(doc), _section_regression(doc)]
+                _section_supervised(doc), _section_unsupervised(doc)]
+    for name in ("dii", "dii_unsupervised"):
+        if doc.get(name):
+            sections.append(_section_dii(doc, name))
+    sections.append(_section_regression(doc))
     sections += [_section_regression(doc, label) for label in doc.get("regression_at") or {}]
     sections += [_section_timings(doc), _section_provenance(doc)]
     return "\n\n".join(sections) + "\n"
