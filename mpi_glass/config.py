@@ -21,9 +21,10 @@ except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from .errors import InputError
-from .model import MAX_CUTOFF, PAPER_DENSITY, PAPER_FRACTIONS, box_side, composition_counts
+from .model import (DEFAULT_MODEL, FORMS, MODEL_NAMES, PAPER_DENSITY, PAPER_FRACTIONS, PairModel,
+                    box_side, composition_counts, named)
 
-PRESET_NAMES = ("laptop", "paper", "ci")
+PRESET_NAMES = ("laptop", "paper", "ci", "ka2d")
 DEFAULT_PRESET = "laptop"
 
 
@@ -45,8 +46,8 @@ def _key(doc, default=dataclasses.MISSING, *, low=None, high=None, low_open=Fals
 @dataclass(frozen=True)
 class SystemConfig:
     n: int = _key("number of particles N", 1000, low=3)
-    composition: tuple = _key("S, M, L as counts summing to N or fractions summing to 1",
-                              PAPER_FRACTIONS)
+    composition: tuple = _key("one number per species of the model (the paper's: S, M, L), "
+                              "counts summing to N or fractions summing to 1", PAPER_FRACTIONS)
     density: float = _key("number density N / L^2", PAPER_DENSITY, low=0.0, low_open=True)
     temperature: float = _key("temperature T (eps_LS / k_B)", 0.50, low=0.0, low_open=True)
 
@@ -148,13 +149,6 @@ class DiiConfig:
                                "false: half the excess per step, see README)", False)
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    # A stub until the model-as-data work lands: only the paper's named model exists.
-    name: str = _key("the pair model (only the paper's 'sharma2024' for now)", "sharma2024",
-                     choices=("sharma2024",))
-
-
 IMPORT_FORMATS = ("lammps-dump", "gsd", "npz")
 
 
@@ -197,7 +191,6 @@ _SIMULATION_ONLY = ("system", "mc", "equilibration", "dynamics", "checkpoint",
                     "relaxation_scan")
 
 _SECTIONS = {
-    "model": ModelConfig,
     "system": SystemConfig,
     "mc": MCConfig,
     "equilibration": EquilibrationConfig,
@@ -213,7 +206,6 @@ _SECTIONS = {
 class Config:
     name: str
     seed: int
-    model: ModelConfig
     system: SystemConfig
     mc: MCConfig
     equilibration: EquilibrationConfig
@@ -223,11 +215,13 @@ class Config:
     select: SelectConfig
     dii: DiiConfig
     source: str = ""   #: the TOML text this config was read from (provenance)
+    model: PairModel = DEFAULT_MODEL    #: the pair model (``[model]``)
     imported: ImportConfig | None = None   #: ``[import]``: a config for ``mpi_glass import``
 
     @property
     def counts(self):
-        return composition_counts(self.system.n, self.system.composition)
+        return composition_counts(self.system.n, self.system.composition,
+                                  self.model.n_species)
 
     @property
     def equilibration_sweeps(self):
@@ -247,9 +241,9 @@ class Config:
         """Everything that changes the simulated data (used to refuse foreign checkpoints);
         of imported data: the seed, the model and the [import] table."""
         if self.imported is not None:
-            return {"seed": self.seed, "model": dataclasses.asdict(self.model),
+            return {"seed": self.seed, "model": self.model.to_dict(),
                     "import": dataclasses.asdict(self.imported)}
-        return {"seed": self.seed, **{
+        return {"seed": self.seed, "model": self.model.to_dict(), **{
             name: dataclasses.asdict(getattr(self, name))
             for name in ("system", "mc", "equilibration", "dynamics", "relaxation_scan")}}
 
@@ -333,9 +327,9 @@ def _cross_checks(origin, cfg):
         cfg.counts
     except ValueError as exc:
         raise InputError(f"{origin}: system.composition: {exc}") from None
-    if cfg.box < 2.0 * MAX_CUTOFF:
+    if cfg.box < 2.0 * cfg.model.max_cutoff:
         raise InputError(f"{origin}: system.n: box side {cfg.box:.3g} is smaller than twice the "
-                         f"largest cutoff {MAX_CUTOFF:.3g}; use more particles")
+                         f"largest cutoff {cfg.model.max_cutoff:.3g}; use more particles")
     extra = cfg.dynamics.extra_times
     if any(b <= a for a, b in zip(extra, extra[1:])) or any(t <= 0 for t in extra):
         raise InputError(f"{origin}: dynamics.extra_times: times must be positive and increasing")
@@ -438,10 +432,11 @@ def parse_config(text, origin="<config>", name=None):
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{origin}: not valid TOML ({exc})") from None
-    top = {"name": str, "seed": int}
+    top = {"name": str, "seed": int, "model": dict}
     for key in data:
         if key not in top and key not in _SECTIONS and key != "import":
             raise _unknown_key_error(origin, key, list(top) + list(_SECTIONS) + ["import"])
+    model = model_from_table(data.get("model", {}), origin)
     seed = data.get("seed", 2024)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise InputError(f"{origin}: seed: expected a non-negative integer, got {seed!r}")
@@ -450,7 +445,8 @@ def parse_config(text, origin="<config>", name=None):
     imported = None
     if "import" in data:
         imported = _import_section(origin, data)
-    cfg = Config(name=cfg_name, seed=seed, source=text, imported=imported, **sections)
+    cfg = Config(name=cfg_name, seed=seed, source=text, model=model, imported=imported,
+                 **sections)
     _cross_checks(origin, cfg)
     return cfg
 
@@ -474,6 +470,84 @@ def _import_section(origin, data):
             raise InputError(f"{origin}: import.propensity_times: must be positive and "
                              f"increasing")
     return imp
+
+
+#: The keys of ``[model]``: (meaning, default shown in the README).
+MODEL_KEYS = {
+    "name": ("a shipped model (" + ", ".join(f"'{n}'" for n in MODEL_NAMES) + "), or the name "
+             "of the model that the keys below define", "sharma2024"),
+    "species": ("species names, in the order of composition and of the sigma/epsilon rows "
+                "(defines a new model with sigma and epsilon)", "['S', 'M', 'L']"),
+    "sigma": ("sigma_ab, a symmetric K x K list of rows, > 0", "the paper's"),
+    "epsilon": ("eps_ab, a symmetric K x K list of rows, >= 0", "the paper's"),
+    "form": ("pair form: " + ", ".join(f"'{f}'" for f in FORMS) + " (see Model)",
+             "lj/smooth"),
+    "cutoff": ("r_c / sigma_ab, the same for every pair", "2.5"),
+    "inner": ("r_in / sigma_ab where lj/smooth's quartic begins, < cutoff", "2.0"),
+}
+
+
+def model_from_table(table, origin="<config>"):
+    """The ``PairModel`` of a ``[model]`` table: ``name`` alone picks a shipped model;
+    ``species``, ``sigma`` and ``epsilon`` (with ``form``, ``cutoff``, ``inner``) define one.
+
+    Examples
+    --------
+    >>> model_from_table({"name": "ka2d"}).form
+    'lj/poly'
+    >>> model_from_table({"species": ["A"], "sigma": [[1.0]], "epsilon": [[1.0]],
+    ...                   "form": "lj/cut"}).name
+    'custom'
+    """
+    if not isinstance(table, dict):
+        raise InputError(f"{origin}: [model] must be a table")
+    for key in table:
+        if key not in MODEL_KEYS:
+            raise _unknown_key_error(f"{origin}: [model]", key, list(MODEL_KEYS))
+    defining = [k for k in table if k != "name"]
+    name = table.get("name", "sharma2024" if not defining else "custom")
+    if not isinstance(name, str) or not name:
+        raise InputError(f"{origin}: model.name: expected a non-empty string, got {name!r}")
+    try:
+        if not defining:
+            return named(name)
+        if name in MODEL_NAMES:
+            raise InputError(f"model.name: '{name}' is a shipped model; give the model you "
+                             f"define another name, or drop its other keys")
+        missing = [k for k in ("species", "sigma", "epsilon") if k not in table]
+        if missing:
+            raise InputError(f"model.{missing[0]}: required to define a model (or give only "
+                             f"model.name, one of {', '.join(MODEL_NAMES)})")
+        _check_model_types(table)
+        return PairModel(name=name, species_names=tuple(table["species"]),
+                         sigma=table["sigma"], epsilon=table["epsilon"],
+                         form=table.get("form", "lj/smooth"),
+                         cutoff=table.get("cutoff", 2.5), inner=table.get("inner", 2.0))
+    except InputError as exc:
+        raise InputError(f"{origin}: {exc}") from None
+
+
+def _check_model_types(table):
+    species = table["species"]
+    if not (isinstance(species, list) and species and all(isinstance(s, str) for s in species)):
+        raise InputError(f"model.species: expected a list of names, got {species!r}")
+    for key in ("sigma", "epsilon"):
+        rows = table[key]
+        if not (isinstance(rows, list) and all(
+                isinstance(row, list) and all(isinstance(v, (int, float))
+                                              and not isinstance(v, bool) for v in row)
+                for row in rows)):
+            raise InputError(f"model.{key}: expected a list of rows of numbers (a K x K "
+                             f"table), got {rows!r}")
+        if any(len(row) != len(rows) for row in rows) or len(rows) != len(species):
+            raise InputError(f"model.{key}: expected a square {len(species)} x "
+                             f"{len(species)} table (one row per species)")
+    for key in ("cutoff", "inner"):
+        value = table.get(key, 1.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise InputError(f"model.{key}: expected a number, got {value!r}")
+    if not isinstance(table.get("form", "lj/smooth"), str):
+        raise InputError(f"model.form: expected one of {', '.join(FORMS)}")
 
 
 def preset_text(name):
@@ -541,4 +615,6 @@ def config_table_markdown():
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             shown = list(default) if isinstance(default, tuple) else default
             rows.append(f"| `{section}.{f.name}` | `{shown!r}` | {f.metadata['doc']} |")
+    for key, (doc, default) in MODEL_KEYS.items():
+        rows.append(f"| `model.{key}` | `{default}` | {doc} |")
     return "\n".join(rows)

@@ -1,8 +1,10 @@
 r"""Structural descriptors of Sharma, Liu & Ozawa (2024), Sec. II B (Eqs. 5-10).
 
-Local descriptors of particle i (species a_i; pair tables SIGMA, EPSILON of ``model``):
+Local descriptors of particle i (species a_i; pair tables sigma, eps of a ``model.PairModel``,
+by default the paper's):
 
-- u_i = 1/2 sum_{j != i} V_{a_i a_j}(r_ij), the smoothed LJ of ``model`` cut at 2.5 sigma_ab.
+- u_i = 1/2 sum_{j != i} V_{a_i a_j}(r_ij), the model's pair potential (the paper's: smoothed
+  LJ cut at 2.5 sigma_ab).
 - z_i = #{j : r_ij < 1.5 sigma_{a_i a_j}}, the neighbours used by Psi6 and Theta too.
 - Psi6_i = |sum_j exp(6 i theta_ij)| / z_i, theta_ij the angle of r_j - r_i with the x axis.
 - Theta_i (Tong & Tanaka) = (1/z_i) sum_<jk> |theta_jk - theta_ref_jk|: the neighbours sorted
@@ -46,7 +48,7 @@ import numpy as np
 from numba import njit
 
 from .errors import InputError
-from .model import EPSILON, SIGMA, X_CUT, pair_energy_x2
+from .model import DEFAULT_MODEL, pair_energy_x2
 from .neighbours import ImageCells, image_cell
 from .validation import check_box, check_configuration
 
@@ -61,8 +63,6 @@ DEFAULT_LENGTHS = tuple(0.5 * m for m in range(1, 11))
 R_N = 20.0
 #: Neighbours of z, Psi6 and Theta: r < Z_CUT sigma_ab.
 Z_CUT = 1.5
-#: Range of the local descriptors: the largest pair-potential cutoff.
-LOCAL_RANGE = X_CUT * float(SIGMA.max())
 #: Cell sides aimed at by the two cell lists, as fractions of their search radius: small cells
 #: waste fewer distance tests on the corners of the search square, at more cells to visit.
 _LOCAL_CELLS = 0.5
@@ -73,17 +73,9 @@ _MAX_IMAGES = 100_000
 _TWO_PI = 2.0 * math.pi
 
 
-def _reference_angles(sigma):
-    """theta_ref[a, b, c]: angle at a disc of species a touching b and c that touch each other."""
-    sab = sigma[:, :, None]
-    sac = sigma[:, None, :]
-    sbc = sigma[None, :, :]
-    cos = (sab**2 + sac**2 - sbc**2) / (2.0 * sab * sac)
-    return np.arccos(np.clip(cos, -1.0, 1.0))  # clip: no NaN if a triangle were impossible
-
-
-THETA_REF = _reference_angles(SIGMA)
-THETA_REF.setflags(write=False)
+def local_range(model):
+    """Range of the local descriptors: the largest pair cutoff, and at least the z cutoff."""
+    return max(model.max_cutoff, Z_CUT * float(model.sigma.max()))
 
 
 # -- public API ----------------------------------------------------------------------------
@@ -102,31 +94,33 @@ def feature_names(lengths=DEFAULT_LENGTHS):
     return [f"{name}_l{_length_label(ell)}" for name in DESCRIPTOR_ORDER for ell in lengths]
 
 
-def local_descriptors(positions, species, box):
+def local_descriptors(positions, species, box, model=DEFAULT_MODEL):
     """Per-particle ``dict(u=, z=, psi6=, theta=)`` (float64; z int64) of one configuration.
 
     Parameters
     ----------
     positions : array_like, shape (N, 2)
     species : array_like of int, shape (N,)
-        0 (S), 1 (M), 2 (L).
+        Species indices of ``model`` (the paper's: 0 S, 1 M, 2 L).
     box : float or (float, float)
         Side of the square box, or (Lx, Ly).
+    model : PairModel
+        The pair model (default the paper's).
 
     Examples
     --------
     >>> local_descriptors([[1.0, 1.0], [2.0, 1.0], [6.0, 5.0]], [2, 2, 0], 10.0)["z"].tolist()
     [1, 1, 0]
     """
-    return _local(_checked_system(positions, species, box))
+    return _local(_checked_system(positions, species, box, model))
 
 
-def compute_features(positions, species, box, lengths=DEFAULT_LENGTHS):
+def compute_features(positions, species, box, lengths=DEFAULT_LENGTHS, model=DEFAULT_MODEL):
     """All coarse-grained features of one configuration: ``(values (N, 6 L), names)``.
 
     Parameters
     ----------
-    positions, species, box
+    positions, species, box, model
         As in ``local_descriptors``.
     lengths : sequence of float
         Coarse-graining lengths l (sigma_LS), default 0.5, 1.0, ..., 5.0.
@@ -145,7 +139,7 @@ def compute_features(positions, species, box, lengths=DEFAULT_LENGTHS):
     >>> values.shape, names[0], names[-1]
     ((3, 60), 'rho_l0.5', 'z_l5.0')
     """
-    system = _checked_system(positions, species, box)
+    system = _checked_system(positions, species, box, model)
     lengths = _checked_lengths(lengths)
     images = len(system.positions) * math.pi * R_N**2 / system.box.prod()
     if images > _MAX_IMAGES:
@@ -158,16 +152,19 @@ def compute_features(positions, species, box, lengths=DEFAULT_LENGTHS):
 # -- input ---------------------------------------------------------------------------------
 
 class _System(NamedTuple):
-    """A validated configuration: positions wrapped into [0, L), species int64, box (2,)."""
+    """A validated configuration: positions wrapped into [0, L), species int64, box (2,),
+    and its pair model."""
     positions: np.ndarray
     species: np.ndarray
     box: np.ndarray
+    model: object = DEFAULT_MODEL
 
 
-def _checked_system(positions, species, box):
+def _checked_system(positions, species, box, model=DEFAULT_MODEL):
     sides = check_box(box)
-    positions, species = check_configuration(positions, species, sides, wrap=True)
-    return _System(positions, species.astype(np.int64), sides)
+    positions, species = check_configuration(positions, species, sides, wrap=True,
+                                             species_names=model.species_names)
+    return _System(positions, species.astype(np.int64), sides, model)
 
 
 def _checked_lengths(lengths):
@@ -185,11 +182,13 @@ def _length_label(ell):
 # -- local descriptors ---------------------------------------------------------------------
 
 def _local(system):
-    cells = ImageCells(system.positions, system.species, system.box, LOCAL_RANGE,
+    model = system.model
+    cells = ImageCells(system.positions, system.species, system.box, local_range(model),
                        _LOCAL_CELLS)
     u, z, psi6, theta, clash = _local_kernel(
         cells.positions, cells.species, system.box, cells.cell_xy, cells.start, cells.shape,
-        cells.stencil, SIGMA**2, EPSILON, THETA_REF, cells.max_candidates)
+        cells.stencil, model.sigma2, model.epsilon, model.form_vector, model.theta_reference,
+        cells.max_candidates)
     if clash >= 0:
         i = cells.order[clash]
         raise InputError(f"positions: particle {i} coincides with another particle or image")
@@ -198,7 +197,7 @@ def _local(system):
 
 
 @njit(cache=True)
-def _local_kernel(pos, spec, box, cell_xy, start, shape, stencil, sigma2, eps, theta_ref,
+def _local_kernel(pos, spec, box, cell_xy, start, shape, stencil, sigma2, eps, form, theta_ref,
                   capacity):
     """u, z, Psi6, Theta per particle, and the first particle that sits on another (or -1)."""
     n = pos.shape[0]
@@ -224,7 +223,7 @@ def _local_kernel(pos, spec, box, cell_xy, start, shape, stencil, sigma2, eps, t
                     return u, z, psi6, theta, i
                 b = spec[j]
                 x2 = r2 / sigma2[a, b]
-                energy += pair_energy_x2(x2, eps[a, b])
+                energy += pair_energy_x2(x2, eps[a, b], form)
                 if x2 < Z_CUT * Z_CUT:
                     angles[m] = math.atan2(dy, dx)
                     kinds[m] = b
@@ -274,7 +273,7 @@ def _coarse_grain(system, local, lengths):
     x = np.ascontiguousarray(x[cells.order], dtype=float)
     source = _square_sources(lengths)
     sums = _coarse_kernel(cells.positions, cells.species, system.box, cells.start, cells.shape,
-                          cells.half_stencil, SIGMA**2, x, 1.0 / lengths, source,
+                          cells.half_stencil, system.model.sigma2, x, 1.0 / lengths, source,
                           np.argsort(-lengths, kind="stable"))
     sums[:, 2:, :] /= sums[:, :1, :]  # x_bar = sum x_j w_ij / rho_i (rho_i >= 1: no NaN)
     return cells.unsort(sums.reshape(len(sums), -1))

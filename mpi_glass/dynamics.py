@@ -4,7 +4,8 @@ All functions take plain numpy arrays; nothing here knows about MPI or files.  P
 those of the configuration at t = 0, wrapped into the periodic square box [0, L)^2;
 displacements are raw *unwrapped* displacements Delta r_i(t) = r_i(t) - r_i(0), shaped
 (..., N, 2) with any leading axes (times, replicas).  Lengths are in sigma_LS, times in MC
-sweeps, species 0 = S, 1 = M, 2 = L as in ``model.SIGMA``.
+sweeps, species are indices of a ``model.PairModel`` (``model=``, default the paper's, with
+0 = S, 1 = M, 2 = L), whose sigma_ab scales the cage and bond radii.
 
 Definitions
 -----------
@@ -48,7 +49,7 @@ from numba import njit
 from scipy.special import j0
 
 from .errors import InputError
-from .model import SIGMA
+from .model import DEFAULT_MODEL
 from .neighbours import verlet_list
 from .validation import (check_configuration, check_positive_time, check_square_box, check_times,
                          check_whole_number)
@@ -65,7 +66,7 @@ INV_E = math.exp(-1.0)
 
 # --- neighbours at t = 0 ---------------------------------------------------------------------
 
-def cage_neighbours(positions0, species, box, cutoff_factor=CAGE_FACTOR):
+def cage_neighbours(positions0, species, box, cutoff_factor=CAGE_FACTOR, model=DEFAULT_MODEL):
     """Cage neighbours NN_i at t = 0: j != i with |r_ij| < cutoff_factor * sigma_{a_i a_j}.
 
     Parameters
@@ -73,11 +74,13 @@ def cage_neighbours(positions0, species, box, cutoff_factor=CAGE_FACTOR):
     positions0 : array_like, shape (N, 2)
         The configuration at t = 0 (wrapped into the box here).
     species : array_like of int, shape (N,)
-        0 (S), 1 (M), 2 (L).
+        Species indices of ``model`` (the paper's: 0 S, 1 M, 2 L).
     box : float or (float, float)
         Side of the square box; it must exceed twice the neighbour cutoff.
     cutoff_factor : float
         The radius in units of sigma_ab (1.4, the paper's cage).
+    model : PairModel
+        The pair model whose sigma_ab scale the radius (default the paper's).
 
     Returns
     -------
@@ -92,9 +95,9 @@ def cage_neighbours(positions0, species, box, cutoff_factor=CAGE_FACTOR):
     >>> offsets.tolist(), indices.tolist()
     ([0, 1, 2, 2], [1, 0])
     """
-    positions0, species, box = _configuration(positions0, species, box, cutoff_factor)
-    cut2 = (cutoff_factor * SIGMA) ** 2
-    offsets, indices = verlet_list(positions0, species, box, cut2)
+    positions0, species, box = _configuration(positions0, species, box, cutoff_factor, model)
+    cut2 = (cutoff_factor * model.sigma) ** 2
+    offsets, indices = verlet_list(positions0, species.view(np.uint8), box, cut2)
     return offsets, indices.astype(np.int64)
 
 
@@ -177,7 +180,7 @@ def fs_cr(dcr, k=K_DEFAULT):
 # --- bond breaking ---------------------------------------------------------------------------
 
 def bond_survival(displacements, positions0, species, box, offsets, indices,
-                  cutoff_factor=BOND_FACTOR):
+                  cutoff_factor=BOND_FACTOR, model=DEFAULT_MODEL):
     """n_i(t) / n_i(0) for displacements shaped (..., N, 2); returns shape (..., N).
 
     n_i(t) counts the initial neighbours (the CSR lists, normally ``cage_neighbours`` at
@@ -196,6 +199,8 @@ def bond_survival(displacements, positions0, species, box, offsets, indices,
         The initial neighbours in CSR form.
     cutoff_factor : float
         Survival radius in units of sigma_ab (1.8, the paper's).
+    model : PairModel
+        The pair model (default the paper's).
 
     Examples
     --------
@@ -209,7 +214,7 @@ def bond_survival(displacements, positions0, species, box, offsets, indices,
     """
     offsets, indices = _csr(offsets, indices)
     d = _displacements(displacements, offsets)
-    bonds = _bonds(positions0, species, box, offsets, indices, cutoff_factor)
+    bonds = _bonds(positions0, species, box, offsets, indices, cutoff_factor, model)
     return _survival(d, bonds)
 
 
@@ -220,16 +225,16 @@ def _survival(d, bonds):
     return out.reshape(d.shape[:-1])
 
 
-def _bonds(positions0, species, box, offsets, indices, cutoff_factor):
+def _bonds(positions0, species, box, offsets, indices, cutoff_factor, model):
     """(offsets, indices, r0, cut2, box): per bond k = (i, indices[k]) the t = 0
     minimum-image vector r_j - r_i and the squared survival radius.  Following a bond from
     its t = 0 vector needs no positions later on, and unwrapped displacements of any size
     are fine."""
-    positions0, species, box = _configuration(positions0, species, box, cutoff_factor)
+    positions0, species, box = _configuration(positions0, species, box, cutoff_factor, model)
     i = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     r0 = positions0[indices] - positions0[i]
     r0 -= box * np.rint(r0 / box)
-    cut2 = (cutoff_factor * SIGMA[species[i], species[indices]]) ** 2
+    cut2 = (cutoff_factor * model.sigma[species[i], species[indices]]) ** 2
     return offsets, indices, r0, cut2, box
 
 
@@ -251,7 +256,7 @@ def _survival_kernel(d, offsets, indices, r0, cut2, box, out):
 
 # --- propensities of one configuration -------------------------------------------------------
 
-def propensities(displacements_replicas, positions0, species, box):
+def propensities(displacements_replicas, positions0, species, box, model=DEFAULT_MODEL):
     """p (T, N), q (T, N) and F_s^CR (T,) of one configuration from its R replicas.
 
     ``displacements_replicas`` is (R, T, N, 2) (float32 is fine).  Replicas are processed
@@ -261,8 +266,8 @@ def propensities(displacements_replicas, positions0, species, box):
     ----------
     displacements_replicas : array_like, shape (R, T, N, 2)
         Unwrapped displacements of each replica at each recorded time.
-    positions0, species, box
-        The configuration at t = 0, as for ``cage_neighbours``.
+    positions0, species, box, model
+        The configuration at t = 0 and its model, as for ``cage_neighbours``.
 
     Returns
     -------
@@ -285,8 +290,8 @@ def propensities(displacements_replicas, positions0, species, box):
     disp = np.asarray(displacements_replicas)
     if disp.ndim != 4 or disp.shape[-1] != 2 or disp.shape[0] < 1:
         raise InputError(f"displacements: expected (R, T, N, 2) with R >= 1, got {disp.shape}")
-    offsets, indices = cage_neighbours(positions0, species, box)
-    bonds = _bonds(positions0, species, box, offsets, indices, BOND_FACTOR)
+    offsets, indices = cage_neighbours(positions0, species, box, model=model)
+    bonds = _bonds(positions0, species, box, offsets, indices, BOND_FACTOR, model)
     n_rep, n_times, n = disp.shape[:3]
     p, q, fs = np.zeros((n_times, n)), np.zeros((n_times, n)), np.zeros(n_times)
     for replica in disp:
@@ -396,14 +401,15 @@ def interpolate_in_time(times, values, t):
 
 # --- input checks ----------------------------------------------------------------------------
 
-def _configuration(positions0, species, box, cutoff_factor):
+def _configuration(positions0, species, box, cutoff_factor, model):
     """Validated (positions float64 wrapped into [0, L), species int8, L)."""
     box = check_square_box(box)
-    reach = cutoff_factor * SIGMA.max()
+    reach = cutoff_factor * model.sigma.max()
     if not 0 < reach < box / 2:     # one image per pair: the minimum image is the bond
         raise InputError(f"box: side {box:g} must exceed twice the neighbour cutoff "
                          f"{reach:.4g} (cutoff_factor {cutoff_factor:g})")
-    positions0, species = check_configuration(positions0, species, box, wrap=True)
+    positions0, species = check_configuration(positions0, species, box, wrap=True,
+                                              species_names=model.species_names)
     return positions0, species, box
 
 

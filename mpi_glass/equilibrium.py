@@ -71,7 +71,7 @@ import numpy as np
 from numba import njit
 
 from . import dynamics, mc, neighbours
-from .model import N_SPECIES
+from .model import DEFAULT_MODEL
 from .neighbours import minimum_image
 
 __all__ = ["OVERLAP_RADIUS", "DEFAULT_THRESHOLD", "STATIONARITY_SIGMAS", "MIN_BLOCKS",
@@ -206,7 +206,7 @@ def unrelated_overlap(species, box, radius=OVERLAP_RADIUS):
     >>> round(unrelated_overlap([0, 1], 10.0), 6)      # pi 0.3^2 (1 + 1) / (2 * 100)
     0.002827
     """
-    counts = np.bincount(np.asarray(species, np.int64), minlength=N_SPECIES).astype(float)
+    counts = np.bincount(np.asarray(species, np.int64)).astype(float)    # any K species
     return float(math.pi * radius**2 * np.sum(counts**2) / (counts.sum() * box**2))
 
 
@@ -375,12 +375,12 @@ def certify(energy, overlap, sample_every, reference_sample, threshold=DEFAULT_T
 
 # --- a chain that records and examines itself --------------------------------------------
 
-def new_chain_records(positions, species, n_samples):
+def new_chain_records(positions, species, n_samples, model=DEFAULT_MODEL):
     """The fields an equilibration chain keeps beside its MC state, for ``schema.ChainState``.
 
     energy and overlap (n_samples,) are NaN until recorded; the reference starts as the
-    initial configuration (sample 0); pair_swaps (2, 3) counts accepted / attempted swaps
-    per species pair (``mc.SWAP_PAIRS``).
+    initial configuration (sample 0); pair_swaps (2, P) counts accepted / attempted swaps
+    per species pair of ``model`` (``PairModel.swap_pairs``; the paper's: 3).
 
     Examples
     --------
@@ -391,7 +391,7 @@ def new_chain_records(positions, species, n_samples):
     return dict(energy=np.full(n_samples, np.nan), overlap=np.full(n_samples, np.nan),
                 ref_unwrapped=np.array(positions, dtype=np.float64), ref_species=species.copy(),
                 ref_sample=0, checked_sample=0, checked_reference=0, certified=False,
-                pair_swaps=np.zeros((2, 3), dtype=np.int64))
+                pair_swaps=np.zeros((2, len(model.swap_pairs)), dtype=np.int64))
 
 
 class EquilibrationChain:
@@ -419,8 +419,9 @@ class EquilibrationChain:
     """
 
     def __init__(self, state, *, box, temperature, delta_max, swap_probability, sweeps,
-                 sample_every, threshold=DEFAULT_THRESHOLD, stop_when_certified=False):
-        self.state, self.box, self.sweeps = state, float(box), int(sweeps)
+                 sample_every, threshold=DEFAULT_THRESHOLD, stop_when_certified=False,
+                 model=DEFAULT_MODEL):
+        self.state, self.box, self.sweeps, self.model = state, float(box), int(sweeps), model
         self.mc_args = (float(temperature), float(delta_max), float(swap_probability))
         self.sample_every, self.threshold = int(sample_every), float(threshold)
         self.stop_when_certified = bool(stop_when_certified)
@@ -439,7 +440,7 @@ class EquilibrationChain:
         next_sample = (k + 1) * self.sample_every if k < self.n_samples else self.sweeps
         target = min(self.sweeps, done + int(max_sweeps), next_sample)
         stats = mc.run_sweeps(st.positions, st.images, st.species, self.box, st.rng,
-                              target - done, *self.mc_args)
+                              target - done, *self.mc_args, model=self.model)
         st.mc_counts += np.array(stats[:4], dtype=np.int64)
         st.pair_swaps += np.stack([stats.pair_swaps_accepted, stats.pair_swaps_attempted])
         st.sweeps_done = target
@@ -457,7 +458,8 @@ class EquilibrationChain:
 
     def _record(self, k):
         st = self.state
-        st.energy[k] = mc.total_energy(st.positions, st.species, self.box) / st.species.size
+        st.energy[k] = (mc.total_energy(st.positions, st.species, self.box, self.model)
+                        / st.species.size)
         st.overlap[k] = drift_corrected_overlap(self._unwrapped(), st.species, st.ref_unwrapped,
                                                 st.ref_species, self.box)
 

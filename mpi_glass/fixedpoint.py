@@ -22,11 +22,11 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .model import EPSILON, SIGMA, X_CUT, reduced_pair_energy_x2
+from .model import DEFAULT_MODEL, reduced_pair_energy_x2
 from .neighbours import minimum_image, verlet_list
 
-__all__ = ["UNIT", "CAP", "ROUNDER_BITS", "INV_SIGMA2_FLAT", "EPSILON_UNITS_FLAT",
-           "ENERGY_CUT2", "biased_units", "pair_units", "squared_distance", "energy_units"]
+__all__ = ["UNIT", "CAP", "ROUNDER_BITS", "epsilon_units_flat", "growth_floor_units",
+           "biased_units", "pair_units", "squared_distance", "energy_units"]
 
 #: The energy grid (eps_LS): energies in the engine are integers times UNIT.
 UNIT = 2.0**-32
@@ -38,13 +38,56 @@ _ROUNDER = 1.5 * 2.0**52
 #: The bit pattern of ``_ROUNDER``: ``biased_units`` returns value + ROUNDER_BITS.
 ROUNDER_BITS = int(np.float64(_ROUNDER).view(np.int64))
 
-#: Flat (3 a + b) tables of 1 / sigma_ab^2 and eps_ab / UNIT (exact: UNIT is a power of 2).
-INV_SIGMA2_FLAT = (1.0 / SIGMA**2).ravel()
-EPSILON_UNITS_FLAT = (EPSILON / UNIT).ravel()
+#: Samples per sigma_ab of the scan behind ``growth_floor_units``.
+_FLOOR_SAMPLES = 200_000
 
-#: Squared list radius of interactions alone: a hair over r_c so that rounding can never
-#: drop an interacting pair.
-ENERGY_CUT2 = (X_CUT * SIGMA * (1.0 + 1e-9))**2
+
+def epsilon_units_flat(model):
+    """eps_ab / UNIT, flat (K a + b); exact, UNIT being a power of 2."""
+    return (model.epsilon / UNIT).ravel()
+
+
+def growth_floor_units(model):
+    """Flat (K a + b) lower bounds, in UNIT, on eps_bs V_bs(r) - eps_as V_as(r) on the grid,
+    over every distance r and partner species s: how far one pair's energy can fall when a
+    particle of species a becomes b.  ``mc`` stops a swap's sum early once the partial sum
+    plus this floor for every entry left reaches the rejection limit.
+
+    Both energies are evaluated by ``pair_units`` itself (capping and rounding included) on
+    ``_FLOOR_SAMPLES`` points per sigma up to the largest cutoff.  Between two neighbouring
+    samples the new energy is at least the smaller and the old one at most the larger of
+    their two values wherever they are monotone, which they are but near the new one's
+    minimum, where it is flat (a dip of ~h^2 V'' / 8, 1e-10 eps); a margin of 1 % of the
+    largest eps_ab plus 4 UNIT covers that many times over.  ``tests/test_mc.py`` checks
+    the floor against a scan 7 times finer on shifted points, and the early rejection bit
+    for bit against the full sum, for every named model.
+    """
+    k = model.n_species
+    r = np.arange(1, int(_FLOOR_SAMPLES * model.max_cutoff) + 2) / _FLOOR_SAMPLES
+    floor = np.zeros(k * k, np.int64)
+    eps_units, form = epsilon_units_flat(model), model.form_vector
+    margin = int(0.01 * eps_units.max()) + 4
+    for a in range(k):
+        for b in range(k):
+            if a == b:
+                continue
+            worst = 0
+            for s in range(k):
+                new = _units_on(r * r / model.sigma[b, s]**2, eps_units[k * b + s], form)
+                old = _units_on(r * r / model.sigma[a, s]**2, eps_units[k * a + s], form)
+                lower = np.minimum(new[1:], new[:-1]) - np.maximum(old[1:], old[:-1])
+                worst = min(worst, int(lower.min()) - margin)
+            floor[k * a + b] = worst
+    floor.setflags(write=False)
+    return floor
+
+
+@njit(cache=True)
+def _units_on(x2, eps_units, form):
+    out = np.empty(x2.size, np.int64)
+    for k in range(x2.size):
+        out[k] = pair_units(x2[k], eps_units, form)
+    return out
 
 
 @intrinsic
@@ -59,35 +102,38 @@ def _float_bits(typingctx, x):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def biased_units(x2, eps_units):
-    """round(min(eps V(x), CAP) / UNIT) + ROUNDER_BITS for x2 = (r / sigma_ab)^2 and
-    eps_units = eps_ab / UNIT.  The bias cancels in differences, which is all the engine
-    needs; ``pair_units`` removes it.
+def biased_units(x2, eps_units, form):
+    """round(min(eps V(x), CAP) / UNIT) + ROUNDER_BITS for x2 = (r / sigma_ab)^2,
+    eps_units = eps_ab / UNIT and the model's ``form_vector``.  The bias cancels in
+    differences, which is all the engine needs; ``pair_units`` removes it.
 
     Examples
     --------
-    >>> eps_units = EPSILON_UNITS_FLAT[3 * 0 + 2]          # the S-L pair (sigma_LS = 1)
-    >>> biased_units(2.25, eps_units) - ROUNDER_BITS == pair_units(2.25, eps_units)
+    >>> from mpi_glass.model import named
+    >>> m = named("sharma2024")
+    >>> eps_units = epsilon_units_flat(m)[3 * 0 + 2]          # the S-L pair (sigma_LS = 1)
+    >>> (biased_units(2.25, eps_units, m.form_vector) - ROUNDER_BITS
+    ...  == pair_units(2.25, eps_units, m.form_vector))
     True
     """
-    e = min(eps_units * reduced_pair_energy_x2(x2), _CAP_UNITS)
+    e = min(eps_units * reduced_pair_energy_x2(x2, form), _CAP_UNITS)
     return _float_bits(e + _ROUNDER)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def pair_units(x2, eps_units):
+def pair_units(x2, eps_units, form):
     """The pair energy on the grid, in units of UNIT (int64).
 
     Examples
     --------
     Within half a grid step of the model's potential (S-L pair at r = 1.5 sigma_LS):
 
-    >>> from mpi_glass.model import pair_potential
-    >>> units = pair_units(1.5**2, EPSILON_UNITS_FLAT[2])
-    >>> bool(abs(units * UNIT - pair_potential(1.5, SIGMA[0, 2], EPSILON[0, 2])) <= UNIT / 2)
+    >>> from mpi_glass.model import SHARMA2024 as m, pair_potential
+    >>> units = pair_units(1.5**2, epsilon_units_flat(m)[2], m.form_vector)
+    >>> bool(abs(units * UNIT - pair_potential(1.5, m.sigma[0, 2], m.epsilon[0, 2])) <= UNIT / 2)
     True
     """
-    return biased_units(x2, eps_units) - ROUNDER_BITS
+    return biased_units(x2, eps_units, form) - ROUNDER_BITS
 
 
 @njit(cache=True, inline="always")
@@ -106,20 +152,20 @@ def squared_distance(pos, j, x, y, box, half):
 
 
 @njit(cache=True)
-def _energy_units(pos, species, box, start, nbr):
+def _energy_units(pos, species, box, start, nbr, n_species, inv_sigma2, eps_units, form):
     half, total = 0.5 * box, np.int64(0)
     for i in range(pos.shape[0]):
-        a3 = np.uint64(3) * species[i]
+        ak = np.uint64(n_species) * species[i]
         for k in range(start[i], start[i + 1]):
             j = nbr[k]
             if j > i:
-                t = a3 + species[j]
+                t = ak + species[j]
                 r2 = squared_distance(pos, j, pos[i, 0], pos[i, 1], box, half)
-                total += pair_units(r2 * INV_SIGMA2_FLAT[t], EPSILON_UNITS_FLAT[t])
+                total += pair_units(r2 * inv_sigma2[t], eps_units[t], form)
     return total
 
 
-def energy_units(positions, species, box):
+def energy_units(positions, species, box, model=DEFAULT_MODEL):
     """Total potential energy of a configuration on the grid, an exact Python int (times
     ``UNIT`` gives eps_LS).  positions (N, 2) in [0, box), species (N,) int8.
 
@@ -131,5 +177,7 @@ def energy_units(positions, species, box):
     """
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     uspecies = np.ascontiguousarray(species, dtype=np.int8).view(np.uint8)
-    start, nbr = verlet_list(positions, uspecies, float(box), ENERGY_CUT2)
-    return int(_energy_units(positions, uspecies, float(box), start, nbr))
+    start, nbr = verlet_list(positions, uspecies, float(box), model.energy_cut2)
+    return int(_energy_units(positions, uspecies, float(box), start, nbr, model.n_species,
+                             model.inv_sigma2_flat, epsilon_units_flat(model),
+                             model.form_vector))

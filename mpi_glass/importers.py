@@ -52,8 +52,7 @@ def model_species(cfg):
     >>> model_species(load_config("ci"))
     ('S', 'M', 'L')
     """
-    from .model import SPECIES_NAMES      # the paper's model: the only one for now
-    return tuple(SPECIES_NAMES)
+    return tuple(cfg.model.species_names)
 
 
 def species_codes(raw, names, types=(), first_type=1, where="types"):

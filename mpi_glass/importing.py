@@ -162,7 +162,7 @@ class Import:
         self._consistent(meta, every_file)
         steps, n, box = meta[0]
         source = Trajectories(C, R, n, box, steps[1:], load=lambda c: _trajectory_of(mine[c]),
-                              time_unit=self.imp.time_unit,
+                              model=self.cfg.model, time_unit=self.imp.time_unit,
                               time_per_step=self.imp.time_per_step)
         summaries, owner, my_disp = gather_observables(source, self.dist)
         stack = lambda key: np.stack([summaries[c][key] for c in range(C)])  # noqa: E731

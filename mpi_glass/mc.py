@@ -31,7 +31,7 @@ plus that of the one that grows, which is large and positive for almost every pr
 (median +34 eps_LS at T = 0.5; 0.4 % of swaps are accepted).  The uniform u is drawn first,
 so the smallest dE that Metropolis is certain to reject is known (``_rejection_limit``); the
 growing particle's row is summed 16 entries at a time, and once the partial sum plus a
-rigorous floor for each entry left (``GROWTH_FLOOR_UNITS``) reaches that limit the trial is
+floor for each entry left (``PairModel.growth_floor_units``, scanned from the model) reaches that limit the trial is
 rejected without the rest.  The decision is the one the full sum gives, bit for bit (the
 full sum is at least the bound), and an accepted dE is always the full sum; at T = 0.5 it
 skips about 40 % of the growing particle's row (87 % of swaps stop early).
@@ -63,25 +63,31 @@ import numpy as np
 from numba import njit
 
 from .errors import InputError
-from .fixedpoint import (ENERGY_CUT2, EPSILON_UNITS_FLAT, INV_SIGMA2_FLAT, UNIT, biased_units,
-                         energy_units, squared_distance)
-from .model import (EPSILON, MAX_CUTOFF, N_SPECIES, SIGMA, X_CUT, composition_counts,
-                    pair_energy_x2, species_array)
+from .fixedpoint import UNIT, biased_units, energy_units, epsilon_units_flat, squared_distance
+from .model import DEFAULT_MODEL, composition_counts, pair_energy_x2, species_array
 from .neighbours import (add_to_cell, clear_of, linked_cell_of, linked_cells, minimum_image,
                          verlet_list, verlet_pairs)
 from .validation import check_configuration, check_square_box
 
-__all__ = ["SKIN", "SWAP_PAIRS", "MCStats", "new_rng_state", "particle_energies", "total_energy",
-           "total_energy_units", "unwrap", "run_sweeps", "initial_configuration"]
+__all__ = ["SKIN", "SWAP_PAIRS", "MCStats", "EngineTables", "engine_tables", "new_rng_state",
+           "particle_energies", "total_energy", "total_energy_units", "unwrap", "run_sweeps",
+           "initial_configuration"]
 
-#: A lower bound (units of ``fixedpoint.UNIT``) on how much one pair's energy can change
-#: when a particle of species a grows to a + 1 (S -> M, M -> L), whatever the distance and the
-#: other species: min over r and s of eps V_(a+1,s)(r) - eps V_(a,s)(r) is -0.572 eps_LS for
-#: S -> M, -0.655 for M -> L (sampled every 3e-6 sigma_LS; at short range the larger particle
-#: always repels more, and where both energies are capped the change is 0); the 0.05 eps_LS
-#: of margin covers the sampling and the grid's rounding (2 UNIT) many times over.
-#: ``test_growth_floor_bounds_every_pair`` checks it.
-GROWTH_FLOOR_UNITS = np.floor(np.array([-0.622, -0.705, 0.0]) / UNIT).astype(np.int64)
+EngineTables = namedtuple("EngineTables", ["n_species", "inv_sigma2", "eps_units", "form",
+                                           "partners", "growth_floor", "pair_slot", "level"])
+EngineTables.__doc__ = """The model as the engine's kernels take it (``engine_tables``): flat
+(K a + b) tables of 1 / sigma_ab^2, eps_ab / UNIT, swap partners (uint8), the early-rejection
+floor of a -> b (``PairModel.growth_floor_units``) and the counter slot of {a, b}; the pair
+form vector; level[a], the size rank of species a, which orders the bands of a row."""
+
+
+def engine_tables(model):
+    """The ``EngineTables`` of a ``PairModel`` (cached on nothing: cheap, and the model's own
+    tables are cached)."""
+    return EngineTables(np.int64(model.n_species), model.inv_sigma2_flat,
+                        epsilon_units_flat(model), model.form_vector,
+                        np.ascontiguousarray(model.swap_partners.ravel()),
+                        model.growth_floor_units, model.pair_slot, model.size_rank)
 
 #: Entries summed between two checks of the early rejection of a swap (``_growth_change``).
 _CHUNK = 16
@@ -90,8 +96,6 @@ _CHUNK = 16
 #: skins rebuild too often, thicker ones drag too many idle pairs through every trial.
 SKIN = 0.7
 
-_CUT = X_CUT * SIGMA
-
 MCStats = namedtuple("MCStats", ["moves_accepted", "moves_attempted", "swaps_accepted",
                                  "swaps_attempted", "energy_change", "list_builds",
                                  "neighbours_examined", "energy_change_units",
@@ -99,15 +103,16 @@ MCStats = namedtuple("MCStats", ["moves_accepted", "moves_attempted", "swaps_acc
 MCStats.__doc__ = """Counts of one ``run_sweeps`` call; ``energy_change`` is the sum of the
 accepted dE (eps_LS), ``energy_change_units`` the same exactly, an integer number of
 ``fixedpoint.UNIT`` equal to the change of ``total_energy_units``; ``neighbours_examined``
-counts list entries visited (for the benchmark); ``pair_swaps_*`` are (3,) int64 arrays of
-swap counts per species pair, in the order of ``SWAP_PAIRS``."""
+counts list entries visited (for the benchmark); ``pair_swaps_*`` are (K (K - 1) / 2,) int64
+arrays of swap counts per species pair, in the order of ``PairModel.swap_pairs``."""
 
-#: Species pairs of the per-pair swap counters: slot a + b - 1 counts the a<->b exchanges.
-SWAP_PAIRS = ("S-M", "S-L", "M-L")
+#: Species pairs of the paper's model's swap counters (``PairModel.swap_pair_names``).
+SWAP_PAIRS = DEFAULT_MODEL.swap_pair_names
 
-# Slots of the int64 counter array the kernel fills.
+# Slots of the int64 counter array the kernel fills; then, for P species pairs, P accepted
+# and P attempted swap counters (slot ``PairModel.pair_slot``).
 _MOVES_ACC, _MOVES, _SWAPS_ACC, _SWAPS, _BUILDS, _VISITED = range(6)
-_PAIR_ACC, _PAIR = 6, 9     # + (a + b - 1): accepted, attempted swaps of species pair (a, b)
+_PAIR_ACC = 6
 
 
 # --- xoshiro256** -------------------------------------------------------------------------
@@ -189,7 +194,7 @@ def _below(s, n):
 # --- energies ----------------------------------------------------------------------------
 
 @njit(cache=True)
-def _pair_energies(pos, species, box, start, nbr):
+def _pair_energies(pos, species, box, start, nbr, sigma2, epsilon, form):
     """Per-particle sums sum_j V_ij over the list rows (each pair counted from both ends)."""
     half = 0.5 * box
     e = np.zeros(pos.shape[0])
@@ -199,11 +204,11 @@ def _pair_energies(pos, species, box, start, nbr):
             a, b = species[i], species[j]
             dx = minimum_image(pos[j, 0] - pos[i, 0], box, half)
             dy = minimum_image(pos[j, 1] - pos[i, 1], box, half)
-            e[i] += pair_energy_x2((dx * dx + dy * dy) / SIGMA[a, b]**2, EPSILON[a, b])
+            e[i] += pair_energy_x2((dx * dx + dy * dy) / sigma2[a, b], epsilon[a, b], form)
     return e
 
 
-def particle_energies(positions, species, box):
+def particle_energies(positions, species, box, model=DEFAULT_MODEL):
     """e_i = (1/2) sum_j V(r_ij), so that sum_i e_i is the total potential energy.
 
     Parameters
@@ -211,9 +216,11 @@ def particle_energies(positions, species, box):
     positions : array_like, shape (N, 2)
         Coordinates (minimum image in the square box).
     species : array_like of int, shape (N,)
-        0 S, 1 M, 2 L.
+        Species indices of ``model`` (the paper's: 0 S, 1 M, 2 L).
     box : float
         Side of the square box, at least twice the largest cutoff.
+    model : PairModel
+        The pair model (default the paper's).
 
     Returns
     -------
@@ -226,28 +233,29 @@ def particle_energies(positions, species, box):
     >>> particle_energies(pos, np.array([0, 2], np.int8), 8.0)   # one S-L pair, half each
     array([-0.14567245, -0.14567245])
     """
-    positions, species, box = _checked_configuration(positions, species, box)
-    start, nbr = verlet_list(positions, species, box, ENERGY_CUT2)
-    return 0.5 * _pair_energies(positions, species, box, start, nbr)
+    positions, species, box = _checked_configuration(positions, species, box, model)
+    start, nbr = verlet_list(positions, species.view(np.uint8), box, model.energy_cut2)
+    return 0.5 * _pair_energies(positions, species, box, start, nbr, model.sigma2,
+                                model.epsilon, model.form_vector)
 
 
-def total_energy(positions, species, box):
+def total_energy(positions, species, box, model=DEFAULT_MODEL):
     """Total potential energy sum_{i<j} V(r_ij) (minimum image, cell list, O(N)).
 
     Parameters and input rules as ``particle_energies``; returns a float (eps_LS).
 
     Examples
     --------
-    >>> from mpi_glass.model import EPSILON, SIGMA, pair_potential
+    >>> from mpi_glass.model import SHARMA2024 as m, pair_potential
     >>> pos = np.array([[1.0, 1.0], [2.5, 1.0]])
     >>> e = total_energy(pos, np.array([0, 2], np.int8), 8.0)
-    >>> bool(np.isclose(e, pair_potential(1.5, SIGMA[0, 2], EPSILON[0, 2])))
+    >>> bool(np.isclose(e, pair_potential(1.5, m.sigma[0, 2], m.epsilon[0, 2])))
     True
     """
-    return float(np.sum(particle_energies(positions, species, box)))
+    return float(np.sum(particle_energies(positions, species, box, model)))
 
 
-def total_energy_units(positions, species, box):
+def total_energy_units(positions, species, box, model=DEFAULT_MODEL):
     """Total potential energy on the engine's fixed-point grid: an exact int, in units of
     ``fixedpoint.UNIT`` (pair energies rounded to it one by one, as the engine does).
 
@@ -261,8 +269,8 @@ def total_energy_units(positions, species, box):
     >>> type(units), round(units * UNIT, 8)
     (<class 'int'>, -0.2913449)
     """
-    positions, species, box = _checked_configuration(positions, species, box)
-    return energy_units(positions, species, box)
+    positions, species, box = _checked_configuration(positions, species, box, model)
+    return energy_units(positions, species, box, model)
 
 
 def unwrap(positions, images, box):
@@ -295,82 +303,81 @@ def unwrap(positions, images, box):
 # packed division and square root) and the result still depends on the positions alone.
 #
 # Rows are banded for swaps.  With swaps on, a row holds every particle within the largest
-# cutoff + skin, ordered in four bands: band c (0 S, 1 M, 2 L) holds the entries within
-# r_c(c, species of the entry) + skin of the row's particle, that are not in an earlier band;
-# band 3 the rest.  A displacement of a particle of species a reads bands 0..a -- its own
-# per-pair cutoffs, as without swaps -- and relabelling a -> b reads bands 0..max(a, b).
-# ``ends[i, c]`` is the end of band c of row i.  Without swaps every row is one band.
-# Tables are flat, 3 a + b with unsigned species (a uint8 view): no index needs numba's
-# negative-index wraparound.
-
-@njit(cache=True, inline="always")
-def _row_of(table, a):
-    """Row a of a flat (3 a + b) species-pair table, as three scalars."""
-    a3 = np.uint64(3) * a
-    return table[a3], table[a3 + np.uint64(1)], table[a3 + np.uint64(2)]
-
-
-@njit(cache=True, inline="always")
-def _pick(s, row):
-    """row[s] for s in {0, 1, 2} by two selects: in a vectorised loop, blends of values
-    held in registers instead of a memory gather per lane."""
-    return row[0] if s == 0 else (row[1] if s == 1 else row[2])
-
+# cutoff + skin, ordered in K + 1 bands by the species' size rank (``EngineTables.level``):
+# an entry of species s is in band min{level[c] : r < r_c(c, s) + skin}, band K if none.  So
+# every entry within r_c(a, s) + skin of a particle of species a sits in bands 0..level[a]: a
+# displacement reads those, and relabelling a -> b reads bands 0..max(level[a], level[b]).
+# (For a model whose cutoffs grow with the size rank, as the paper's, band c is exactly the
+# ring between the cutoffs of levels c - 1 and c.)  ``ends[i, c]`` is the end of band c of
+# row i.  Without swaps every row is one band.  Tables are flat, K a + b with unsigned
+# species (a uint8 view): no index needs numba's negative-index wraparound.
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half):
+def _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half, tb):
     """E(i at (xn, yn)) - E(now) in units of ``fixedpoint.UNIT``."""
     x, y, a = pos[i, 0], pos[i, 1], species[i]
-    inv_s2_row, eps_row = _row_of(INV_SIGMA2_FLAT, a), _row_of(EPSILON_UNITS_FLAT, a)
+    ak = np.uint64(tb.n_species) * a
+    form = tb.form
     de = np.int64(0)
-    for k in range(start[i], ends[i, a]):
+    for k in range(start[i], ends[i, tb.level[a]]):
         j = nbr[k]
-        s = species[j]
-        inv_s2, eps = _pick(s, inv_s2_row), _pick(s, eps_row)
-        de += (biased_units(squared_distance(pos, j, xn, yn, box, half) * inv_s2, eps)
-               - biased_units(squared_distance(pos, j, x, y, box, half) * inv_s2, eps))
+        t = ak + species[j]
+        inv_s2, eps = tb.inv_sigma2[t], tb.eps_units[t]
+        de += (biased_units(squared_distance(pos, j, xn, yn, box, half) * inv_s2, eps, form)
+               - biased_units(squared_distance(pos, j, x, y, box, half) * inv_s2, eps, form))
     return de
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _relabel_sum(pos, species, nbr, lo, hi, i, b, skip, box, half):
+def _relabel_sum(pos, species, nbr, lo, hi, i, b, skip, box, half, tb):
     """Sum of E(i as species b) - E(now) over the list entries lo..hi-1, in units, leaving
     out the pair with ``skip``."""
     x, y, a = pos[i, 0], pos[i, 1], species[i]
-    a3, b3 = np.uint64(3) * a, np.uint64(3) * b
+    k_species = np.uint64(tb.n_species)
+    ak, bk = k_species * a, k_species * b
+    inv_s2, eps_units, form = tb.inv_sigma2, tb.eps_units, tb.form
     de = np.int64(0)
     for k in range(lo, hi):
         j = nbr[k]
         s = species[j]
         r2 = squared_distance(pos, j, x, y, box, half)
-        change = (biased_units(r2 * INV_SIGMA2_FLAT[b3 + s], EPSILON_UNITS_FLAT[b3 + s])
-                  - biased_units(r2 * INV_SIGMA2_FLAT[a3 + s], EPSILON_UNITS_FLAT[a3 + s]))
+        change = (biased_units(r2 * inv_s2[bk + s], eps_units[bk + s], form)
+                  - biased_units(r2 * inv_s2[ak + s], eps_units[ak + s], form))
         de += change * (j != skip)
     return de
 
 
+@njit(cache=True, inline="always")
+def _reach_band(i, a, b, ends, tb):
+    """End of the bands of row i that a relabelling a <-> b reads."""
+    return ends[i, max(tb.level[a], tb.level[b])]
+
+
 @njit(cache=True, inline="always", error_model="numpy")
-def _relabel_change(pos, species, start, nbr, ends, i, b, skip, box, half):
+def _relabel_change(pos, species, start, nbr, ends, i, b, skip, box, half, tb):
     """E(i as species b) - E(now) in units, leaving out the pair with ``skip``."""
-    return _relabel_sum(pos, species, nbr, start[i], ends[i, max(species[i], b)], i, b, skip,
-                        box, half)
+    return _relabel_sum(pos, species, nbr, start[i], _reach_band(i, species[i], b, ends, tb),
+                        i, b, skip, box, half, tb)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _growth_change(pos, species, start, nbr, ends, i, b, skip, box, half, offset, limit):
-    """offset + E(i as species b = species[i] + 1) - E(now), in units, leaving out ``skip``
-    -- or, once that is certain to reach ``limit``, some value >= limit.
+def _growth_change(pos, species, start, nbr, ends, i, b, skip, box, half, offset, limit, tb):
+    """offset + E(i as species b) - E(now), in units, leaving out ``skip`` -- or, once that
+    is certain to reach ``limit``, some value >= limit.
 
     The row is summed a chunk at a time; every entry not yet summed changes by at least
-    ``GROWTH_FLOOR_UNITS[a]`` (<= 0), so when the partial sum plus that floor for the rest
-    reaches ``limit``, so does the full sum, and the partial sum (>= limit, the floor being
-    negative) is returned.  A result below ``limit`` is always the exact sum.
+    ``tb.growth_floor[K a + b]`` (<= 0, ``PairModel.growth_floor_units``), so when the
+    partial sum plus that floor for the rest reaches ``limit``, so does the full sum, and the
+    partial sum (>= limit, the floor being negative) is returned.  A result below ``limit``
+    is always the exact sum.
     """
-    lo, hi, floor = start[i], ends[i, b], GROWTH_FLOOR_UNITS[species[i]]
+    a = species[i]
+    lo, hi = start[i], _reach_band(i, a, b, ends, tb)
+    floor = tb.growth_floor[np.uint64(tb.n_species) * a + b]
     de = offset
     for first in range(lo, hi, _CHUNK):
         last = min(first + _CHUNK, hi)
-        de += _relabel_sum(pos, species, nbr, first, last, i, b, skip, box, half)
+        de += _relabel_sum(pos, species, nbr, first, last, i, b, skip, box, half, tb)
         if de + (hi - last) * floor >= limit:
             return de
     return de
@@ -379,53 +386,59 @@ def _growth_change(pos, species, start, nbr, ends, i, b, skip, box, half, offset
 # --- banded neighbour lists --------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def _band(r2, s, band_cut2):
-    """The first species c whose radius r_c(c, s) + skin reaches r2; 3 if none does
-    (the radii grow with c, so this counts the radii that r2 is beyond)."""
-    return (np.int64(r2 >= band_cut2[0, s]) + np.int64(r2 >= band_cut2[1, s])
-            + np.int64(r2 >= band_cut2[2, s]))
+def _band(r2, s, band_cut2, level):
+    """The band of an entry of species s at squared distance r2 (see above): the lowest
+    level among the species c whose radius r_c(c, s) + skin reaches r2; K if none does."""
+    k = level.shape[0]
+    band = k
+    for c in range(k):
+        if r2 < band_cut2[c, s]:
+            band = min(band, level[c])
+    return band
 
 
 @njit(cache=True)
-def _build_lists(pos, species, box, list_cut2, band_cut2, banded):
+def _build_lists(pos, species, box, list_cut2, band_cut2, level, banded):
     """A Verlet list (``neighbours.verlet_list``) and its band ends (see above); banded,
     the rows are filled band by band straight from the pairs (``neighbours.verlet_pairs``),
     each pair's band taken from the distance the search computed."""
-    n = pos.shape[0]
-    ends = np.empty((n, 3), np.int64)
+    n, k = pos.shape[0], level.shape[0]
+    nb = k + 1                      # bands per row, the last one beyond every cutoff
+    ends = np.empty((n, k), np.int64)
     if not banded:
         start, nbr = verlet_list(pos, species, box, list_cut2)
         for i in range(n):
             ends[i, :] = start[i + 1]
         return start, nbr, ends
     first, hstart, partners, r2 = verlet_pairs(pos, species, box, list_cut2)
-    # Each pair's two bands (of j in row i, of i in row j) packed in one byte, and the
-    # size of every band of every row (flat, 4 i + band), then a counting sort by band.
-    bands = np.empty(partners.shape[0], np.uint8)
-    fill = np.zeros(4 * n, np.int64)
+    # Each pair's two bands (of j in row i, of i in row j) and the size of every band of
+    # every row (flat, nb i + band), then a counting sort by band.
+    band_of_j = np.empty(partners.shape[0], np.int64)
+    band_of_i = np.empty(partners.shape[0], np.int64)
+    fill = np.zeros(nb * n, np.int64)
     for p in range(n):
         i, a = first[p], species[first[p]]
-        for k in range(hstart[p], hstart[p + 1]):
-            j = partners[k]
-            of_j, of_i = _band(r2[k], species[j], band_cut2), _band(r2[k], a, band_cut2)
-            bands[k] = of_j + 4 * of_i
-            fill[4 * i + of_j] += 1
-            fill[4 * j + of_i] += 1
+        for q in range(hstart[p], hstart[p + 1]):
+            j = partners[q]
+            band_of_j[q] = _band(r2[q], species[j], band_cut2, level)
+            band_of_i[q] = _band(r2[q], a, band_cut2, level)
+            fill[nb * i + band_of_j[q]] += 1
+            fill[nb * j + band_of_i[q]] += 1
     start = np.empty(n + 1, np.int64)
     offset = 0
     for i in range(n):
         start[i] = offset
-        for c in range(4):          # fill[4 i + c]: where band c of row i begins
-            offset, fill[4 * i + c] = offset + fill[4 * i + c], offset
-            if c < 3:
+        for c in range(nb):         # fill[nb i + c]: where band c of row i begins
+            offset, fill[nb * i + c] = offset + fill[nb * i + c], offset
+            if c < k:
                 ends[i, c] = offset
     start[n] = offset
     nbr = np.empty(offset, np.uint32)
     for p in range(n):
         i = first[p]
-        for k in range(hstart[p], hstart[p + 1]):
-            j = partners[k]
-            x, y = 4 * i + (bands[k] & 3), 4 * j + (bands[k] >> 2)
+        for q in range(hstart[p], hstart[p + 1]):
+            j = partners[q]
+            x, y = nb * i + band_of_j[q], nb * j + band_of_i[q]
             nbr[fill[x]] = j
             nbr[fill[y]] = i
             fill[x] += 1
@@ -441,7 +454,7 @@ def _promote(start, nbr, ends, k, i, band):
     while nbr[x] != i:
         x += 1
     c = 0
-    while c < 3 and x >= ends[k, c]:
+    while c < ends.shape[1] and x >= ends[k, c]:
         c += 1
     while c > band:                 # swap i with the first entry of its band, then
         first = ends[k, c - 1]      # move the band boundary past it
@@ -452,7 +465,7 @@ def _promote(start, nbr, ends, k, i, band):
 
 
 @njit(cache=True)
-def _rebanded(pos, ref, species, start, nbr, ends, i, box, band_cut2):
+def _rebanded(pos, ref, species, start, nbr, ends, i, box, band_cut2, level):
     """After i changed species, put i into every band of its neighbours' rows that its new
     cutoffs require (by distance at the build, ``ref``, like the build itself).  Bands that
     i no longer needs keep it: a longer band is still a correct one."""
@@ -460,8 +473,9 @@ def _rebanded(pos, ref, species, start, nbr, ends, i, box, band_cut2):
     s = species[i]
     for q in range(start[i], start[i + 1]):
         k = nbr[q]
-        band = _band(squared_distance(ref, k, ref[i, 0], ref[i, 1], box, half), s, band_cut2)
-        if band < 3:
+        band = _band(squared_distance(ref, k, ref[i, 0], ref[i, 1], box, half), s, band_cut2,
+                     level)
+        if band < level.shape[0]:
             _promote(start, nbr, ends, k, i, band)
 
 
@@ -505,51 +519,55 @@ def _rejection_limit(u, beta):
 
 
 @njit(cache=True, inline="always")
-def _swap_proposal(rng, species):
-    """Two particles of species adjacent in size (S<->M, M<->L): i uniform, then j uniform
-    among the particles of the species adjacent to i's.
+def _swap_proposal(rng, species, tb):
+    """Two particles of species adjacent in size (``PairModel.swap_partners``; the paper's
+    S<->M, M<->L): i uniform, then j uniform among the particles of the species adjacent to
+    i's.
 
-    S<->L exchanges (sigma 0.62 vs 1.18) are essentially never accepted, so proposing them
-    only wastes trials.  The proposal is symmetric: {i, j} of species (a, b) is proposed
-    with probability (1/N) [1/N_adj(a) + 1/N_adj(b)] (i drawn first, or j), where N_adj(a)
-    counts the particles adjacent in size to a; the exchange keeps every N_adj, and the
-    reverse exchange is the same sum with the roles of i and j swapped.  Requires M and one
-    of S or L to be present (``_check_parameters``), else the rejection loop never ends.
+    Exchanges of species far apart in size (the paper's S<->L, sigma 0.62 vs 1.18) are
+    essentially never accepted, so proposing them only wastes trials.  The proposal is
+    symmetric: {i, j} of species (a, b) is proposed with probability
+    (1/N) [1/N_adj(a) + 1/N_adj(b)] (i drawn first, or j), where N_adj(a) counts the
+    particles adjacent in size to a; the exchange keeps every N_adj, and the reverse exchange
+    is the same sum with the roles of i and j swapped.  Requires every species present to
+    have a partner present (``_check_parameters``), else the rejection loop never ends.
     """
     n = species.shape[0]
     i = _below(rng, n)
-    a = np.int64(species[i])
+    ak = np.uint64(tb.n_species) * species[i]
     j = _below(rng, n)
-    while abs(np.int64(species[j]) - a) != 1:
+    while tb.partners[ak + species[j]] == 0:
         j = _below(rng, n)
     return i, j
 
 
 @njit(cache=True, inline="always")
-def _swap_trial(pos, ref, species, start, nbr, ends, box, rng, beta, band_cut2, counts):
+def _swap_trial(pos, ref, species, start, nbr, ends, box, rng, beta, band_cut2, counts, tb):
     """Metropolis trial of exchanging the species of two unlike particles; returns dE
     (units) if accepted, else 0.  The pair i-j itself keeps its energy, so it is left out
     of both rows."""
-    i, j = _swap_proposal(rng, species)
+    i, j = _swap_proposal(rng, species, tb)
     a, b = species[i], species[j]
     u = _uniform(rng)
     half = 0.5 * box
     # The particle that shrinks first, in full; then the one that grows, which decides
     # almost every rejection, stopping as soon as the rejection is certain.
-    grows, shrinks = (i, j) if a < b else (j, i)
+    grows, shrinks = (i, j) if tb.level[a] < tb.level[b] else (j, i)
     de = _relabel_change(pos, species, start, nbr, ends, shrinks, species[grows], grows, box,
-                         half)
+                         half, tb)
     de = _growth_change(pos, species, start, nbr, ends, grows, species[shrinks], shrinks, box,
-                        half, de, _rejection_limit(u, beta))
-    pair = np.int64(a) + np.int64(b) - 1
+                        half, de, _rejection_limit(u, beta), tb)
+    pair = tb.pair_slot[np.uint64(tb.n_species) * a + b]
+    n_pairs = (counts.shape[0] - _PAIR_ACC) // 2
     counts[_SWAPS] += 1
-    counts[_PAIR + pair] += 1
-    counts[_VISITED] += ends[i, max(a, b)] + ends[j, max(a, b)] - start[i] - start[j]
+    counts[_PAIR_ACC + n_pairs + pair] += 1
+    counts[_VISITED] += (_reach_band(i, a, b, ends, tb) + _reach_band(j, a, b, ends, tb)
+                         - start[i] - start[j])
     if not _metropolis(u, beta, de):    # also every de that _growth_change cut short
         return np.int64(0)
     species[i], species[j] = b, a
-    _rebanded(pos, ref, species, start, nbr, ends, i, box, band_cut2)
-    _rebanded(pos, ref, species, start, nbr, ends, j, box, band_cut2)
+    _rebanded(pos, ref, species, start, nbr, ends, i, box, band_cut2, tb.level)
+    _rebanded(pos, ref, species, start, nbr, ends, j, box, band_cut2, tb.level)
     counts[_SWAPS_ACC] += 1
     counts[_PAIR_ACC + pair] += 1
     return de
@@ -557,7 +575,7 @@ def _swap_trial(pos, ref, species, start, nbr, ends, box, rng, beta, band_cut2, 
 
 @njit(cache=True, error_model="numpy")
 def _run_trials(pos, img, species, box, rng, n_trials, beta, delta, swap_probability,
-                list_cut2, band_cut2, skin, counts):
+                list_cut2, band_cut2, skin, counts, tb):
     """The engine: n_trials Metropolis trials in place; returns the sum of accepted dE in
     units of ``fixedpoint.UNIT``.
 
@@ -568,7 +586,7 @@ def _run_trials(pos, img, species, box, rng, n_trials, beta, delta, swap_probabi
     """
     n, half = pos.shape[0], 0.5 * box
     banded = swap_probability > 0.0
-    start, nbr, ends = _build_lists(pos, species, box, list_cut2, band_cut2, banded)
+    start, nbr, ends = _build_lists(pos, species, box, list_cut2, band_cut2, tb.level, banded)
     ref = pos.copy()
     counts[_BUILDS] += 1
     farthest, limit2 = 0.0, skin * skin
@@ -576,7 +594,7 @@ def _run_trials(pos, img, species, box, rng, n_trials, beta, delta, swap_probabi
     for _ in range(n_trials):
         if banded and _uniform(rng) < swap_probability:
             energy_change += _swap_trial(pos, ref, species, start, nbr, ends, box, rng, beta,
-                                         band_cut2, counts)
+                                         band_cut2, counts, tb)
             continue
         # Three draws per trial whatever its outcome: the stream stays easy to reproduce.
         i = _below(rng, n)
@@ -586,14 +604,15 @@ def _run_trials(pos, img, species, box, rng, n_trials, beta, delta, swap_probabi
         yn, sy = _wrap(pos[i, 1] + (uy - 0.5) * delta, box)
         reach2 = squared_distance(ref, i, xn, yn, box, half)
         if reach2 > limit2:
-            start, nbr, ends = _build_lists(pos, species, box, list_cut2, band_cut2, banded)
+            start, nbr, ends = _build_lists(pos, species, box, list_cut2, band_cut2, tb.level,
+                                            banded)
             ref[:] = pos
             counts[_BUILDS] += 1
             farthest, limit2 = 0.0, skin * skin
             reach2 = squared_distance(ref, i, xn, yn, box, half)
-        de = _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half)
+        de = _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half, tb)
         counts[_MOVES] += 1
-        counts[_VISITED] += ends[i, species[i]] - start[i]
+        counts[_VISITED] += ends[i, tb.level[species[i]]] - start[i]
         if _metropolis(u, beta, de):
             pos[i, 0], pos[i, 1] = xn, yn
             img[i, 0] += sx
@@ -606,12 +625,13 @@ def _run_trials(pos, img, species, box, rng, n_trials, beta, delta, swap_probabi
 
 
 def run_sweeps(positions, images, species, box, rng_state, n_sweeps, temperature, delta_max,
-               swap_probability=0.0, *, skin=SKIN):
+               swap_probability=0.0, *, skin=SKIN, model=DEFAULT_MODEL):
     """Run ``n_sweeps`` x N Metropolis trials in place on (positions, images, species,
     rng_state); returns an ``MCStats``.
 
     positions (N, 2) float64 in [0, box) and images (N, 2) int64 are updated in place;
-    species (N,) int8 (0 S, 1 M, 2 L) changes only through swap moves; rng_state is the
+    species (N,) int8 (indices of ``model``'s species) changes only through swap moves;
+    rng_state is the
     uint64 array from ``new_rng_state``.  ``skin`` changes speed, never the result.
 
     Parameters
@@ -630,6 +650,8 @@ def run_sweeps(positions, images, species, box, rng_state, n_sweeps, temperature
         Probability that a trial is a swap trial (0 for physical dynamics).
     skin : float, keyword only
         Verlet skin (sigma_LS); must exceed the largest step.
+    model : PairModel, keyword only
+        The pair model (default the paper's).
 
     Returns
     -------
@@ -650,41 +672,45 @@ def run_sweeps(positions, images, species, box, rng_state, n_sweeps, temperature
     ...     positions, species, 8.0)
     (45, True)
     """
-    box = _box_side(box)
-    _check_state(positions, images, species, box, rng_state)
+    box = _box_side(box, model)
+    _check_state(positions, images, species, box, rng_state, model)
     n_sweeps, temperature, delta_max, swap_probability = _check_parameters(
-        n_sweeps, temperature, delta_max, swap_probability, species, box)
+        n_sweeps, temperature, delta_max, swap_probability, species, box, model)
     largest_step = delta_max / math.sqrt(2.0)    # half-diagonal of the trial square
     if not skin > largest_step:
         raise InputError(f"skin {skin:g} must exceed the largest trial step {largest_step:g}")
     # With swaps a species may change, so rows hold every pair within the largest cutoff.
-    list_cut = np.full_like(_CUT, _CUT.max()) if swap_probability > 0.0 else _CUT
-    counts = np.zeros(12, np.int64)
+    cut = model.cutoff_table
+    list_cut = np.full_like(cut, cut.max()) if swap_probability > 0.0 else cut
+    n_pairs = len(model.swap_pairs)
+    counts = np.zeros(_PAIR_ACC + 2 * n_pairs, np.int64)
     # The slack keeps rounding in distances (~1e-15) from ever deciding list membership.
     de = _run_trials(positions, images, species.view(np.uint8), box, rng_state,
                      n_sweeps * positions.shape[0], 1.0 / temperature, delta_max,
-                     swap_probability, (list_cut + skin)**2, (_CUT + skin)**2, skin - 1e-9,
-                     counts)
+                     swap_probability, (list_cut + skin)**2, (cut + skin)**2, skin - 1e-9,
+                     counts, engine_tables(model))
+    pairs = counts[_PAIR_ACC:]
     return MCStats(int(counts[_MOVES_ACC]), int(counts[_MOVES]), int(counts[_SWAPS_ACC]),
                    int(counts[_SWAPS]), float(de * UNIT), int(counts[_BUILDS]),
-                   int(counts[_VISITED]), int(de), counts[_PAIR_ACC:_PAIR].copy(),
-                   counts[_PAIR:_PAIR + 3].copy())
+                   int(counts[_VISITED]), int(de), pairs[:n_pairs].copy(),
+                   pairs[n_pairs:].copy())
 
 
 # --- input checks ------------------------------------------------------------------------
 
-def _box_side(box):
+def _box_side(box, model=DEFAULT_MODEL):
     """The side of the square box; it must hold twice the largest cutoff."""
-    return check_square_box(box, 2.0 * MAX_CUTOFF, "twice the largest cutoff")
+    return check_square_box(box, 2.0 * model.max_cutoff, "twice the largest cutoff")
 
 
-def _checked_configuration(positions, species, box):
-    box = _box_side(box)
-    positions, species = check_configuration(positions, species, box, wrap=False)
+def _checked_configuration(positions, species, box, model):
+    box = _box_side(box, model)
+    positions, species = check_configuration(positions, species, box, wrap=False,
+                                             species_names=model.species_names)
     return positions, species, box
 
 
-def _check_state(positions, images, species, box, rng_state):
+def _check_state(positions, images, species, box, rng_state, model):
     """The in-place arrays must have the exact dtype, shape and layout the kernel writes."""
     n = positions.shape[0] if getattr(positions, "ndim", 0) == 2 else -1
     if n < 1:
@@ -698,12 +724,12 @@ def _check_state(positions, images, species, box, rng_state):
                 and arr.flags.c_contiguous and arr.flags.writeable):
             raise InputError(f"{name}: expected a writeable C-contiguous {np.dtype(dtype)} "
                              f"array of shape {shape}")
-    _checked_configuration(positions, species, box)
+    _checked_configuration(positions, species, box, model)
     if not rng_state.any():
         raise InputError("rng_state: all-zero xoshiro256** state; use new_rng_state()")
 
 
-def _check_parameters(n_sweeps, temperature, delta_max, swap_probability, species, box):
+def _check_parameters(n_sweeps, temperature, delta_max, swap_probability, species, box, model):
     if int(n_sweeps) != n_sweeps or n_sweeps < 0:
         raise InputError(f"n_sweeps: expected a non-negative integer, got {n_sweeps!r}")
     if not (math.isfinite(temperature) and temperature > 0.0):
@@ -714,9 +740,11 @@ def _check_parameters(n_sweeps, temperature, delta_max, swap_probability, specie
     if not 0.0 <= swap_probability <= 1.0:
         raise InputError(f"swap_probability: expected a number in [0, 1], got "
                          f"{swap_probability!r}")
-    present = np.bincount(species.view(np.uint8), minlength=N_SPECIES) > 0
-    if not (present[1] and (present[0] or present[2])):
-        swap_probability = 0.0      # no pair adjacent in size to exchange (_swap_proposal)
+    present = np.bincount(species.view(np.uint8), minlength=model.n_species) > 0
+    partner_present = (model.swap_partners[present][:, present] > 0).any(axis=1)
+    if not partner_present.all():
+        # A species without a partner to exchange with: _swap_proposal would never end.
+        swap_probability = 0.0
     return int(n_sweeps), float(temperature), float(delta_max), float(swap_probability)
 
 
@@ -765,7 +793,7 @@ def _lattice(n, box, rng):
     return pos
 
 
-def initial_configuration(counts, box, rng_state):
+def initial_configuration(counts, box, rng_state, model=DEFAULT_MODEL):
     """Random start for species laid out as ``model.species_array(counts)``; (N, 2) float64.
 
     Random sequential addition, large particles first, with centres at least 0.85 sigma_ab
@@ -776,11 +804,13 @@ def initial_configuration(counts, box, rng_state):
     Parameters
     ----------
     counts : sequence of int
-        Particles of each species (S, M, L).
+        Particles of each species of ``model`` (the paper's: S, M, L).
     box : float
         Side of the square box, at least twice the largest cutoff.
     rng_state : ndarray of uint64, shape (4,)
         From ``new_rng_state``.
+    model : PairModel
+        The pair model (default the paper's).
 
     Examples
     --------
@@ -788,13 +818,14 @@ def initial_configuration(counts, box, rng_state):
     >>> positions.shape, bool(((positions >= 0) & (positions < 8.0)).all())
     ((9, 2), True)
     """
-    box = _box_side(box)
+    box = _box_side(box, model)
     try:
-        species = species_array(composition_counts(int(np.sum(counts)), counts))
+        species = species_array(composition_counts(int(np.sum(counts)), counts,
+                                                   model.n_species))
     except ValueError as exc:
         raise InputError(f"counts: {exc}") from None
-    order = np.argsort(-species, kind="stable")      # L, then M, then S
-    sep = _RSA_SEPARATION * SIGMA
+    order = np.argsort(-model.size_rank[species], kind="stable")      # largest first
+    sep = _RSA_SEPARATION * model.sigma
     placed, ok = _sequential_addition(species[order], box, rng_state, sep**2, sep.max(),
                                       _RSA_ATTEMPTS)
     if not ok:

@@ -1,30 +1,437 @@
-"""The ternary two-dimensional Lennard-Jones glass former of Sharma, Liu & Ozawa (2024).
+"""Two-dimensional pair models as data: ``PairModel`` and the named models shipped here.
 
-Species are indexed 0 = S (small), 1 = M (medium), 2 = L (large).  The pair potential is
-Lennard-Jones, cut at r_c = 2.5 sigma_ab and made twice continuously differentiable by the
-LAMMPS ``lj/smooth``-style quartic between r_in = 2.0 sigma_ab and r_c (DESIGN.md):
+A model is K species with names, symmetric K x K tables sigma_ab and eps_ab, and a pair form
+with its cutoff x_c = r_c / sigma_ab (the same reduced cutoff for every pair, so the absolute
+cutoff r_c,ab = x_c sigma_ab differs per pair).  With x = r / sigma_ab and V in units of eps_ab:
 
-    x < 2:        V = eps [4 (x^-12 - x^-6) + C],   C = 475/16384
-    2 <= x < 2.5: V = eps sum_k a_k (x - 2)^k
-    x >= 2.5:     V = 0
+* ``"lj/smooth"`` (the paper's; LAMMPS ``lj/smooth``-like): V = 4 (x^-12 - x^-6) + C below
+  x_in, a quartic sum_k a_k (x - x_in)^k between x_in and x_c matching V, V', V'' at x_in and
+  vanishing with V' and V'' at x_c;
+* ``"lj/poly"`` (GlassBench KA2D): V = 4 (x^-12 - x^-6) + c0 + c2 x^2 + c4 x^4 below x_c, the
+  even polynomial chosen so that V, V', V'' vanish at x_c;
+* ``"lj/cut"``: V = 4 (x^-12 - x^-6) - 4 (x_c^-12 - x_c^-6) below x_c (truncated and shifted).
 
-with x = r / sigma_ab.  ``tests/test_model.py`` derives the coefficients independently
-(matching V, V', V'' at x = 2 and V = V' = V'' = 0 at x = 2.5).
+All three are one formula (``reduced_pair_energy_x2``) with an 11-number parameter vector
+``PairModel.form_vector``: [x_in^2, x_c^2, x_in, c0, c2, c4, a0 ... a4], where lj/poly and
+lj/cut have an empty shell (x_in = x_c) and lj/smooth has c0 = C, c2 = c4 = 0.  The
+coefficients are exact rationals of x_in and x_c (``fractions``), rounded once to double.
 
-Units: lengths in sigma_LS, energies in eps_LS, temperature in eps_LS / k_B.
+Kernels never read module globals for the model (numba's cache freezes them): they take the
+tables a ``PairModel`` derives (``inv_sigma2_flat``, ``form_vector``, ``cutoff2`` ...) as
+arguments.  Named models: ``named("sharma2024")`` (Sharma, Liu & Ozawa 2024, the default) and
+``named("ka2d")`` (the 2-D ternary Kob-Andersen mixture of GlassBench).
+
+Units: lengths in the model's unit sigma (sigma_LS for the paper's), energies in its eps.
 """
+from __future__ import annotations
+
+import hashlib
+import json
 import math
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
+from itertools import combinations
 
 import numpy as np
 from numba import njit
 
-__all__ = ["SIGMA", "EPSILON", "SPECIES_NAMES", "N_SPECIES", "X_INNER", "X_CUT", "MAX_CUTOFF",
+from .errors import InputError
+
+__all__ = ["PairModel", "named", "MODEL_NAMES", "FORMS", "DEFAULT_MODEL", "SHARMA2024",
+           "SIGMA", "EPSILON", "SPECIES_NAMES", "N_SPECIES", "X_INNER", "X_CUT", "MAX_CUTOFF",
            "PAPER_COUNTS", "PAPER_FRACTIONS", "PAPER_DENSITY", "pair_potential",
            "pair_potential_derivative", "pair_energy_x2", "reduced_pair_energy_x2",
            "composition_counts", "box_side", "species_array"]
 
-SPECIES_NAMES = ("S", "M", "L")
-N_SPECIES = 3
+FORMS = ("lj/smooth", "lj/poly", "lj/cut")
+
+
+# --- the pair formula ---------------------------------------------------------------------
+
+@njit(cache=True, inline="always", error_model="numpy")
+def reduced_pair_energy_x2(x2, form):
+    """V / eps_ab for x2 = (r / sigma_ab)^2 and a ``PairModel.form_vector``; branch-free (both
+    branches evaluated, the right one selected), so loops over many pairs vectorise.
+
+    The LJ branch adds c0 + x2 (c2 + x2 c4), which is exactly c0 when c2 = c4 = 0: the paper's
+    model keeps the bits of ``4 x^-6 (x^-6 - 1) + C``.
+    """
+    inv6 = 1.0 / (x2 * x2 * x2)
+    lj = 4.0 * inv6 * (inv6 - 1.0) + (form[3] + x2 * (form[4] + x2 * form[5]))
+    t = math.sqrt(x2) - form[2]
+    poly = form[6] + t * (form[7] + t * (form[8] + t * (form[9] + t * form[10])))
+    v = poly if x2 < form[1] else 0.0
+    return lj if x2 < form[0] else v
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def pair_energy_x2(x2, epsilon, form):
+    """eps V for x2 = (r / sigma_ab)^2: the scalar kernel of descriptors and energies."""
+    return epsilon * reduced_pair_energy_x2(x2, form)
+
+
+@njit(cache=True, inline="always")
+def _reduced_derivative(x, form):
+    """dV/dx / eps_ab at x = r / sigma_ab."""
+    if x * x >= form[1]:
+        return 0.0
+    if x * x < form[0]:
+        return 4.0 * (-12.0 * x**-13 + 6.0 * x**-7) + x * (2.0 * form[4] + 4.0 * form[5] * x * x)
+    t = x - form[2]
+    return form[7] + t * (2.0 * form[8] + t * (3.0 * form[9] + t * 4.0 * form[10]))
+
+
+@njit(cache=True)
+def _energies(x2, eps, form):
+    out = np.empty(x2.size)
+    for k in range(x2.size):
+        out[k] = pair_energy_x2(x2[k], eps[k], form)
+    return out
+
+
+@njit(cache=True)
+def _derivatives(x, form):
+    out = np.empty(x.size)
+    for k in range(x.size):
+        out[k] = _reduced_derivative(x[k], form)
+    return out
+
+
+def _form(model):
+    return (DEFAULT_MODEL if model is None else model).form_vector
+
+
+def pair_potential(r, sigma, epsilon, model=None):
+    """V(r) for arrays of distances and matching (broadcastable) sigma, epsilon.
+
+    ``model`` gives the pair form (default: the paper's model); sigma and epsilon the pair.
+
+    Examples
+    --------
+    >>> round(float(pair_potential(2**(1 / 6), 1.0, 1.0)), 6)       # -1 + C
+    -0.971008
+    """
+    r, sigma, epsilon = np.broadcast_arrays(np.asarray(r, float), np.asarray(sigma, float),
+                                            np.asarray(epsilon, float))
+    x2 = np.ravel((r / sigma)**2)
+    out = _energies(x2, np.ravel(epsilon).copy(), _form(model)).reshape(r.shape)
+    return out if r.ndim else float(out)
+
+
+def pair_potential_derivative(r, sigma, epsilon, model=None):
+    """dV/dr, the negative of the radial force (tests and analysis)."""
+    r, sigma, epsilon = np.broadcast_arrays(np.asarray(r, float), np.asarray(sigma, float),
+                                            np.asarray(epsilon, float))
+    out = epsilon * _derivatives(np.ravel(r / sigma), _form(model)).reshape(r.shape) / sigma
+    return out if r.ndim else float(out)
+
+
+# --- coefficients of the forms, exact in rationals ------------------------------------------
+
+def _lj_terms(x):
+    """4 (x^-12 - x^-6) and its first two derivatives in x, exact for a Fraction x."""
+    return (4 * (x**-12 - x**-6), 4 * (-12 * x**-13 + 6 * x**-7),
+            4 * (156 * x**-14 - 42 * x**-8))
+
+
+def _solve3(rows, rhs):
+    """Exact solution of a 3 x 3 linear system in Fractions (Cramer's rule)."""
+    def det(m):
+        return (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+                - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+                + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]))
+    d = det(rows)
+    return [det([[rhs[i] if j == k else rows[i][j] for j in range(3)] for i in range(3)]) / d
+            for k in range(3)]
+
+
+def form_coefficients(form, cutoff, inner=None):
+    """(c0, c2, c4, a0, a1, a2, a3, a4) of a pair form, exact rationals rounded once.
+
+    Examples
+    --------
+    >>> c0, c2, c4, *a = form_coefficients("lj/smooth", 2.5, 2.0)
+    >>> c0 == 475 / 16384, a[0] == -533 / 16384
+    (True, True)
+    """
+    xc = Fraction(cutoff)
+    if form == "lj/cut":
+        return tuple(float(v) for v in (-_lj_terms(xc)[0], 0, 0, 0, 0, 0, 0, 0))
+    if form == "lj/poly":
+        v, d1, d2 = _lj_terms(xc)
+        c0, c2, c4 = _solve3([[1, xc**2, xc**4], [0, 2 * xc, 4 * xc**3], [0, 2, 12 * xc**2]],
+                             [-v, -d1, -d2])
+        return tuple(float(v) for v in (c0, c2, c4, 0, 0, 0, 0, 0))
+    xi = Fraction(inner)
+    v, d1, d2 = _lj_terms(xi)
+    a1, a2, dt = d1, d2 / 2, xc - xi
+    # P(dt) = P'(dt) = P''(dt) = 0 for P(t) = a0 + a1 t + a2 t^2 + a3 t^3 + a4 t^4.
+    a0, a3, a4 = _solve3([[1, dt**3, dt**4], [0, 3 * dt**2, 4 * dt**3], [0, 6 * dt, 12 * dt**2]],
+                         [-a1 * dt - a2 * dt**2, -a1 - 2 * a2 * dt, -2 * a2])
+    shift = a0 - v
+    return tuple(float(v) for v in (shift, 0, 0, a0, a1, a2, a3, a4))
+
+
+# --- the model object -----------------------------------------------------------------------
+
+def _readonly(array):
+    array = np.array(array, dtype=np.float64)
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class PairModel:
+    """A 2-D pair model: species, sigma and eps tables, pair form and reduced cutoff.
+
+    Frozen; every table a kernel needs is derived once (cached properties) from these fields.
+
+    Parameters
+    ----------
+    name : str
+        Its name (``"sharma2024"``, ``"ka2d"`` or a user's).
+    species_names : tuple of str
+        K distinct names; species index a is the position in this tuple.
+    sigma, epsilon : array_like, shape (K, K)
+        Symmetric, sigma > 0, eps >= 0.
+    form : str
+        One of ``FORMS``.
+    cutoff : float
+        x_c = r_c / sigma_ab.
+    inner : float or None
+        x_in of ``"lj/smooth"`` (0 < x_in < x_c); ignored (set to x_c) for the other forms.
+
+    Examples
+    --------
+    >>> m = named("ka2d")
+    >>> m.species_names, m.n_species, round(m.max_cutoff, 3)
+    (('A', 'B', 'C'), 3, 2.5)
+    >>> m.swap_partners.tolist()    # size order B (0.88) < C (0.94) < A (1.0)
+    [[0, 0, 1], [0, 0, 1], [1, 1, 0]]
+    """
+    name: str
+    species_names: tuple
+    sigma: np.ndarray
+    epsilon: np.ndarray
+    form: str = "lj/smooth"
+    cutoff: float = 2.5
+    inner: float | None = 2.0
+
+    def __post_init__(self):
+        names = tuple(str(s) for s in self.species_names)
+        k = len(names)
+        if k < 1 or len(set(names)) != k or any(not s for s in names):
+            raise InputError(f"model.species: expected distinct non-empty names, got {names!r}")
+        for key in ("sigma", "epsilon"):
+            value = np.asarray(getattr(self, key), dtype=float)
+            if value.shape != (k, k):
+                raise InputError(f"model.{key}: expected a square {k} x {k} table (one row per "
+                                 f"species), got shape {value.shape}")
+            if not np.all(np.isfinite(value)) or not np.array_equal(value, value.T):
+                raise InputError(f"model.{key}: must be finite and symmetric ({key}[a][b] == "
+                                 f"{key}[b][a])")
+            object.__setattr__(self, key, _readonly(value))
+        if np.any(self.sigma <= 0):
+            raise InputError("model.sigma: every sigma_ab must be > 0")
+        if np.any(self.epsilon < 0):
+            raise InputError("model.epsilon: every eps_ab must be >= 0")
+        if self.form not in FORMS:
+            raise InputError(f"model.form: must be one of {', '.join(FORMS)}, got {self.form!r}")
+        cutoff = float(self.cutoff)
+        if not (math.isfinite(cutoff) and cutoff > 2.0**(1 / 6) * 0.5):
+            raise InputError(f"model.cutoff: expected a finite r_c / sigma_ab > 0.56, got "
+                             f"{self.cutoff!r}")
+        inner = cutoff if self.form != "lj/smooth" else self.inner
+        if self.form == "lj/smooth" and (inner is None or not 0.5 < float(inner) < cutoff):
+            raise InputError(f"model.cutoff: the cutoff {cutoff:g} must exceed the inner radius "
+                             f"{inner!r} of lj/smooth (model.inner, > 0.5)")
+        object.__setattr__(self, "species_names", names)
+        object.__setattr__(self, "cutoff", cutoff)
+        object.__setattr__(self, "inner", float(inner))
+
+    # -- identity ------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, doc):
+        """The model of ``to_dict`` (from a config table or a sim.h5 attribute)."""
+        return cls(name=doc["name"], species_names=tuple(doc["species"]), sigma=doc["sigma"],
+                   epsilon=doc["epsilon"], form=doc.get("form", "lj/smooth"),
+                   cutoff=doc.get("cutoff", 2.5), inner=doc.get("inner", 2.0))
+
+    def to_dict(self):
+        """JSON-able fields; ``from_dict(to_dict())`` is the same model."""
+        return {"name": self.name, "species": list(self.species_names),
+                "sigma": self.sigma.tolist(), "epsilon": self.epsilon.tolist(),
+                "form": self.form, "cutoff": self.cutoff, "inner": self.inner}
+
+    def digest(self):
+        """SHA-256 of the physics (everything but the name): equal digests, equal energies."""
+        doc = self.to_dict()
+        del doc["name"]
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    def same_physics(self, other):
+        return self.digest() == other.digest()
+
+    @property
+    def n_species(self):
+        return len(self.species_names)
+
+    # -- pair tables -----------------------------------------------------------------------
+
+    @cached_property
+    def form_vector(self):
+        """[x_in^2, x_c^2, x_in, c0, c2, c4, a0 ... a4], the argument of the pair kernel."""
+        c0, c2, c4, *poly = form_coefficients(self.form, self.cutoff, self.inner)
+        return _readonly([self.inner**2, self.cutoff**2, self.inner, c0, c2, c4, *poly])
+
+    @cached_property
+    def sigma2(self):
+        return _readonly(self.sigma**2)
+
+    @cached_property
+    def inv_sigma2_flat(self):
+        """1 / sigma_ab^2, flat (K a + b)."""
+        return _readonly((1.0 / self.sigma**2).ravel())
+
+    @cached_property
+    def cutoff_table(self):
+        """r_c,ab = x_c sigma_ab."""
+        return _readonly(self.cutoff * self.sigma)
+
+    @cached_property
+    def max_cutoff(self):
+        """The largest interaction range."""
+        return float(self.cutoff_table.max())
+
+    @cached_property
+    def energy_cut2(self):
+        """Squared list radius of interactions alone: a hair over r_c so that rounding can
+        never drop an interacting pair."""
+        return _readonly((self.cutoff * self.sigma * (1.0 + 1e-9))**2)
+
+    @cached_property
+    def theta_reference(self):
+        """theta_ref[a, b, c]: angle at a disc of species a touching b and c that touch."""
+        sab = self.sigma[:, :, None]
+        sac = self.sigma[:, None, :]
+        sbc = self.sigma[None, :, :]
+        cos = (sab**2 + sac**2 - sbc**2) / (2.0 * sab * sac)
+        return _readonly(np.arccos(np.clip(cos, -1.0, 1.0)))   # no NaN if impossible
+
+    @cached_property
+    def disc_diameters(self):
+        """sigma_aa per species: the drawn disc sizes."""
+        return tuple(float(x) for x in np.diag(self.sigma))
+
+    # -- swaps and bands -------------------------------------------------------------------
+
+    @cached_property
+    def size_rank(self):
+        """rank[a]: position of species a when ordered by sigma_aa (ties by index)."""
+        order = np.argsort(np.diag(self.sigma), kind="stable")
+        rank = np.empty(self.n_species, np.int64)
+        rank[order] = np.arange(self.n_species)
+        rank.setflags(write=False)
+        return rank
+
+    @cached_property
+    def swap_partners(self):
+        """(K, K) uint8: 1 where species a and b are adjacent in size (swap partners)."""
+        rank = self.size_rank
+        adjacent = np.abs(rank[:, None] - rank[None, :]) == 1
+        out = adjacent.astype(np.uint8)
+        out.setflags(write=False)
+        return out
+
+    @cached_property
+    def swap_pairs(self):
+        """Every unordered species pair (a < b), the order of the swap counters."""
+        return tuple(combinations(range(self.n_species), 2))
+
+    @cached_property
+    def swap_pair_names(self):
+        return tuple(f"{self.species_names[a]}-{self.species_names[b]}"
+                     for a, b in self.swap_pairs)
+
+    @cached_property
+    def pair_slot(self):
+        """Flat (K a + b) counter slot of the unordered pair {a, b}; -1 on the diagonal."""
+        k = self.n_species
+        slot = np.full(k * k, -1, np.int64)
+        for s, (a, b) in enumerate(self.swap_pairs):
+            slot[k * a + b] = slot[k * b + a] = s
+        slot.setflags(write=False)
+        return slot
+
+    @cached_property
+    def growth_floor_units(self):
+        """Flat (K a + b): a lower bound, in ``fixedpoint.UNIT``, on the change of one pair's
+        energy when a particle of species a becomes b, over every distance and partner
+        species (``mc``'s early rejection of swaps)."""
+        from .fixedpoint import growth_floor_units
+        return growth_floor_units(self)
+
+
+def named(name):
+    """A model shipped in the package, by name (``MODEL_NAMES``).
+
+    Examples
+    --------
+    >>> named("sharma2024").species_names
+    ('S', 'M', 'L')
+    """
+    try:
+        return _NAMED[name]
+    except KeyError:
+        raise InputError(f"model.name: unknown model {name!r} (shipped: "
+                         f"{', '.join(MODEL_NAMES)}; or give species, sigma and epsilon)") from None
+
+
+# --- the paper's model ------------------------------------------------------------------------
+
+_S_SS = 2.0 * math.sin(math.pi / 10.0)
+_S_LL = 2.0 * math.sin(math.pi / 5.0)
+_S_LS = 1.0
+_E_SS, _E_LL, _E_LS = 0.5, 0.5, 1.0
+
+SHARMA2024 = PairModel(
+    name="sharma2024", species_names=("S", "M", "L"),
+    sigma=[[_S_SS, (_S_LS + _S_SS) / 2, _S_LS],
+           [(_S_LS + _S_SS) / 2, (_S_LL + _S_SS) / 2, (_S_LL + _S_LS) / 2],
+           [_S_LS, (_S_LL + _S_LS) / 2, _S_LL]],
+    epsilon=[[_E_SS, (_E_LS + _E_SS) / 2, _E_LS],
+             [(_E_LS + _E_SS) / 2, (_E_LL + _E_SS) / 2, (_E_LL + _E_LS) / 2],
+             [_E_LS, (_E_LL + _E_LS) / 2, _E_LL]],
+    form="lj/smooth", cutoff=2.5, inner=2.0)
+
+#: GlassBench's 2-D ternary Kob-Andersen mixture (Jung et al., Zenodo 10118191).
+KA2D = PairModel(
+    name="ka2d", species_names=("A", "B", "C"),
+    sigma=[[1.0, 0.8, 0.9], [0.8, 0.88, 0.8], [0.9, 0.8, 0.94]],
+    epsilon=[[1.0, 1.5, 0.75], [1.5, 0.5, 1.5], [0.75, 1.5, 0.75]],
+    form="lj/poly", cutoff=2.5, inner=None)
+
+_NAMED = {m.name: m for m in (SHARMA2024, KA2D)}
+MODEL_NAMES = tuple(_NAMED)
+DEFAULT_MODEL = SHARMA2024
+
+#: KA2D's composition (600/330/360 of N = 1290) and density 1290 / 32.8962^2.
+KA2D_COUNTS = (600, 330, 360)
+KA2D_DENSITY = 1290 / 32.8962**2
+
+# The paper's tables under their historical names (tests, examples, analysis scripts);
+# modules take a PairModel instead.
+SIGMA = SHARMA2024.sigma
+EPSILON = SHARMA2024.epsilon
+SPECIES_NAMES = SHARMA2024.species_names
+N_SPECIES = SHARMA2024.n_species
+X_INNER = SHARMA2024.inner
+X_CUT = SHARMA2024.cutoff
+LJ_SHIFT = float(SHARMA2024.form_vector[3])
+POLY = tuple(float(v) for v in SHARMA2024.form_vector[6:])
+MAX_CUTOFF = SHARMA2024.max_cutoff
 
 #: The paper's system: 1760 S, 800 M and 1440 L particles of N = 4000 ...
 PAPER_COUNTS = (1760, 800, 1440)
@@ -33,102 +440,23 @@ PAPER_FRACTIONS = tuple(count / sum(PAPER_COUNTS) for count in PAPER_COUNTS)
 #: ... at number density N / L^2 = 1.024.
 PAPER_DENSITY = 1.024
 
-_S_SS = 2.0 * math.sin(math.pi / 10.0)
-_S_LL = 2.0 * math.sin(math.pi / 5.0)
-_S_LS = 1.0
-_E_SS, _E_LL, _E_LS = 0.5, 0.5, 1.0
 
-#: sigma_ab, indexed [a, b] with 0 = S, 1 = M, 2 = L (symmetric).
-SIGMA = np.array([
-    [_S_SS, (_S_LS + _S_SS) / 2, _S_LS],
-    [(_S_LS + _S_SS) / 2, (_S_LL + _S_SS) / 2, (_S_LL + _S_LS) / 2],
-    [_S_LS, (_S_LL + _S_LS) / 2, _S_LL],
-])
-#: eps_ab, same indexing as SIGMA.
-EPSILON = np.array([
-    [_E_SS, (_E_LS + _E_SS) / 2, _E_LS],
-    [(_E_LS + _E_SS) / 2, (_E_LL + _E_SS) / 2, (_E_LL + _E_LS) / 2],
-    [_E_LS, (_E_LL + _E_LS) / 2, _E_LL],
-])
-SIGMA.setflags(write=False)
-EPSILON.setflags(write=False)
-
-X_INNER = 2.0       #: r_in / sigma_ab: start of the smoothing polynomial
-X_CUT = 2.5         #: r_c / sigma_ab: the potential is exactly zero beyond
-LJ_SHIFT = 475.0 / 16384.0
-POLY = (-533.0 / 16384.0, 93.0 / 512.0, -633.0 / 2048.0, 25.0 / 256.0, 111.0 / 1024.0)
-_A0, _A1, _A2, _A3, _A4 = POLY
-
-#: Largest interaction range of the model, in sigma_LS (the L-L cutoff).
-MAX_CUTOFF = X_CUT * float(SIGMA.max())
-
-
-def pair_potential(r, sigma, epsilon):
-    """V(r) for arrays of distances ``r`` and matching (broadcastable) sigma, epsilon."""
-    r, sigma, epsilon = np.broadcast_arrays(np.asarray(r, float), sigma, epsilon)
-    x = r / sigma
-    lj = 4.0 * (x**-12 - x**-6) + LJ_SHIFT
-    t = x - X_INNER
-    poly = _A0 + t * (_A1 + t * (_A2 + t * (_A3 + t * _A4)))
-    v = np.where(x < X_INNER, lj, np.where(x < X_CUT, poly, 0.0))
-    return epsilon * v
-
-
-def pair_potential_derivative(r, sigma, epsilon):
-    """dV/dr, the negative of the radial force (used by tests and analysis)."""
-    r, sigma, epsilon = np.broadcast_arrays(np.asarray(r, float), sigma, epsilon)
-    x = r / sigma
-    dlj = 4.0 * (-12.0 * x**-13 + 6.0 * x**-7)
-    t = x - X_INNER
-    dpoly = _A1 + t * (2 * _A2 + t * (3 * _A3 + t * 4 * _A4))
-    dv = np.where(x < X_INNER, dlj, np.where(x < X_CUT, dpoly, 0.0))
-    return epsilon * dv / sigma
-
-
-@njit(cache=True, inline="always")
-def pair_energy_x2(x2, epsilon):
-    """V for a squared reduced distance x2 = (r / sigma_ab)^2; numba scalar kernel.
-
-    Working with x^2 keeps the LJ branch free of square roots; only the smoothing shell
-    (4 <= x2 < 6.25) needs one.
-    """
-    if x2 >= X_CUT * X_CUT:
-        return 0.0
-    if x2 < X_INNER * X_INNER:
-        inv6 = 1.0 / (x2 * x2 * x2)
-        return epsilon * (4.0 * inv6 * (inv6 - 1.0) + LJ_SHIFT)
-    t = math.sqrt(x2) - X_INNER
-    return epsilon * (_A0 + t * (_A1 + t * (_A2 + t * (_A3 + t * _A4))))
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def reduced_pair_energy_x2(x2):
-    """V / eps_ab for x2 = (r / sigma_ab)^2, branch-free: both branches are evaluated and the
-    right one selected, so loops over many pairs vectorise.  ``eps * reduced_pair_energy_x2(x2)``
-    is bit-identical to ``pair_energy_x2(x2, eps)``: the same operations in the same order.
-    """
-    inv6 = 1.0 / (x2 * x2 * x2)
-    lj = 4.0 * inv6 * (inv6 - 1.0) + LJ_SHIFT
-    t = math.sqrt(x2) - X_INNER
-    poly = _A0 + t * (_A1 + t * (_A2 + t * (_A3 + t * _A4)))
-    v = poly if x2 < X_CUT * X_CUT else 0.0
-    return lj if x2 < X_INNER * X_INNER else v
-
-
-def composition_counts(n, composition):
-    """Particle counts (n_S, n_M, n_L) from counts or fractions summing to 1.
+def composition_counts(n, composition, n_species=None):
+    """Particle counts per species from counts or fractions summing to 1.
 
     Fractions are turned into counts by largest-remainder rounding so the counts always sum
-    to n; counts must sum to n exactly.
+    to n; counts must sum to n exactly.  ``n_species`` (default: the paper's 3) is the
+    number of entries expected.
 
     Examples
     --------
     >>> composition_counts(1000, PAPER_FRACTIONS).tolist()
     [440, 200, 360]
     """
+    k = N_SPECIES if n_species is None else n_species
     comp = np.asarray(composition, dtype=float)
-    if comp.shape != (N_SPECIES,) or np.any(comp < 0) or not np.all(np.isfinite(comp)):
-        raise ValueError("composition must be three non-negative numbers (S, M, L)")
+    if comp.shape != (k,) or np.any(comp < 0) or not np.all(np.isfinite(comp)):
+        raise ValueError(f"composition must be {k} non-negative numbers (one per species)")
     if np.all(comp == np.round(comp)) and comp.sum() > 1.0 + 1e-12:
         counts = comp.astype(np.int64)
         if counts.sum() != n:
@@ -156,5 +484,5 @@ def box_side(n, density):
 
 
 def species_array(counts):
-    """Species labels (int8) laid out S..., M..., L... for the given counts."""
-    return np.repeat(np.arange(N_SPECIES, dtype=np.int8), counts)
+    """Species labels (int8) laid out 0..., 1..., 2... for the given counts."""
+    return np.repeat(np.arange(len(counts), dtype=np.int8), counts)

@@ -79,15 +79,14 @@ def cell_grid(positions, box, shape):
 
 
 @njit(cache=True, inline="always")
-def _scan(lo, hi, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row, dist, length):
+def _scan(lo, hi, xs, ys, ss, members, x, y, radii2, box, half, row, dist, length):
     """Append to row[length:] those of members[lo:hi] within the list radius of a particle
-    at (x, y) whose squared radii against species 0, 1, 2 are c0, c1, c2, and their squared
+    at (x, y) whose squared radii against species s are radii2[s], and their squared
     distances to dist[length:]."""
     for k in range(lo, hi):
         dx = minimum_image(xs[k] - x, box, half)
         dy = minimum_image(ys[k] - y, box, half)
-        s = ss[k]
-        cut2 = c0 if s == 0 else (c1 if s == 1 else c2)
+        cut2 = radii2[ss[k]]
         r2 = dx * dx + dy * dy
         row[length] = members[k]          # written always, kept only if close: no branch
         dist[length] = r2
@@ -185,7 +184,7 @@ def _half_pairs(positions, species, box, cut2, with_r2):
     m = max(1, int(box / (math.sqrt(cut2.max()) / reach)))     # cells >= radius / reach wide
     cstart, members, cell_xy = cell_grid(positions, np.full(2, box), np.full(2, m))
     whole = m < 2 * reach + 1       # the block would wrap onto itself: scan everything
-    xs, ys, ss = np.empty(n), np.empty(n), np.empty(n, np.int64)
+    xs, ys, ss = np.empty(n), np.empty(n), np.empty(n, np.uint64)
     for k in range(n):              # cell-ordered copies: the scans read memory in order
         j = members[k]
         xs[k], ys[k], ss[k] = positions[j, 0], positions[j, 1], species[j]
@@ -197,24 +196,24 @@ def _half_pairs(positions, species, box, cut2, with_r2):
     # cell, the next `reach` cells of its grid row, and the next `reach` rows of its block.
     for p in range(n):
         x, y, a = xs[p], ys[p], ss[p]
-        c0, c1, c2 = cut2[a, 0], cut2[a, 1], cut2[a, 2]
+        radii2 = cut2[a]
         if whole:
-            length = _scan(p + 1, n, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row,
+            length = _scan(p + 1, n, xs, ys, ss, members, x, y, radii2, box, half, row,
                            dist, 0)
         else:
             cx, cy = cell_xy[members[p], 0], cell_xy[members[p], 1]
-            length = _scan(p + 1, cstart[cy * m + cx + 1], xs, ys, ss, members, x, y, c0, c1,
-                           c2, box, half, row, dist, 0)
+            length = _scan(p + 1, cstart[cy * m + cx + 1], xs, ys, ss, members, x, y, radii2,
+                           box, half, row, dist, 0)
             a0, b0, a1, b1 = _forward_cells(cstart, m, reach, cx, cy)
-            length = _scan(a0, b0, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row,
+            length = _scan(a0, b0, xs, ys, ss, members, x, y, radii2, box, half, row,
                            dist, length)
-            length = _scan(a1, b1, xs, ys, ss, members, x, y, c0, c1, c2, box, half, row,
+            length = _scan(a1, b1, xs, ys, ss, members, x, y, radii2, box, half, row,
                            dist, length)
             for oy in range(1, reach + 1):
                 a0, b0, a1, b1 = _block_row(cstart, m, reach, cx, cy, oy)
-                length = _scan(a0, b0, xs, ys, ss, members, x, y, c0, c1, c2, box, half,
+                length = _scan(a0, b0, xs, ys, ss, members, x, y, radii2, box, half,
                                row, dist, length)
-                length = _scan(a1, b1, xs, ys, ss, members, x, y, c0, c1, c2, box, half,
+                length = _scan(a1, b1, xs, ys, ss, members, x, y, radii2, box, half,
                                row, dist, length)
         if with_r2:
             out_r2, _ = _append(out_r2, hstart[p], dist, length)
@@ -239,7 +238,7 @@ def verlet_pairs(positions, species, box, cut2):
 def verlet_list(positions, species, box, cut2):
     """CSR neighbour list of pairs with minimum-image distance^2 < cut2[species_i, species_j].
 
-    ``cut2`` is a symmetric (3, 3) table of squared list radii.  Returns (start int64 (N+1,),
+    ``cut2`` is a symmetric (K, K) table of squared list radii, K the model's species.  Returns (start int64 (N+1,),
     neighbours uint32): row i, sorted by index and without i, is
     ``neighbours[start[i]:start[i + 1]]``.
 

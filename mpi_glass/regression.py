@@ -48,7 +48,8 @@ __all__ = ["SPECIES", "GROUPS", "RANDOM_STREAM", "DRAWS_PER_BLOCK", "LASSO_ZERO"
            "lasso_intervals", "lasso_supports", "lasso_selections", "nested_selections",
            "summarise"]
 
-#: Particle groups scored separately: every particle, then species codes 0, 1, 2.
+#: Particle groups of the paper's model scored separately: every particle, then species
+#: codes 0, 1, 2 (``LocoRegression(species_names=...)`` names another model's).
 SPECIES = SPECIES_NAMES
 GROUPS = ("all",) + SPECIES
 #: Random-baseline streams are SeedSequence([seed, RANDOM_STREAM, d, draw]).  The tag keeps
@@ -83,7 +84,8 @@ class LocoRegression:
     """Leave-one-configuration-out OLS of p on raw features, from per-configuration moments.
 
     features: (C, N, M) raw feature values; p: (C, N) propensity; species: (C, N) codes
-    0 (S), 1 (M), 2 (L), or None (then only the all-particle group is scored).
+    0 ... K - 1 of ``species_names`` (default the paper's S, M, L), or None (then only the
+    all-particle group is scored).
 
     Examples
     --------
@@ -96,7 +98,7 @@ class LocoRegression:
     [[0.99], [-0.02]]
     """
 
-    def __init__(self, features, p, species=None):
+    def __init__(self, features, p, species=None, species_names=SPECIES):
         features = np.asarray(features, dtype=np.float64)
         p = np.asarray(p, dtype=np.float64)
         if features.ndim != 3 or p.shape != features.shape[:2]:
@@ -107,7 +109,7 @@ class LocoRegression:
             raise InputError(f"regression: leave-one-configuration-out needs at least 2 "
                              f"configurations, got {self.C}")
         self.features, self.p = features, p
-        self.groups = GROUPS if species is not None else GROUPS[:1]
+        self.groups = ("all",) + tuple(species_names) if species is not None else ("all",)
         self._test = [self._group_moments(c, species) for c in range(self.C)]
         self._train = [self._standardised(_combine([self._test[k][0] for k in range(self.C)
                                                     if k != c])) for c in range(self.C)]
@@ -118,7 +120,7 @@ class LocoRegression:
         Z = np.column_stack([self.features[c], self.p[c]])
         masks = [np.ones(self.N, bool)]
         if species is not None:
-            masks += [np.asarray(species[c]) == code for code in range(len(SPECIES))]
+            masks += [np.asarray(species[c]) == code for code in range(len(self.groups) - 1)]
         return [_moments(Z[mask]) if mask.sum() >= 2 else None for mask in masks]
 
     def _standardised(self, moments):

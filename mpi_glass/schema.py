@@ -31,7 +31,6 @@ from . import __version__
 from .dynamics import K_DEFAULT
 from .errors import InputError
 from .methods import REGISTRY, set_methods
-from .model import EPSILON, SIGMA, SPECIES_NAMES
 from .safefs import check_regular_input
 from .store import load_npz, save_npz_atomic
 
@@ -366,9 +365,12 @@ PROVENANCE_ATTRS = (
     Attr("n", "int", ONE, "number of particles N"),
     Attr("box", "float (2,)", UNITS["length"], "box sides L_x, L_y"),
     Attr("density", "float", "1 / sigma_LS^2", "number density N / L^2"),
-    Attr("sigma", "float (3, 3)", UNITS["length"], "sigma_ab of the model (S, M, L)"),
-    Attr("epsilon", "float (3, 3)", UNITS["energy"], "epsilon_ab of the model"),
-    Attr("species_names", "str", ONE, "S,M,L"),
+    Attr("sigma", "float (K, K)", UNITS["length"], "sigma_ab of the model (the paper's: S, M, L)"),
+    Attr("epsilon", "float (K, K)", UNITS["energy"], "epsilon_ab of the model"),
+    Attr("species_names", "str", ONE, "the model's species, comma-separated (S,M,L)"),
+    Attr("model_json", "str", ONE, "the pair model (``model.PairModel.to_dict``: name, species, "
+         "sigma, epsilon, form, cutoff, inner)"),
+    Attr("model_digest", "str", ONE, "SHA-256 of the model's physics (``PairModel.digest``)"),
     Attr("units_json", "str", ONE, "units of length, energy, temperature, time"),
 )
 SIM_ATTRS = PROVENANCE_ATTRS + (
@@ -649,9 +651,11 @@ def provenance_attrs(cfg, kind, extra=None):
         "n": cfg.system.n,
         "box": np.array([cfg.box, cfg.box]),
         "density": cfg.system.density,
-        "sigma": np.asarray(SIGMA),
-        "epsilon": np.asarray(EPSILON),
-        "species_names": ",".join(SPECIES_NAMES),
+        "sigma": np.asarray(cfg.model.sigma),
+        "epsilon": np.asarray(cfg.model.epsilon),
+        "species_names": ",".join(cfg.model.species_names),
+        "model_json": json.dumps(cfg.model.to_dict(), sort_keys=True),
+        "model_digest": cfg.model.digest(),
         "units_json": json.dumps(units),
     }
     attrs.update(extra or {})

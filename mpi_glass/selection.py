@@ -233,7 +233,7 @@ class Selection:
         lengths = self.cfg.select.lengths
         log(f"features: {C} configurations x {6 * len(lengths)} features", self.dist.is_root)
         mine = {c: descriptors.compute_features(positions[c], species[c], data.box,
-                                                lengths=lengths)[0]
+                                                lengths=lengths, model=self.cfg.model)[0]
                 for c in self.dist.my_items([1.0] * C)}
         gathered = {}
         for part in self.dist.allgather(mine):
@@ -253,7 +253,8 @@ class Selection:
         results = run_study(values, names, p_by_time, at_main["q"], data.species,
                             self.cfg.select, mapper=self.dist, log=self._log,
                             seed=self.cfg.seed, tau_alpha=data.tau_alpha,
-                            dii=DiiSettings(**dataclasses.asdict(self.cfg.dii)))
+                            dii=DiiSettings(**dataclasses.asdict(self.cfg.dii)),
+                            species_names=self.cfg.model.species_names)
         if data.certificate_certified is not None:
             results["certified"] = [bool(x) for x in data.certificate_certified]
         if data.imported:
@@ -280,7 +281,8 @@ class Selection:
 
     def _report(self, folder, data, values, names, results, at_main):
         from .report import summary_from_simulation, write_report
-        summary = summary_from_simulation(data, values, names, results, at_main)
+        summary = summary_from_simulation(data, values, names, results, at_main,
+                                          model=self.cfg.model)
         provenance = {"sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256,
                       "config_toml": self.cfg.source, "ranks": self.dist.size}
         write_report(folder, results, summary, provenance, run_name=self.cfg.name)

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 from . import dynamics, equilibrium
+from .model import PairModel
 from .schema import (EQUILIBRATE, MC_TIME_PER_STEP, MC_TIME_UNIT, SIM_FIELDS, TRAJECTORY,
                      ChainState, SimData, checkpoint_name, provenance_attrs, write_sim)
 from .memory import DISK_MARGIN, FILE_OVERHEAD_BYTES
@@ -48,6 +49,7 @@ class Trajectories:
     box: float
     times: np.ndarray
     load: Callable
+    model: PairModel
     time_unit: str = MC_TIME_UNIT
     time_per_step: float = MC_TIME_PER_STEP
 
@@ -60,14 +62,14 @@ class Trajectories:
         return (self.configurations, self.replicas, len(self.times), self.n, 2)
 
 
-def observables(displacements, positions0, species, box):
+def observables(displacements, positions0, species, box, model):
     """p (T, N), q (T, N) and F_s^CR (T,) of one configuration from its R trajectories.
 
     The one route from trajectories to observables, for simulate's chains and imported
     ones alike; returns {"p", "q", "fs"}.  (The cage and bond cutoffs are the model's
-    sigma_ab, through ``dynamics``.)
+    sigma_ab.)
     """
-    p, q, fs = dynamics.propensities(displacements, positions0, species, box)
+    p, q, fs = dynamics.propensities(displacements, positions0, species, box, model)
     return {"p": p, "q": q, "fs": fs}
 
 
@@ -95,7 +97,8 @@ def gather_observables(source, dist):
     for c in np.flatnonzero(owner == dist.rank):
         loaded = dict(source.load(int(c)))
         disp = loaded.pop("displacements")
-        loaded.update(observables(disp, loaded["positions"], loaded["species"], source.box))
+        loaded.update(observables(disp, loaded["positions"], loaded["species"], source.box,
+                                  source.model))
         mine[int(c)], my_disp[int(c)] = loaded, disp
     summaries = {}
     for part in dist.allgather(mine):
@@ -115,7 +118,7 @@ def _chain_trajectories(cfg, ensemble, ckpt_dir):
                     sweeps=eq.sweeps_done,
                     certificate=equilibrium.chain_certificate(eq, cfg.equilibration))
     return Trajectories(ensemble.configurations, ensemble.replicas, cfg.system.n, cfg.box,
-                        ensemble.times.astype(np.int64), load)
+                        ensemble.times.astype(np.int64), load, cfg.model)
 
 
 def write_sim_file(path, cfg, ensembles, ckpt_dir, dist, timings):

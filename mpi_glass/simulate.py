@@ -302,7 +302,7 @@ class Simulation:
             target = min(item.sweeps, done + chunk, points[k] if k < len(points) else item.sweeps)
             stats = mc.run_sweeps(state.positions, state.images, state.species,
                                   self.box, state.rng, target - done, ens.temperature,
-                                  self.cfg.mc.delta_max)
+                                  self.cfg.mc.delta_max, model=self.cfg.model)
             state.mc_counts += np.array(stats[:4], dtype=np.int64)
             state.sweeps_done = target
             if k < len(points) and target == points[k]:
@@ -321,7 +321,8 @@ class Simulation:
             state, box=self.box, temperature=self.ensembles[item.ensemble].temperature,
             delta_max=self.cfg.mc.delta_max, swap_probability=eq.swap_probability,
             sweeps=item.sweeps, sample_every=eq.sample_every,
-            threshold=eq.certificate_threshold, stop_when_certified=self.cfg.certified_mode)
+            threshold=eq.certificate_threshold, stop_when_certified=self.cfg.certified_mode,
+            model=self.cfg.model)
         chunk = max(1, CHUNK_TRIALS // self.n)
         last_save = (state.sweeps_done, time.monotonic())
         while not chain.done:
@@ -411,9 +412,9 @@ class Simulation:
         if item.stage == EQUILIBRATE:
             rng = mc.new_rng_state(item.seed_sequence(self.cfg.seed))
             species = species_array(self.counts)
-            positions = mc.initial_configuration(self.counts, self.box, rng)
+            positions = mc.initial_configuration(self.counts, self.box, rng, self.cfg.model)
             n_samples = item.sweeps // self.cfg.equilibration.sample_every
-            extra = equilibrium.new_chain_records(positions, species, n_samples)
+            extra = equilibrium.new_chain_records(positions, species, n_samples, self.cfg.model)
         else:
             eq = ChainState.load(self._item_path(self._equilibration_of(item)))
             rng = mc.new_rng_state(item.seed_sequence(self.cfg.seed))

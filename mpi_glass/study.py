@@ -49,6 +49,7 @@ from .imbalance import (imbalance_pair, single_feature_table, standardise, super
 from .imbalance.dii_select import DiiSettings, backward_elimination
 from .mapper import SerialMapper
 from .methods import DEFAULT_METHODS, REGISTRY
+from .model import SPECIES_NAMES
 
 __all__ = ["METHODS", "PROTOCOLS", "PROTOCOL_RUNS", "run_study", "single_feature_summary",
            "delta_q_p", "per_configuration_supervised", "per_configuration_unsupervised",
@@ -93,6 +94,7 @@ class _Study:
     features: np.ndarray        # (C, N, M) raw
     X: list                     # per-configuration standardised (N, M) features
     species: np.ndarray         # (C, N) or None
+    species_names: tuple        # the model's, one per species code
     params: SelectConfig
     protocols: tuple            # the protocols run, first-named first
     mapper: object
@@ -105,7 +107,7 @@ class _Study:
 
 
 def run_study(features, names, p_by_time, q, species, params=None, mapper=None, log=None,
-              seed=None, tau_alpha=None, dii=None):
+              seed=None, tau_alpha=None, dii=None, species_names=SPECIES_NAMES):
     """The whole study; see the module docstring.  Runs on every rank, same result on each.
 
     features: (C, N, M) raw features; names: M feature names; p_by_time: {label: (C, N)}
@@ -116,7 +118,8 @@ def run_study(features, names, p_by_time, q, species, params=None, mapper=None, 
     ``map(fn, n)`` (default serial); log: callable(str) for progress; seed: root of the
     random-baseline draws (default params.noise_seed); tau_alpha: copied into the results;
     dii: ``DiiSettings`` of the ``dii`` method (default: its defaults).  ``params.methods``
-    (default ``methods.DEFAULT_METHODS``) chooses the methods of the regression study.
+    (default ``methods.DEFAULT_METHODS``) chooses the methods of the regression study;
+    species_names: the model's species, one per code (default the paper's S, M, L).
 
     Returns a dict with the keys ``protocol`` (the config value), ``protocols`` (those run),
     ``single_feature``, ``delta_q_p``, ``supervised``, ``unsupervised``, ``regression`` (the
@@ -141,12 +144,13 @@ def run_study(features, names, p_by_time, q, species, params=None, mapper=None, 
     """
     params = params if params is not None else SelectConfig()
     features, names, p_by_time, q, species = _validated(features, names, p_by_time, q,
-                                                        species, params)
+                                                        species, params, len(species_names))
     C, N, M = features.shape
     X = [standardise(features[c], names, f"features of configuration {c}") for c in range(C)]
     protocols = PROTOCOL_RUNS[params.protocol]
     methods = _chosen_methods(params)
-    study = _Study(features, X, species, params, protocols, mapper or SerialMapper(),
+    study = _Study(features, X, species, tuple(species_names), params, protocols,
+                   mapper or SerialMapper(),
                    params.noise_seed if seed is None else int(seed), _Stopwatch(),
                    log or (lambda message: None), methods, (dii or DiiSettings()).check())
     labels = list(p_by_time)
@@ -323,7 +327,7 @@ class MethodContext:
         self.study, self.p, self.params = study, p, study.params
         self.clock, self.log = study.clock, study.log
         self.tag = "" if label is None else f"@{label}"
-        self.reg = rg.LocoRegression(study.features, p, study.species)
+        self.reg = rg.LocoRegression(study.features, p, study.species, study.species_names)
         self.unsupervised_orders = unsupervised_orders
         self._supervised = {"paper": own_supervised} if own_supervised else {}
         self._own = dict(own or {}) if label is None else {}
@@ -491,7 +495,7 @@ def _unsupervised_entry(c, result, names):
             "delta_symmetric": ((forward + backward) / np.sqrt(2.0)).tolist()}
 
 
-def _validated(features, names, p_by_time, q, species, params):
+def _validated(features, names, p_by_time, q, species, params, n_species):
     """Arrays as float64/int, shapes checked; one-line InputErrors naming the input."""
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 3:
@@ -519,8 +523,8 @@ def _validated(features, names, p_by_time, q, species, params):
         q = _per_particle(q, (C, N), "q")
     if species is not None:
         species = np.asarray(species)
-        if species.shape != (C, N) or not np.isin(species, (0, 1, 2)).all():
-            raise InputError(f"species: expected codes 0, 1, 2 of shape {(C, N)}")
+        if species.shape != (C, N) or not np.isin(species, np.arange(n_species)).all():
+            raise InputError(f"species: expected codes 0 ... {n_species - 1} of shape {(C, N)}")
     return features, names, ordered, q, species
 
 

@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from .errors import InputError
-from .model import N_SPECIES, SPECIES_NAMES
+from .model import SPECIES_NAMES
 
 __all__ = ["check_box", "check_square_box", "check_configuration", "check_times",
            "check_positive_time", "check_whole_number", "check_points", "check_not_constant",
@@ -93,7 +93,7 @@ def check_square_box(box, min_side=0.0, why=""):
     return side
 
 
-def check_configuration(positions, species, box, wrap=True):
+def check_configuration(positions, species, box, wrap=True, species_names=SPECIES_NAMES):
     """Positions and species of one configuration in a validated box.
 
     Parameters
@@ -107,6 +107,9 @@ def check_configuration(positions, species, box, wrap=True):
     wrap : bool
         True: positions are wrapped into [0, L).  False: they must already lie there (state
         that a kernel updates in place).
+    species_names : tuple of str
+        The model's species (``PairModel.species_names``; default the paper's S, M, L):
+        labels run over 0 ... K - 1.
 
     Returns
     -------
@@ -128,8 +131,8 @@ def check_configuration(positions, species, box, wrap=True):
     if spec.shape != (len(pos),) or not np.issubdtype(spec.dtype, np.integer):
         raise InputError(f"species: expected {len(pos)} integers, got {spec.dtype} array of "
                          f"shape {spec.shape}")
-    if spec.min() < 0 or spec.max() >= N_SPECIES:
-        labels = ", ".join(f"{a} ({name})" for a, name in enumerate(SPECIES_NAMES))
+    if spec.min() < 0 or spec.max() >= len(species_names):
+        labels = ", ".join(f"{a} ({name})" for a, name in enumerate(species_names))
         raise InputError(f"species: labels must be {labels}; got {spec.min()}..{spec.max()}")
     if wrap:
         pos = np.mod(pos, box)

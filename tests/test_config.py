@@ -22,6 +22,7 @@ def test_presets_exist_once(name):
 def _flat(cfg):
     values = dataclasses.asdict(cfg)
     del values["source"]
+    values["model"] = {"digest": cfg.model.digest()}
     return {f"{section}.{key}": value for section, table in values.items()
             if isinstance(table, dict) for key, value in table.items()}
 
@@ -74,6 +75,24 @@ BAD = [
     ("[select]\nsecond_time = 'half tau_alpha'\n", "select.second_time: expected"),
     ("[select]\nsecond_time = '0 tau_alpha'\n", "select.second_time: expected"),
     ("seed = -3\n", "seed: expected a non-negative integer"),
+    ("[model]\nname = 'ka3d'\n", "model.name: unknown model 'ka3d'"),
+    ("[model]\nnmae = 'ka2d'\n", "unknown key 'nmae'.*did you mean 'name'"),
+    ('[model]\nspecies = ["A", "B"]\nsigma = [[1.0, 0.9], [0.9, 1.0], [1.0, 1.0]]\n'
+     'epsilon = [[1.0, 1.0], [1.0, 1.0]]\n', "model.sigma: expected a square 2 x 2"),
+    ('[model]\nspecies = ["A", "B"]\nsigma = [[1.0, 0.9], [0.8, 1.0]]\n'
+     'epsilon = [[1.0, 1.0], [1.0, 1.0]]\n', "model.sigma: must be finite and symmetric"),
+    ('[model]\nspecies = ["A", "B"]\nsigma = [[1.0, 0.9], [0.9, 1.0]]\n'
+     'epsilon = [[1.0, 0.5], [1.0, 1.0]]\n', "model.epsilon: must be finite and symmetric"),
+    ('[model]\nspecies = ["A", "B"]\nsigma = [[1.0, -0.9], [-0.9, 1.0]]\n'
+     'epsilon = [[1.0, 1.0], [1.0, 1.0]]\n', "model.sigma: every sigma_ab must be > 0"),
+    ('[model]\nspecies = ["A", "B"]\nsigma = [[1.0, 0.9], [0.9, 1.0]]\n'
+     'epsilon = [[1.0, 1.0], [1.0, 1.0]]\ncutoff = 1.8\ninner = 2.0\n',
+     "model.cutoff: the cutoff 1.8 must exceed the inner radius"),
+    ('[model]\nspecies = ["A"]\nepsilon = [[1.0]]\n', "model.sigma: required"),
+    ('[model]\nname = "ka2d"\nspecies = ["A"]\nsigma = [[1.0]]\nepsilon = [[1.0]]\n',
+     "model.name: 'ka2d' is a shipped model"),
+    ('[model]\nspecies = ["A", "B"]\nsigma = [[1.0, 0.9], [0.9, 1.0]]\n'
+     'epsilon = [[1.0, 1.0], [1.0, 1.0]]\n', "system.composition: composition must be 2"),
     ("[system\n", "not valid TOML"),
 ]
 
@@ -109,3 +128,20 @@ def test_numbers_in_toml_are_accepted_for_the_time_keys():
 def test_readme_config_table_is_the_generated_one():
     from mpi_glass.config import config_table_markdown
     assert config_table_markdown() in (ROOT / "README.md").read_text()
+
+
+def test_model_table_picks_or_defines_the_model():
+    paper = parse_config('name = "x"\n')
+    assert paper.model.name == "sharma2024" and paper.physics_dict()["model"]["form"] == "lj/smooth"
+    ka2d = load_config("ka2d")
+    assert ka2d.model.name == "ka2d" and ka2d.counts.tolist() == [600, 330, 360]
+    assert abs(ka2d.box - 32.8962) < 1e-9
+    assert ka2d.physics_dict()["model"] != paper.physics_dict()["model"]
+    quad = parse_config('name = "q"\n[model]\nname = "quad"\nspecies = ["W", "X", "Y", "Z"]\n'
+                        'sigma = [[1.0, 0.9, 1.0, 1.1], [0.9, 0.8, 0.85, 0.95], '
+                        '[1.0, 0.85, 1.1, 1.1], [1.1, 0.95, 1.1, 1.2]]\n'
+                        'epsilon = [[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]]\n'
+                        'form = "lj/cut"\ncutoff = 2.2\n'
+                        '[system]\nn = 400\ncomposition = [0.25, 0.25, 0.25, 0.25]\n')
+    assert quad.model.n_species == 4 and quad.counts.tolist() == [100] * 4
+    assert quad.model.max_cutoff == 2.2 * 1.2

@@ -283,7 +283,7 @@ def test_dii_in_the_study_under_both_protocols_and_in_select_h5(tmp_path):
     import h5py
 
     from mpi_glass.imbalance import standardise
-    from mpi_glass.schema import SelectData, read_select, write_select
+    from mpi_glass.schema import SCHEMA_VERSION, SelectData, read_select, write_select
     from mpi_glass.study import run_study
     X, p, species, names = study_data()
     params = SelectConfig(d_max=3, random_draws=4, methods=WITH_DII)
@@ -303,7 +303,7 @@ def test_dii_in_the_study_under_both_protocols_and_in_select_h5(tmp_path):
     with h5py.File(path, "w") as f:
         write_select(f, SelectData.from_results(X, names, results,
                                                 {"mpi_glass_file": "select",
-                                                 "schema_version": 3}))
+                                                 "schema_version": SCHEMA_VERSION}))
     back = read_select(path)
     assert back.dii_weights.shape == (3, 3, 5) and back.dii_loss.shape == (3, 3)
     assert back.prediction_paper_dii.shape == back.prediction_honest_dii.shape == (3, 3, 3)

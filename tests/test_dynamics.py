@@ -22,7 +22,8 @@ def random_configuration(n, box, seed):
     return pos, rng.integers(0, 3, size=n).astype(np.int8)
 
 
-def brute_force_neighbours(pos, species, box, factor):
+def brute_force_neighbours(pos, species, box, factor, sigma=SIGMA):
+    SIGMA = sigma   # noqa: N806 - the paper's table unless another model's is given
     rows = []
     for i in range(len(pos)):
         row = []
@@ -307,3 +308,19 @@ def test_interpolate_in_time_is_linear_in_log_t():
     for outside in (0.5, 101.0):
         with pytest.raises(InputError):
             dynamics.interpolate_in_time(times, values, outside)
+
+
+def test_cage_and_bond_radii_follow_the_model():
+    """KA2D's sigma_ab (non-additive, A-B pairs closer than either A-A or B-B) set the cage
+    neighbours and the bond survival radius."""
+    from mpi_glass.model import named
+    m = named("ka2d")
+    rng = np.random.default_rng(4)
+    box = 9.0
+    pos = rng.uniform(0, box, (90, 2))
+    species = rng.integers(0, 3, 90).astype(np.int8)
+    offsets, indices = dynamics.cage_neighbours(pos, species, box, model=m)
+    assert rows_of(offsets, indices) == brute_force_neighbours(pos, species, box, 1.4, m.sigma)
+    q = dynamics.bond_survival(np.zeros((1, 90, 2)), pos, species, box, offsets, indices,
+                               model=m)
+    assert np.all(q == 1.0)

@@ -51,10 +51,10 @@ def test_smoothing_polynomial_solves_its_defining_conditions():
     assert model.LJ_SHIFT == 475 / 16384
 
 
-def one_sided(r0, side, sigma, eps, h=1e-3):
+def one_sided(r0, side, sigma, eps, h=1e-3, model_=None):
     """V, V', V'' at r0 from one side: a degree-4 fit to 8 samples on that side only."""
     k = np.arange(1, 9)
-    values = model.pair_potential(r0 + side * k * h, sigma, eps)
+    values = model.pair_potential(r0 + side * k * h, sigma, eps, model_)
     fit = np.polynomial.Polynomial.fit(k, values, 4, domain=[-1, 1], window=[-1, 1])
     return fit(0.0), fit.deriv(1)(0.0) / (side * h), fit.deriv(2)(0.0) / h**2
 
@@ -89,11 +89,20 @@ def test_scalar_kernels_equal_the_array_potential():
         sigma, eps = SIGMA[a, b], EPSILON[a, b]
         r = sigma * rng.uniform(0.8, 2.8, 200)
         expected = model.pair_potential(r, sigma, eps)
-        got = np.array([model.pair_energy_x2((x / sigma)**2, eps) for x in r])
+        form = model.SHARMA2024.form_vector
+        x2 = (r / sigma)**2
+        got = np.array([model.pair_energy_x2(x, eps, form) for x in x2])
         assert np.allclose(got, expected, rtol=1e-13, atol=1e-15)
-        # The branch-free variant the MC kernel vectorises is the same arithmetic.
-        unit = np.array([eps * model.reduced_pair_energy_x2((x / sigma)**2) for x in r])
-        assert np.array_equal(unit, got)
+        # The paper's formula written out with its published constants, in the operation
+        # order of the engine before the model became data: the same bits.
+        inv6 = 1.0 / (x2 * x2 * x2)
+        lj = 4.0 * inv6 * (inv6 - 1.0) + 475.0 / 16384.0
+        t = np.sqrt(x2) - 2.0
+        a0, a1, a2, a3, a4 = (-533.0 / 16384.0, 93.0 / 512.0, -633.0 / 2048.0, 25.0 / 256.0,
+                              111.0 / 1024.0)
+        poly = a0 + t * (a1 + t * (a2 + t * (a3 + t * a4)))
+        old = eps * np.where(x2 < 4.0, lj, np.where(x2 < 6.25, poly, 0.0))
+        assert np.array_equal(got, old)
 
 
 def test_well_depth():
@@ -125,3 +134,94 @@ def test_composition_from_counts_and_fractions():
 def test_composition_errors(n, composition):
     with pytest.raises(ValueError):
         model.composition_counts(n, composition)
+
+
+# --- the model as data ------------------------------------------------------------------------
+
+def _numeric_poly_coefficients(xc):
+    """c0, c2, c4 of lj/poly by a float linear solve: V, V', V'' of
+    4 (x^-12 - x^-6) + c0 + c2 x^2 + c4 x^4 vanish at xc."""
+    v, d1, d2 = lj(xc)
+    rows = np.array([[1.0, xc**2, xc**4], [0.0, 2 * xc, 4 * xc**3], [0.0, 2.0, 12 * xc**2]])
+    return np.linalg.solve(rows, -np.array([v, d1, d2]))
+
+
+@pytest.mark.parametrize("xc", [2.5, 2.2, 3.0])
+def test_lj_poly_coefficients_solve_their_conditions(xc):
+    c0, c2, c4, *shell = model.form_coefficients("lj/poly", xc)
+    assert np.allclose([c0, c2, c4], _numeric_poly_coefficients(xc), rtol=1e-10, atol=1e-14)
+    assert shell == [0.0] * 5
+    m = model.PairModel("p", ("A",), [[1.0]], [[1.0]], form="lj/poly", cutoff=xc)
+    inside = one_sided(xc, -1, 1.0, 1.0, model_=m)
+    assert np.allclose(inside, 0.0, atol=[1e-10, 1e-7, 1e-3])
+    assert model.pair_potential(xc + np.array([0.0, 1e-9, 1.0]), 1.0, 1.0, m).tolist() == [0.0] * 3
+
+
+def test_ka2d_is_the_glassbench_mixture():
+    m = model.named("ka2d")
+    assert m.species_names == ("A", "B", "C") and m.form == "lj/poly" and m.cutoff == 2.5
+    assert m.sigma.tolist() == [[1.0, 0.8, 0.9], [0.8, 0.88, 0.8], [0.9, 0.8, 0.94]]
+    assert m.epsilon.tolist() == [[1.0, 1.5, 0.75], [1.5, 0.5, 1.5], [0.75, 1.5, 0.75]]
+    # size order B < C < A: partners B-C and C-A
+    assert m.size_rank.tolist() == [2, 0, 1]
+    assert {(a, b) for a, b in zip(*np.nonzero(m.swap_partners))} == {(0, 2), (2, 0), (1, 2),
+                                                                       (2, 1)}
+    # the B-C pair against the formula with float-solved coefficients
+    r = np.linspace(0.7, 2.6, 1001) * 0.8
+    c0, c2, c4 = _numeric_poly_coefficients(2.5)
+    x = r / 0.8
+    expected = np.where(x < 2.5, 1.5 * (lj(x)[0] + c0 + c2 * x**2 + c4 * x**4), 0.0)
+    assert np.allclose(model.pair_potential(r, 0.8, 1.5, m), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_lj_cut_is_truncated_and_shifted():
+    m = model.PairModel("c", ("A", "B"), [[1.0, 0.9], [0.9, 0.8]], [[1.0, 0.5], [0.5, 2.0]],
+                        form="lj/cut", cutoff=2.5)
+    r = 0.8 * np.linspace(0.8, 2.49, 50)
+    expected = 2.0 * (lj(r / 0.8)[0] - lj(2.5)[0])
+    assert np.allclose(model.pair_potential(r, 0.8, 2.0, m), expected, rtol=1e-13, atol=1e-15)
+    assert model.pair_potential(2.5 * 0.8, 0.8, 2.0, m) == 0.0
+
+
+def test_paper_model_is_bit_identical_to_its_published_constants():
+    m = model.named("sharma2024")
+    assert m.form_vector.tolist() == [4.0, 6.25, 2.0, 475 / 16384, 0.0, 0.0, -533 / 16384,
+                                      93 / 512, -633 / 2048, 25 / 256, 111 / 1024]
+    assert model.DEFAULT_MODEL is m and m.digest() == model.named("sharma2024").digest()
+
+
+def test_model_round_trips_and_digest_is_the_physics():
+    m = model.named("ka2d")
+    again = model.PairModel.from_dict(m.to_dict())
+    assert again.digest() == m.digest() and np.array_equal(again.sigma, m.sigma)
+    renamed = model.PairModel.from_dict({**m.to_dict(), "name": "other"})
+    assert renamed.digest() == m.digest()
+    assert model.named("sharma2024").digest() != m.digest()
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"sigma": [[1.0, 0.8], [0.8, 1.0], [1.0, 1.0]]}, "model.sigma: expected a square"),
+    ({"sigma": [[1.0, 0.8], [0.9, 1.0]]}, "model.sigma: must be finite and symmetric"),
+    ({"epsilon": [[1.0, 0.8], [0.7, 1.0]]}, "model.epsilon: must be finite and symmetric"),
+    ({"sigma": [[1.0, 0.0], [0.0, 1.0]]}, "model.sigma: every sigma_ab must be > 0"),
+    ({"cutoff": 1.5, "inner": 2.0}, "model.cutoff: the cutoff 1.5 must exceed the inner"),
+    ({"form": "lj/other"}, "model.form"),
+    ({"species_names": ("A", "A")}, "model.species"),
+])
+def test_bad_models_are_refused_in_one_line(changes, match):
+    fields = dict(name="x", species_names=("A", "B"), sigma=[[1.0, 0.8], [0.8, 1.0]],
+                  epsilon=[[1.0, 0.5], [0.5, 1.0]], form="lj/smooth", cutoff=2.5, inner=2.0)
+    fields.update(changes)
+    with pytest.raises(model.InputError, match=match.replace("(", r"\(")) as info:
+        model.PairModel(**fields)
+    assert "\n" not in str(info.value)
+
+
+def test_derived_tables_follow_sigma():
+    m = model.named("sharma2024")
+    assert np.allclose(m.cutoff_table, 2.5 * m.sigma) and m.max_cutoff == model.MAX_CUTOFF
+    assert m.swap_pair_names == ("S-M", "S-L", "M-L")
+    assert m.pair_slot.reshape(3, 3).tolist() == [[-1, 0, 1], [0, -1, 2], [1, 2, -1]]
+    assert m.disc_diameters == tuple(np.diag(m.sigma))
+    # Theta's reference angle: an equilateral triangle of like discs
+    assert m.theta_reference[2, 2, 2] == pytest.approx(np.pi / 3)

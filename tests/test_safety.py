@@ -264,6 +264,21 @@ def test_select_refuses_a_sim_file_of_other_physics(finished, tmp_path):
     assert not (tmp_path / "sel" / "select.h5").exists()
 
 
+def test_select_refuses_a_sim_file_of_another_model(finished, tmp_path):
+    """A sim.h5 written with the paper's model is refused under another model (here KA2D,
+    with every other key equal), and the file says which model it holds."""
+    _, source = finished
+    other = write_config(tmp_path)
+    other.write_text(other.read_text() + '\n[model]\nname = "ka2d"\n')
+    proc = cli("select", "--config", other, "--sim", source / "sim.h5", "--out",
+               tmp_path / "sel", "--features-only", check=False)
+    _one_line_error(proc, "model.", "leave out --config")
+    assert not (tmp_path / "sel" / "select.h5").exists()
+    with h5py.File(source / "sim.h5") as sim:
+        assert json.loads(sim.attrs["model_json"])["name"] == "sharma2024"
+        assert sim.attrs["species_names"] == "S,M,L"
+
+
 def test_select_without_config_takes_the_sim_files(finished, tmp_path):
     _, source = finished
     cli("select", "--sim", source / "sim.h5", "--out", tmp_path / "sel", "--features-only")

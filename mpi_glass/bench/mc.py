@@ -11,22 +11,23 @@ import time
 import numpy as np
 from numba import njit
 
-from ..mc import (SKIN, _CUT, _build_lists, _move_change, _wrap, initial_configuration,
+from ..mc import (SKIN, _build_lists, _move_change, _wrap, engine_tables, initial_configuration,
                   new_rng_state, run_sweeps)
-from ..model import PAPER_DENSITY, PAPER_FRACTIONS, box_side, composition_counts, species_array
+from ..model import (DEFAULT_MODEL, PAPER_DENSITY, PAPER_FRACTIONS, box_side, composition_counts,
+                     species_array)
 
 __all__ = ["benchmark"]
 
 
 @njit(cache=True, error_model="numpy")
-def _pair_evaluations(pos, species, box, start, nbr, ends, particles, steps):
+def _pair_evaluations(pos, species, box, start, nbr, ends, particles, steps, tb):
     """dE of many displacement trials, none applied: the pair evaluation alone."""
     half, total = 0.5 * box, np.int64(0)
     for k in range(particles.shape[0]):
         i = particles[k]
         xn, _ = _wrap(pos[i, 0] + steps[k, 0], box)
         yn, _ = _wrap(pos[i, 1] + steps[k, 1], box)
-        total += _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half)
+        total += _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half, tb)
     return total
 
 
@@ -42,19 +43,21 @@ def _cost_split(pos, species, box, skin, stats, seconds, seed):
     """ns per displacement trial spent in list builds, in pair evaluation and in the rest
     (random numbers, the skin test, Metropolis, bookkeeping), from timing the first two
     alone on the final configuration."""
-    uspecies = species.view(np.uint8)
-    cut2 = (_CUT + skin)**2
-    lists = _build_lists(pos, uspecies, box, cut2, cut2, False)
+    uspecies, model = species.view(np.uint8), DEFAULT_MODEL
+    tb = engine_tables(model)
+    cut2 = (model.cutoff_table + skin)**2
+    lists = _build_lists(pos, uspecies, box, cut2, cut2, tb.level, False)
     reps = 10
     _, build_seconds = _thread_seconds(
-        lambda: [_build_lists(pos, uspecies, box, cut2, cut2, False) for _ in range(reps)])
+        lambda: [_build_lists(pos, uspecies, box, cut2, cut2, tb.level, False)
+                 for _ in range(reps)])
     draws = np.random.default_rng(seed)
     trials = stats.moves_attempted
     particles = draws.integers(0, pos.shape[0], trials)
     steps = draws.uniform(-0.06, 0.06, (trials, 2))
-    _pair_evaluations(pos, uspecies, box, *lists, particles[:10], steps[:10])    # compile
+    _pair_evaluations(pos, uspecies, box, *lists, particles[:10], steps[:10], tb)  # compile
     _, pair_seconds = _thread_seconds(
-        lambda: _pair_evaluations(pos, uspecies, box, *lists, particles, steps))
+        lambda: _pair_evaluations(pos, uspecies, box, *lists, particles, steps, tb))
     builds_ns = 1e9 * build_seconds / reps * stats.list_builds / trials
     pairs_ns = 1e9 * pair_seconds / trials
     return {"ns_per_trial_list_builds": builds_ns, "ns_per_trial_pair_evaluation": pairs_ns,

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..methods import REGISTRY, protocol_methods, set_methods
-from ..model import SPECIES_NAMES
+from ..model import DEFAULT_MODEL, SPECIES_NAMES
 
 DATA_FILE = "figure_data.npz"
 #: Labels of the study's methods (``methods.REGISTRY``), in plot order.
@@ -25,14 +25,14 @@ SPECIES = SPECIES_NAMES
 
 
 def summary_from_simulation(data, features, names, results, at_main, configuration=0,
-                            feature="theta_l2.0", temperature=None):
+                            feature="theta_l2.0", temperature=None, model=DEFAULT_MODEL):
     """``sim_summary`` from sim.h5's ``schema.SimData``, the raw features (C, N, M), their
     names, the study's results and the propensities at the main time, {"p": (C, N), "q":
     (C, N)} (as interpolated by ``select.propensity_at``).  The temperature comes from the
     argument, else from the file.
 
     If ``feature`` is not in the pool, the feature with the largest mean |rho(X, p)| is
-    mapped instead.
+    mapped instead.  ``model`` gives the species' names and drawn disc sizes.
     """
     c = int(configuration)
     temperature = data.temperature if temperature is None else temperature
@@ -44,6 +44,8 @@ def summary_from_simulation(data, features, names, results, at_main, configurati
                "fs_cr": data.fs_cr, "tau_alpha": data.tau_alpha,
                "temperature": np.nan if temperature is None else temperature,
                "configuration": c, "positions": data.positions[c],
+               "species_names": np.array(model.species_names),
+               "species_sizes": np.array(model.disc_diameters),
                "species": data.species[c], "box": data.box,
                "p": at_main["p"][c],
                "q": None if at_main["q"] is None else at_main["q"][c],
@@ -119,6 +121,16 @@ def studies_of(doc, label=None):
     if by:
         return {protocol: at[label] for protocol, at in by.items()}
     return {doc["protocol"]: doc["regression_at"][label]}
+
+
+def species_groups(doc):
+    """The species scored separately in report.json's regression (the model's names, in
+    order; empty without species)."""
+    study = next(iter(studies_of(doc).values()), {})
+    for block in study.values():
+        if isinstance(block, dict) and "species" in block:
+            return tuple(block["species"])
+    return ()
 
 
 def time_note(doc, label=None):

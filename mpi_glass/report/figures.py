@@ -12,18 +12,19 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..methods import REGISTRY
-from ..model import SIGMA
+from ..model import DEFAULT_MODEL
 from ..store import write_atomically
 from .data import (DATA_FILE, II_METHODS, METHOD_LABELS, SPECIES, arr, load_figure_data,
-                   mean_std, num, studies_of, time_note)
+                   mean_std, num, species_groups, studies_of, time_note)
 
 METHOD_STYLE = {name: method.style[:2] for name, method in REGISTRY.items()}
 #: Horizontal offsets of the methods' points, so that coinciding curves stay visible.
 METHOD_DODGE = {name: method.style[2] for name, method in REGISTRY.items()}
 DESCRIPTOR_LABELS = {"rho": r"$\bar\rho$", "phi": r"$\bar\varphi$", "u": r"$\bar u$",
                      "psi6": r"$\bar\Psi_6$", "theta": r"$\bar\Theta$", "z": r"$\bar z$"}
-#: Drawn disc diameters (sigma_aa of the model) so that the maps look like the packing.
-SPECIES_SIZE = tuple(float(x) for x in np.diag(SIGMA))
+#: Drawn disc diameters (sigma_aa of the model) so that the maps look like the packing:
+#: the figure data's ``species_sizes``, else (older files) the paper's model's.
+SPECIES_SIZE = DEFAULT_MODEL.disc_diameters
 #: Line style of each protocol's curves in Figs. 7, 9 and 10 (the paper's dashed).
 PROTOCOL_LINE = {"honest": "-", "paper": "--"}
 
@@ -135,7 +136,8 @@ def _map(ax, a, values, title, cmap):
     """Particles as discs of their species' size at their (wrapped) positions, coloured."""
     box = float(a["box"])
     xy = np.mod(a["positions"], box)
-    size = np.asarray(SPECIES_SIZE)[a["species"].astype(int)]
+    size = np.asarray(a["species_sizes"] if "species_sizes" in a else SPECIES_SIZE)
+    size = size[a["species"].astype(int)]
     points_per_unit = 0.72 * ax.get_figure().get_figwidth() * 72 / 2 / box  # 2 map columns
     low, high = np.percentile(values, [2, 98])
     art = ax.scatter(xy[:, 0], xy[:, 1], c=values, s=(size * points_per_unit) ** 2, cmap=cmap,
@@ -333,12 +335,15 @@ def fig_regression(doc, a):
 def fig_scatter(doc, a):
     """Fig. 8: p vs p_hat for all particles and per species (one configuration)."""
     p, p_hat, species = a["p"], a["p_hat"], a["species"].astype(int)
-    fig, axes = _new_figure(2, 2, 3.6, 3.4)
+    names = _species_names(a)
     groups = [("all particles", np.ones(len(p), bool))] + \
-             [(f"species {s}", species == i) for i, s in enumerate(SPECIES)]
+             [(f"species {s}", species == i) for i, s in enumerate(names)]
+    fig, axes = _new_figure((len(groups) + 1) // 2, 2, 3.6, 3.4)
+    for ax in axes.ravel()[len(groups):]:
+        ax.set_visible(False)
     low, high = np.percentile(np.concatenate([p, p_hat]), [0.5, 99.5])
-    for ax, letter, (title, mask) in zip(axes.ravel(), "abcd", groups):
-        for i, name in enumerate(SPECIES):  # species keep one colour in every panel
+    for ax, letter, (title, mask) in zip(axes.ravel(), _letters(len(groups)), groups):
+        for i, name in enumerate(names):  # species keep one colour in every panel
             both = mask & (species == i)
             ax.scatter(p[both], p_hat[both], s=4, alpha=0.5, color=f"C{i}", linewidths=0,
                        label=name)
@@ -355,10 +360,21 @@ def fig_scatter(doc, a):
     return fig
 
 
+def _species_names(a):
+    """The model's species names of the figure data (older files: the paper's)."""
+    return [str(s) for s in a["species_names"]] if "species_names" in a else list(SPECIES)
+
+
+def _letters(n):
+    """Panel letters a, b, c, ... for n panels."""
+    return [chr(ord("a") + k) for k in range(n)]
+
+
 def fig_species(doc, a):
     """Fig. 9: species-wise rho(p, p_hat) vs d, four selections."""
-    fig, axes = _new_figure(1, 3, 4.0, 3.6)
-    for ax, letter, group in zip(axes[0], "abc", SPECIES):
+    groups = species_groups(doc) or SPECIES
+    fig, axes = _new_figure(1, len(groups), 4.0, 3.6)
+    for ax, letter, group in zip(axes[0], _letters(len(groups)), groups):
         _protocol_curves(ax, doc, group=group)
         ax.set_title(f"({letter}) species {group}", loc="left", fontsize=10)
     axes[0, 0].legend(fontsize=8, frameon=False)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import (II_METHODS, METHOD_LABELS, SET_METHODS, SPECIES, jsonable, mean_std, num,
-                   studies_of, time_note, time_unit)
+from .data import (II_METHODS, METHOD_LABELS, SET_METHODS, jsonable, mean_std, num,
+                   species_groups, studies_of, time_note, time_unit)
 from .figures import FIGURES
 
 def _g(x):
@@ -259,7 +259,7 @@ def _section_regression(doc, label=None):
                   "are the same under both). The difference is paired over the test "
                   "configurations.", _side_by_side(studies)]
     if label is None:
-        for group in SPECIES:
+        for group in species_groups(doc):
             parts += [f"### Species {group} (Fig. 9), {first} protocol",
                       _rho_table(study, group)]
     for i, (protocol, each) in enumerate(studies.items()):
