@@ -31,6 +31,7 @@ from . import __version__
 from .dynamics import K_DEFAULT
 from .errors import InputError
 from .methods import REGISTRY, set_methods
+from .safefs import check_regular_input
 from .store import load_npz, save_npz_atomic
 
 __all__ = ["SCHEMA_VERSION", "OLD_SIM_VERSIONS", "MC_TIME_UNIT", "MC_TIME_PER_STEP", "UNITS",
@@ -815,6 +816,7 @@ def open_file(path, kind):
     hint = "simulate" if kind == "sim" else "select"
     if not path.exists():
         raise InputError(f"{path}: no such file (run 'mpi_glass {hint}' first?)")
+    check_regular_input(path, f"{kind}.h5")
     try:
         f = h5py.File(path, "r")
     except OSError:

@@ -28,6 +28,8 @@ from . import dynamics, equilibrium
 from .model import PairModel
 from .schema import (EQUILIBRATE, MC_TIME_PER_STEP, MC_TIME_UNIT, SIM_FIELDS, TRAJECTORY,
                      ChainState, SimData, checkpoint_name, provenance_attrs, write_sim)
+from .memory import DISK_MARGIN, FILE_OVERHEAD_BYTES
+from .safefs import new_h5_with_room, writing
 from .store import publish, tmp_name
 
 
@@ -170,25 +172,38 @@ def write_sim_data(path, data, dist, timings, displacements=None):
     start = time.perf_counter()
     tmp = tmp_name(path)
     collective = dist.collective_io_available()
-    if collective:
-        f = dist.open_h5(tmp, "w")
-    elif dist.is_root:
-        f = h5py.File(tmp, "w")
-    else:
-        f = None
-    if f is not None:
-        write_sim(f, data, displacement_shape=displacements[0] if displacements else None)
-    if displacements:
-        _write_displacements(f, dist, *displacements[1:], collective)
-    if f is not None:
-        f.close()
-    dist.barrier()
-    timings["write"] = time.perf_counter() - start
-    if dist.is_root:
-        with h5py.File(tmp, "r+") as f:    # the timings are only known now
+    need = _file_bytes(data, displacements)
+    dist.root_decides(lambda: new_h5_with_room(tmp, need))   # a full disk: refused here
+    with writing(tmp, need) as closers:
+        if collective:
+            f = closers.add(dist.open_h5(tmp, "r+"))
+        elif dist.is_root:
+            f = closers.add(h5py.File(tmp, "r+"))
+        else:
+            f = None
+        if f is not None:
+            write_sim(f, data, displacement_shape=displacements[0] if displacements else None)
+        if displacements:
+            _write_displacements(f, dist, *displacements[1:], collective)
+        if f is not None:
+            f.close()
+        dist.barrier()
+        timings["write"] = time.perf_counter() - start
+        if dist.is_root:
+            f = closers.add(h5py.File(tmp, "r+"))    # the timings are only known now
             f.attrs["timings_json"] = json.dumps({k: round(v, 3) for k, v in timings.items()})
+            f.close()
+    if dist.is_root:
         publish(tmp, path)
     dist.barrier()
+
+
+def _file_bytes(data, displacements):
+    """Upper estimate of the file's size: its arrays, the displacements, HDF5's overhead."""
+    arrays = sum(value.nbytes for value in vars(data).values() if isinstance(value, np.ndarray))
+    if displacements:
+        arrays += int(np.prod(displacements[0])) * 4
+    return int(DISK_MARGIN * arrays) + FILE_OVERHEAD_BYTES
 
 
 def _write_displacements(f, dist, owner, my_disp, collective):

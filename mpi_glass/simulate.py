@@ -16,21 +16,21 @@ of each configuration compute p, q and F_s^CR, and the ranks write sim.h5 togeth
 """
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import continuation, equilibrium, mc
+from . import continuation, equilibrium, mc, signals
 from .ensembles import build_ensembles
 from .errors import InputError, Interrupted
 from .memory import refuse_if_too_big, simulate_parts
 from .model import species_array
 from .progress import Progress, log
 from .schema import EQUILIBRATE, TRAJECTORY, ChainState, checkpoint_name
-from .outdir import folder_lock
+from .outdir import SIMULATE_NAMES, check_folder, folder_lock
+from .memory import check_simulate_room
 from .store import (check_writable_dir, first_difference, load_npz, read_json, read_physics,
                     write_json_atomic)
 
@@ -75,17 +75,21 @@ def _checkpoint_header(path):
 
 
 class _StopFlag:
-    """Set by SIGTERM/SIGUSR1 (SLURM's warning before a time limit)."""
-
-    def __init__(self):
-        self.raised = None
+    """SIGTERM, SIGUSR1 (SLURM's warning before a time limit) or SIGINT, recorded by the
+    handlers of ``signals`` and acted on at the end of the chunk, which checkpoints."""
 
     def install(self):
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            signal.signal(sig, self._handler)
+        signals.reset()       # a signal received before now has raised already
+        signals.install_for_library()     # the CLI has installed all three already
+        signals.defer()
 
-    def _handler(self, signum, frame):
-        self.raised = signal.Signals(signum).name
+    @property
+    def raised(self):
+        return signals.received()
+
+    @raised.setter
+    def raised(self, name):
+        signals.record(name)
 
 
 class Simulation:
@@ -113,12 +117,18 @@ class Simulation:
         over it.  The chain checkpoints are kept after the run: a later run whose budgets
         grew continues them (``continuation``).
         """
+        from .config import check_what_select_needs
+        check_what_select_needs(self.cfg)
         refuse_if_too_big(self.dist, "simulate", simulate_parts(self.cfg, self.dist.size))
         self.dist.root_decides(lambda: check_writable_dir(self.out_dir))
+        self.dist.root_decides(lambda: check_folder(self.out_dir, SIMULATE_NAMES,
+                                                    inside=[self.ckpt_dir.name]))
         with folder_lock(self.out_dir, self.dist, "mpi_glass simulate"):
             if self.dist.root_decides(self._finished_already):
                 return self.path
             self.dist.root_decides(self._prepare_checkpoint_dir)
+            self.dist.root_decides(lambda: check_simulate_room(self.cfg, self.out_dir,
+                                                               self.ckpt_dir))
             return self._run_locked()
 
     def _run_locked(self):

@@ -120,8 +120,8 @@ def test_raised_budget_continues_every_chain_bit_identically(tmp_path, monkeypat
 def test_raised_t_max_and_extra_times_continue_every_trajectory(tmp_path, monkeypatch):
     out = tmp_path / "out"
     _run(_config(tmp_path / "a", 700, t_max=100), out)
-    longer = _config(tmp_path / "b", 700, t_max=400,
-                     **{"per_decade = 4": "per_decade = 4\nextra_times = [600]"})
+    longer = _config(tmp_path / "b", 700, t_max=600,     # extra_times lie within t_max
+                     **{"per_decade = 4": "per_decade = 4\nextra_times = [450]"})
     counter = SweepCounter(monkeypatch)
     continued = _run(longer, out)
     assert counter.sweeps == {"eq": 0, "tr": 3 * 2 * (600 - 100)}   # C x R trajectories
