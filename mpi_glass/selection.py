@@ -110,20 +110,24 @@ def propensity_at(times, values, t):
     return dynamics.interpolate_in_time(times, np.moveaxis(values, 1, 0), t)
 
 
-def check_sim_data(path, data, config_name):
+def check_sim_data(path, data, config_name, n_species):
     """NaN/inf or impossible labels in sim.h5's arrays: one line naming the file, the
-    configuration and the way out (the data of simulate are always finite)."""
+    configuration and the way out (the data of simulate are always finite).  Absent arrays
+    (q of imported propensities) are not checked; species must be codes 0 .. n_species - 1
+    of the model."""
     way_out = f"the file is damaged; rerun 'mpi_glass simulate --force' (config {config_name})"
     for what, values in (("positions", data.positions), ("p", data.p), ("q", data.q)):
+        if values is None:
+            continue
         bad = [c for c, block in enumerate(values) if not np.all(np.isfinite(block))]
         if bad:
             raise InputError(f"{path}: {what} of configuration {bad[0]} contains NaN or inf; "
                              f"{way_out}")
     species = np.asarray(data.species)
-    bad = [c for c, block in enumerate(species) if not np.isin(block, (0, 1, 2)).all()]
+    bad = [c for c, block in enumerate(species) if not np.isin(block, range(n_species)).all()]
     if bad:
         raise InputError(f"{path}: species of configuration {bad[0]} holds labels other than "
-                         f"0, 1, 2; {way_out}")
+                         f"0 .. {n_species - 1} (the model's species); {way_out}")
 
 
 def check_features(values, names):
@@ -166,7 +170,7 @@ class Selection:
                 return self.path
             with self._naming_the_data():
                 data = read_sim(self.sim_path)     # without the displacements
-                check_sim_data(self.sim_path, data, self.cfg.name)
+                check_sim_data(self.sim_path, data, self.cfg.name, self.cfg.model.n_species)
                 picked = None if self.features_only else \
                     propensity_times(self.cfg.select, data.physical_times, data.tau_alpha,
                                      data.time_unit)
