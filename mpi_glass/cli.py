@@ -276,6 +276,10 @@ def main(argv=None):
             raise
         status = _report_error(exc, dist)
         if dist is not None and dist.parallel:   # another rank may wait in a collective
+            if _root_reports_it(exc, dist):
+                # This rank stayed silent because rank 0 logs the line; an abort from here
+                # at once would often end rank 0 before it writes, so give it a moment.
+                time.sleep(ROOT_REPORT_GRACE_S)
             dist.abort(status)
         return status
     return 0
@@ -295,6 +299,16 @@ def _interrupted(exc, dist):
         time.sleep(float(os.environ.get("MPI_GLASS_SIGNAL_GRACE", "20")))
         dist.abort(EXIT_INTERRUPTED)
     return EXIT_INTERRUPTED
+
+
+# Seconds a silent rank waits before its abort, so that rank 0's one-line error is written.
+ROOT_REPORT_GRACE_S = 2.0
+
+
+def _root_reports_it(exc, dist):
+    """True on a rank other than 0 whose error rank 0 reports for every rank."""
+    return (not dist.is_root and isinstance(exc, InputError)
+            and exc.same_on_every_rank)
 
 
 def _report_error(exc, dist):
