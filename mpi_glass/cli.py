@@ -16,9 +16,10 @@ import os
 import sys
 import textwrap
 import time
+import traceback
 from pathlib import Path
 
-from . import __version__
+from . import __version__, signals
 from .errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, InputError, Interrupted
 from .progress import LOGGER, setup_logging
 
@@ -37,6 +38,26 @@ exit status:
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
 
 
+def _counted(low):
+    """argparse type: an integer >= ``low`` (a count of ranks, sweeps, particles)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+_POSITIVE, _NATURAL = _counted(1), _counted(0)
+
+#: Seconds a rank other than the root waits before ending an interrupted job itself.
+ROOT_FIRST_SECONDS = 3.0
+
+
 def _global_flags(parser, suppress):
     """--debug/--quiet/--verbose; subcommands repeat them without defaults of their own."""
     default = {"default": argparse.SUPPRESS} if suppress else {}
@@ -50,7 +71,7 @@ def _global_flags(parser, suppress):
 
 def _common(parser):
     parser.add_argument("--config", metavar="FILE",
-                        help="TOML config, or a preset name (laptop, paper, ci); "
+                        help="TOML config, or a preset name (laptop, paper, ci, ka2d, beta); "
                              "default: the embedded laptop preset")
     parser.add_argument("--out", metavar="DIR",
                         help="output directory (default: mpi_glass_out/<config name>)")
@@ -119,11 +140,11 @@ def build_parser():
         "meaning ('keys'), or with --memory the memory a config needs per rank.",
         "mpi_glass config paper --memory --ranks 128")
     cfg.add_argument("preset", nargs="?", default="laptop", metavar="NAME",
-                     help="laptop, paper, ci, 'keys' for the table of keys, or (with "
+                     help="laptop, paper, ci, ka2d, beta, 'keys' for the table of keys, or (with "
                           "--memory) a TOML file")
     cfg.add_argument("--memory", action="store_true",
                      help="print the memory estimate of simulate and select for this config")
-    cfg.add_argument("--ranks", type=int, default=1, metavar="K",
+    cfg.add_argument("--ranks", type=_POSITIVE, default=1, metavar="K",
                      help="number of ranks the estimate assumes (default 1)")
 
     bench = _subcommand(
@@ -138,16 +159,16 @@ def build_parser():
 def _bench_commands(bench):
     bsub = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
     b = bsub.add_parser("mc", help="MC trial moves per second per core")
-    b.add_argument("--n", type=int, default=4000, help="number of particles (default 4000)")
+    b.add_argument("--n", type=_POSITIVE, default=4000, help="number of particles (default 4000)")
     b.add_argument("--temperature", type=float, default=0.5, help="temperature (default 0.5)")
-    b.add_argument("--sweeps", type=int, default=None, help="sweeps timed (default 400)")
+    b.add_argument("--sweeps", type=_POSITIVE, default=None, help="sweeps timed (default 400)")
     b = bsub.add_parser("descriptors", help="seconds for all 60 features of one configuration")
-    b.add_argument("--n", type=int, default=4000, help="number of particles (default 4000)")
+    b.add_argument("--n", type=_POSITIVE, default=4000, help="number of particles (default 4000)")
     b = bsub.add_parser("imbalance", help="seconds for II pairs and the greedy selections")
-    b.add_argument("--n", type=int, default=4000, help="number of points N (default 4000)")
-    b.add_argument("--m", type=int, default=60, help="number of candidate features M "
+    b.add_argument("--n", type=_POSITIVE, default=4000, help="number of points N (default 4000)")
+    b.add_argument("--m", type=_POSITIVE, default=60, help="number of candidate features M "
                                                       "(default 60)")
-    b.add_argument("--d", type=int, default=15, help="features selected by the greedy "
+    b.add_argument("--d", type=_POSITIVE, default=15, help="features selected by the greedy "
                                                       "searches (default 15)")
     b = bsub.add_parser("dii", help="seconds per DII epoch, a full backward elimination, "
                                     "peak memory per rank")
@@ -159,22 +180,43 @@ def _bench_commands(bench):
                    help="time the epochs only, no backward elimination (large N)")
     b = bsub.add_parser("equilibrate", help="tau_eq, swap acceptances and trials/s of a "
                                             "certified equilibration from a random start")
-    b.add_argument("--n", type=int, default=1000, help="number of particles (default 1000)")
+    b.add_argument("--n", type=_POSITIVE, default=1000, help="number of particles (default 1000)")
     b.add_argument("--temperature", type=float, default=0.3, help="temperature (default 0.3)")
-    b.add_argument("--sweeps", type=int, default=1_000_000,
+    b.add_argument("--sweeps", type=_POSITIVE, default=1_000_000,
                    help="budget in sweeps (default 1e6); stops once certified")
     b.add_argument("--swap-probability", type=float, default=0.2,
                    help="fraction of swap trials (default 0.2)")
-    b.add_argument("--sample-every", type=int, default=None,
+    b.add_argument("--sample-every", type=_POSITIVE, default=None,
                    help="sweeps between samples (default: budget / 1000)")
-    b.add_argument("--plain-sweeps", type=int, default=0,
+    b.add_argument("--plain-sweeps", type=_NATURAL, default=0,
                    help="then run plain MC this long for tau_alpha and the speed-up")
-    b.add_argument("--seed", type=int, default=0, help="seed of the random start (default 0)")
+    b.add_argument("--seed", type=_NATURAL, default=0, help="seed of the random start (default 0)")
     b.add_argument("--save", metavar="FILE.npz", help="save U/N(t), q(t) for analysis/")
+    b = bsub.add_parser("certificate", help="false-failure and detection rates of the "
+                                            "equilibrium certificate, sweeps to certify")
+    b.add_argument("--n", type=int, default=1000, help="number of particles (default 1000)")
+    b.add_argument("--temperature", type=float, default=0.5, help="temperature (default 0.5)")
+    b.add_argument("--chains", type=int, default=8,
+                   help="chains from random starts (default 8; 0: none)")
+    b.add_argument("--sweeps", type=int, default=2_000_000,
+                   help="budget of each chain in sweeps (default 2e6; 0: none); stops once certified")
+    b.add_argument("--sample-every", type=int, default=None,
+                   help="sweeps between samples (default: budget / 2000)")
+    b.add_argument("--segments", type=int, default=0,
+                   help="then continue each certified chain for this many segments, each "
+                        "certified on its own (false failures; default 0)")
+    b.add_argument("--segment-sweeps", type=int, default=None,
+                   help="segment length (default: the largest sweeps to certify)")
+    b.add_argument("--detect-sweeps", type=int, default=0,
+                   help="also run --chains plain-MC quenches and swap chains from random "
+                        "starts this long (detection; default 0: none)")
+    b.add_argument("--synthetic-trials", type=int, default=0,
+                   help="AR(1) series per length for the synthetic calibration (default 0)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
     b = bsub.add_parser("simulate", help="parallel efficiency of simulate at 1 and 2 ranks")
     b.add_argument("--ranks", default="1,2", help="comma-separated rank counts")
     b = bsub.add_parser("progress", help="cost of run-wide progress under MPI (no files)")
-    b.add_argument("--ranks", type=int, default=8,
+    b.add_argument("--ranks", type=_POSITIVE, default=8,
                    help="MPI ranks, may exceed the cores (default 8)")
     b.add_argument("--seconds", type=float, default=20.0,
                    help="seconds of measurement (default 20)")
@@ -261,19 +303,44 @@ def _log_level(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    """The command line; returns the exit status (see the module docstring)."""
+    previous = signals.install()    # again: a caller's import of this module may be late
+    args = None
+    try:
+        signals.begin_command()     # a signal received while starting up stops us here
+        args = build_parser().parse_args(argv)
+        return _main(args)
+    except Interrupted as exc:      # during start-up or argument parsing
+        return _interrupted(exc, None, None)
+    except BrokenPipeError:
+        return _closed_stdout()
+    finally:
+        signals.reset()
+        signals.restore(previous)
+
+
+def _main(args):
     setup_logging(0, _log_level(args))
-    from .parallel import Distributor
     dist = None
     try:
+        from .parallel import Distributor
         dist = Distributor()
+        signals.install()           # MPI initialisation (MPICH) takes SIGUSR1: take it back
         setup_logging(dist.rank, _log_level(args))
         _COMMANDS[args.command](args, dist)
+        signals.check()             # a signal that came while the run was finishing
     except (Interrupted, KeyboardInterrupt) as exc:
-        return _interrupted(exc, dist)
+        return _interrupted(exc, dist, args.command)
+    except BrokenPipeError:
+        return _closed_stdout()
     except Exception as exc:  # noqa: BLE001 - the CLI boundary turns errors into one line
+        signals.defer()             # from here on a signal must not cut the report short
+        if signals.received():      # e.g. a numba call that the handler's exception cut
+            return _interrupted(Interrupted(signals.received()), dist, args.command)
         if args.debug:
-            raise
+            if not _is_bad_input(exc):
+                raise
+            traceback.print_exc()   # bad input stays exit 2, now with its traceback
         status = _report_error(exc, dist)
         if dist is not None and dist.parallel:   # another rank may wait in a collective
             if _root_reports_it(exc, dist):
@@ -285,19 +352,41 @@ def main(argv=None):
     return 0
 
 
-def _interrupted(exc, dist):
-    if dist is None or dist.is_root:
-        if isinstance(exc, Interrupted):
-            LOGGER.error(f"stopped by {exc}; checkpoints are written: rerun the same command "
-                         f"to resume")
-        else:
-            LOGGER.error("stopped by SIGINT: rerun the same command to resume (simulate "
-                         "continues from its last checkpoints)")
-    if dist is not None and dist.parallel:
-        # The signal reached every rank (srun/mpiexec forward it); give the others a
-        # moment to finish their chunk and checkpoint before ending the job.
-        time.sleep(float(os.environ.get("MPI_GLASS_SIGNAL_GRACE", "20")))
-        dist.abort(EXIT_INTERRUPTED)
+def _closed_stdout():
+    """The reader of our output went away (``| head``): not an error of ours."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())   # so the final flush does not fail again
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _interrupted(exc, dist, command):
+    """The one line of a run stopped by a signal; under MPI, end the job with status 75.
+
+    The signal reaches every rank (srun and mpiexec forward it).  Simulate's ranks get a
+    moment to finish their chunk and checkpoint (a select has nothing to save: its old
+    outputs stay as they are).  The root says the line and ends the job; another rank waits
+    a little longer, so that the root's line is the one shown, and speaks only if the root
+    has not ended the job by then (it got no signal).
+    """
+    signals.defer()     # a second signal (a launcher forwards several) must not cut this short
+    name = str(exc) if isinstance(exc, Interrupted) else "SIGINT"
+    line = (f"stopped by {name}: what was done is kept (simulate's checkpoints, select's "
+            f"previous outputs); rerun the same command to resume")
+    if dist is None or not dist.parallel:
+        LOGGER.error(line)
+        return EXIT_INTERRUPTED
+    grace = float(os.environ.get("MPI_GLASS_SIGNAL_GRACE", "20")) \
+        if command == "simulate" else 0.0
+    if dist.is_root:
+        LOGGER.error(line)
+        time.sleep(grace)
+    else:
+        time.sleep(grace + ROOT_FIRST_SECONDS)
+        LOGGER.error(line)
+    dist.abort(EXIT_INTERRUPTED)
     return EXIT_INTERRUPTED
 
 
@@ -311,6 +400,11 @@ def _root_reports_it(exc, dist):
             and exc.same_on_every_rank)
 
 
+def _is_bad_input(exc):
+    return isinstance(exc, InputError) or (isinstance(exc, OSError)
+                                           and exc.errno in ENVIRONMENT_ERRNOS)
+
+
 def _report_error(exc, dist):
     """Log one line for ``exc`` and return the exit status it means."""
     rank = 0 if dist is None else dist.rank
@@ -320,7 +414,8 @@ def _report_error(exc, dist):
             return status
     elif isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
         status = EXIT_INPUT
-        message = f"{exc.filename or 'output'}: {exc.strerror}; free space or fix permissions"
+        where = exc.filename or "a file of the output folder"
+        message = f"{where}: {exc.strerror}; free space or fix permissions, then rerun"
     else:
         status = EXIT_INTERNAL
         first = str(exc).splitlines()[0] if str(exc) else ""

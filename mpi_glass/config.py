@@ -24,7 +24,7 @@ from .errors import InputError
 from .model import (DEFAULT_MODEL, FORMS, MODEL_NAMES, PAPER_DENSITY, PAPER_FRACTIONS, PairModel,
                     box_side, composition_counts, named)
 
-PRESET_NAMES = ("laptop", "paper", "ci", "ka2d")
+PRESET_NAMES = ("laptop", "paper", "ci", "ka2d", "beta")
 DEFAULT_PRESET = "laptop"
 
 
@@ -74,6 +74,11 @@ class EquilibrationConfig:
                                      "flagged", True)
     certificate_threshold: float = _key("certified when q(middle, end) < this, in (0, 1)",
                                         0.1)
+    certificate_sigmas: float = _key("stationary when the last two quarter means of U/N "
+                                     "agree within this many standard errors (> 0)", 2.5)
+    certificate_min_effective: float = _key("the energy test judges only a second half with "
+                                            "at least this many effective samples (>= 2); "
+                                            "fewer: 'too short', the chain goes on", 16.0)
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,8 @@ class DynamicsConfig:
     replicas: int = _key("R: iso-configurational trajectories per configuration", 8, low=1)
     t_max: int = _key("last recorded time (MC sweeps)", 12000, low=1)
     per_decade: int = _key("log-spaced recording times per decade", 8, low=1)
-    extra_times: tuple = _key("explicit extra recording times (sweeps), increasing", ())
+    extra_times: tuple = _key("explicit extra recording times (sweeps), increasing, at most "
+                              "t_max", ())
 
 
 @dataclass(frozen=True)
@@ -340,9 +346,37 @@ def _cross_checks(origin, cfg):
         raise InputError(f"{origin}: relaxation_scan.temperatures: must be > 0")
     if any(length <= 0 for length in cfg.select.lengths) or not cfg.select.lengths:
         raise InputError(f"{origin}: select.lengths: need positive lengths")
+    if extra and extra[-1] > cfg.dynamics.t_max:
+        raise InputError(f"{origin}: dynamics.extra_times: {extra[-1]:g} lies beyond "
+                         f"dynamics.t_max = {cfg.dynamics.t_max} (the last recorded time); "
+                         f"raise t_max or drop that time")
     _check_methods(origin, cfg.select.methods)
     time_spec(cfg.select.time, f"{origin}: select.time")
     time_spec(cfg.select.second_time, f"{origin}: select.second_time", zero_ok=True)
+
+
+def check_what_select_needs(cfg, origin=None):
+    """What ``select`` will need and the config already decides, checked by ``simulate``
+    so that it never runs for hours to make a file select must refuse.  (Not checked when
+    the config is read: select also reads imported trajectories, whose N and times are the
+    data's.)"""
+    origin = origin or cfg.name
+    sel, dyn = cfg.select, cfg.dynamics
+    if dyn.configurations < 2:
+        raise InputError(f"{origin}: dynamics.configurations: select's leave-one-configuration-"
+                         f"out regression needs at least 2, got {dyn.configurations}")
+    pool = 6 * len(sel.lengths)
+    if sel.d_max > pool:
+        raise InputError(f"{origin}: select.d_max: {sel.d_max} exceeds the {pool} features "
+                         f"of select.lengths (6 per length); lower d_max or add lengths")
+    if sel.k >= cfg.system.n:
+        raise InputError(f"{origin}: select.k: must be below the {cfg.system.n} particles "
+                         f"(system.n), got {sel.k}")
+    for key, zero_ok in (("time", False), ("second_time", True)):
+        value, relative = time_spec(getattr(sel, key), f"{origin}: select.{key}", zero_ok)
+        if not relative and value > 0 and not 1 <= value <= dyn.t_max:
+            raise InputError(f"{origin}: select.{key}: {value:g} sweeps lies outside the "
+                             f"recorded times 1 ... {dyn.t_max} (dynamics.t_max)")
 
 
 def _check_methods(origin, methods):
@@ -386,6 +420,12 @@ def _check_equilibration(origin, eq):
     if not 0.0 < eq.certificate_threshold < 1.0:
         raise InputError(f"{origin}: equilibration.certificate_threshold: must be in (0, 1), "
                          f"got {eq.certificate_threshold!r}")
+    if not eq.certificate_sigmas > 0.0:
+        raise InputError(f"{origin}: equilibration.certificate_sigmas: must be > 0, "
+                         f"got {eq.certificate_sigmas!r}")
+    if not eq.certificate_min_effective >= 2.0:
+        raise InputError(f"{origin}: equilibration.certificate_min_effective: must be >= 2 "
+                         f"(effective samples), got {eq.certificate_min_effective!r}")
     if eq.until in ("certified", "sweeps"):
         return
     try:
@@ -522,7 +562,7 @@ def _check_model_types(table):
 
 
 def preset_text(name):
-    """The TOML text of a packaged preset (laptop, paper, ci)."""
+    """The TOML text of a packaged preset (laptop, paper, ci, ka2d, beta)."""
     if name not in PRESET_NAMES:
         raise InputError(f"unknown preset '{name}' ({_preset_hint(name)})")
     return resources.files("mpi_glass").joinpath("presets", f"{name}.toml").read_text()
@@ -554,6 +594,8 @@ def load_config(path=None):
     if not path.exists():
         raise InputError(f"{path}: no such config file, and not a preset name "
                          f"({_preset_hint(str(path))})")
+    from .safefs import check_regular_input
+    check_regular_input(path, "TOML config")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -561,6 +603,9 @@ def load_config(path=None):
                          f"pass a TOML config or a preset name") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read config ({exc.strerror})") from None
+    if not text.strip():
+        raise InputError(f"{path}: empty config; pass no --config for the defaults (the "
+                         f"{DEFAULT_PRESET} preset)")
     return parse_config(text, origin=str(path))
 
 

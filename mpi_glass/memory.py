@@ -11,6 +11,7 @@ import math
 import os
 from pathlib import Path
 
+from .ensembles import build_ensembles
 from .errors import InputError
 
 #: Interpreter, numpy, numba and h5py before any array of ours (measured RSS ~150 MB).
@@ -24,7 +25,6 @@ FEATURE_BYTES_PER_PARTICLE = 6 * 10 * 8 + 64
 
 
 def _recorded_times(cfg):
-    from .simulate import build_ensembles
     return len(build_ensembles(cfg)[0].times)
 
 
@@ -55,6 +55,70 @@ def select_parts(cfg, ranks=1):
         "feature buffers of one configuration (system.n)": n * FEATURE_BYTES_PER_PARTICLE,
         "information-imbalance buffers (system.n)": 4 * n * m * 8,
     }
+
+
+#: Per file: HDF5 or zip structure, attributes (the config, the physics) and small arrays.
+FILE_OVERHEAD_BYTES = 256 * 2**10
+#: Safety factor on the disk estimates (they count the arrays, not the containers).
+DISK_MARGIN = 1.1
+
+
+def _samples(cfg):
+    return cfg.equilibration_sweeps // cfg.equilibration.sample_every
+
+
+def sim_file_bytes(cfg):
+    """Upper estimate of sim.h5's size: displacements, p, q, configurations, series."""
+    from .simulate import build_ensembles
+    main = build_ensembles(cfg)[0]
+    n, c, r, t = cfg.system.n, main.configurations, main.replicas, len(main.times)
+    arrays = (c * r * t * n * 2 * 4          # displacements, float32
+              + 2 * c * t * n * 8             # p, q
+              + c * n * (2 * 8 + 1)           # positions, species
+              + 5 * c * _samples(cfg) * 8     # energy, overlap, swap series
+              + 2 * c * t * 8)                # F_s^CR and friends
+    return int(DISK_MARGIN * arrays) + FILE_OVERHEAD_BYTES
+
+
+def checkpoint_bytes(cfg):
+    """Upper estimate of sim.h5.checkpoint/ once every chain is done (the peak: sim.h5 is
+    written from it)."""
+    from .simulate import build_ensembles
+    n = cfg.system.n
+    state = n * (2 * 8 + 2 * 8 + 1)            # positions, images, species
+    total_bytes = 0
+    for ens in build_ensembles(cfg):
+        eq = state + n * (2 * 8 + 1) + 2 * _samples(cfg) * 8    # reference, energy, overlap
+        traj = state + n * 2 * 8 + len(ens.times) * n * 2 * 4   # start, records
+        total_bytes += ens.configurations * (eq + 4096 + ens.replicas * (traj + 4096))
+    return int(DISK_MARGIN * total_bytes) + 4096
+
+
+def simulate_disk_parts(cfg):
+    """{what: bytes} simulate writes into its output folder at its peak."""
+    return {"sim.h5": sim_file_bytes(cfg), "checkpoints": checkpoint_bytes(cfg)}
+
+
+def select_disk_parts(cfg):
+    """{what: bytes} select writes: select.h5 (features), the report and figures."""
+    n, c, m = cfg.system.n, cfg.dynamics.configurations, 6 * len(cfg.select.lengths)
+    return {"select.h5": int(DISK_MARGIN * c * n * m * 8) + FILE_OVERHEAD_BYTES,
+            "report and figures": 2 * 2**20}
+
+
+def check_simulate_room(cfg, folder, ckpt_dir):
+    """Refuse a folder without room for sim.h5 and the checkpoints still to be written
+    (those already in ``ckpt_dir``, a resumed run's, are counted as written)."""
+    from .safefs import check_room
+    parts = simulate_disk_parts(cfg)
+    present = 0
+    for entry in Path(ckpt_dir).glob("*.npz"):
+        try:
+            present += entry.stat().st_size
+        except OSError:
+            pass
+    parts["checkpoints"] = max(parts["checkpoints"] - present, 0)
+    return check_room(folder, parts, "simulate")
 
 
 def total(parts):
@@ -144,4 +208,10 @@ def estimate_table(cfg, ranks=1):
     available = available_bytes()
     if available is not None:
         lines.append(f"  available on this host now: {human(available)}")
+    lines.append("disk space in the output folder:")
+    for command, parts in (("simulate", simulate_disk_parts(cfg)),
+                           ("select", select_disk_parts(cfg))):
+        lines.append(f"  {command}: {human(sum(parts.values()))}")
+        for what, size in parts.items():
+            lines.append(f"    {human(size):>9s}  {what}")
     return "\n".join(lines)

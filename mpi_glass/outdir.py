@@ -16,10 +16,12 @@ import json
 import os
 import shutil
 import socket
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import InputError
+from .safefs import FULL_ERRNOS, disk_full_error, refuse_links_inside, refuse_planted
 from .store import read_json, write_json_atomic
 
 LOCK_NAME = "mpi_glass.lock"
@@ -44,7 +46,7 @@ class FolderLock:
     def acquire(self):
         """Take the lock or raise InputError naming its holder; returns a takeover note or None."""
         for _ in range(10):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 kernel_lock = _flock(fd)
             except BlockingIOError:
@@ -63,15 +65,39 @@ class FolderLock:
                 os.close(fd)
                 raise InputError(self._busy(holder))
             note = (f"{self.path}: taking over the lock of pid {holder.get('pid')} on "
-                    f"{holder.get('host')}, which is no longer running")
+                    f"{holder.get('host')}, " + ("which holds no lock on it (a dead run's "
+                                                  "pid, since reused)" if _pid_alive(holder)
+                                                  else "which is no longer running"))
         record = dict(host=socket.gethostname(), pid=os.getpid(), command=self.command,
                       started=datetime.datetime.now(datetime.timezone.utc)
                       .strftime("%Y-%m-%d %H:%M:%S UTC"), slurm_job=_slurm_incarnation())
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
-        os.fsync(fd)
+        text = (json.dumps(record) + "\n").encode()
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, text, 0)
+            os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in FULL_ERRNOS:
+                raise disk_full_error(self.path, len(text)) from None
+            raise
         self.fd = fd
         return note
+
+    def _open(self):
+        """Open (create) the lock file, never through a link, never blocking on a FIFO."""
+        refuse_planted(self.path.parent, {self.path.name: "file"})
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+                         0o644)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):   # planted meanwhile
+                refuse_planted(self.path.parent, {self.path.name: "file"})
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            refuse_planted(self.path.parent, {self.path.name: "file"})
+        return fd
 
     def release(self):
         if self.fd is None:
@@ -134,6 +160,16 @@ def _is_stale(holder, kernel_lock):
     return False
 
 
+def _pid_alive(holder):
+    try:
+        os.kill(int(holder.get("pid")), 0)
+    except (ProcessLookupError, TypeError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _slurm_incarnation():
     """[job id, restart count] of the SLURM job this process runs in, or None outside SLURM.
 
@@ -169,6 +205,23 @@ def folder_lock(folder, dist, command):
 _STAGED_MANIFEST = "STAGED_COMPLETE.json"
 
 
+#: What simulate creates in its output folder (besides the lock), and their kinds.
+SIMULATE_NAMES = {"sim.h5.tmp": "file", "sim.h5.checkpoint": "dir"}
+
+
+def check_folder(folder, names, inside=()):
+    """Refuse, before any computation, a planted link or a wrong type of file at ``names``
+    ({name: "file" or "dir"}) or among the entries of the folders ``inside``."""
+    refuse_planted(folder, {LOCK_NAME: "file", **names})
+    for name in inside:
+        refuse_links_inside(Path(folder) / name)
+
+
+def staged_names(owner):
+    """What a staged swap of ``owner`` creates in the folder: {name: kind}."""
+    return {f".{owner}.staging": "dir", f".{owner}.old": "dir"}
+
+
 def staging_dir(folder, owner):
     """Where ``owner`` (e.g. "select") writes its new outputs before they replace the old."""
     return Path(folder) / f".{owner}.staging"
@@ -183,6 +236,7 @@ def commit_staged(folder, owner, names):
     until every new one is in place.
     """
     folder, stage = Path(folder), staging_dir(folder, owner)
+    check_folder(folder, staged_names(owner))
     present = [name for name in names if (stage / name).exists()]
     write_json_atomic(stage / _STAGED_MANIFEST, {"owned": list(names), "new": present})
     _swap(folder, owner)
@@ -190,6 +244,7 @@ def commit_staged(folder, owner, names):
 
 def recover_staged(folder, owner):
     """Finish a swap a kill cut short, or drop an unfinished staging folder (start of a run)."""
+    check_folder(folder, staged_names(owner), inside=staged_names(owner))
     stage = staging_dir(folder, owner)
     if (stage / _STAGED_MANIFEST).exists():
         _swap(Path(folder), owner)

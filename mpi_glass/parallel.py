@@ -206,6 +206,10 @@ class Distributor:
         if self.parallel:
             sys.stdout.flush()
             sys.stderr.flush()
+            if "OMPI_COMM_WORLD_SIZE" not in os.environ:
+                # MPICH prints its own line at MPI_Abort (ours is out).  Open MPI sends its
+                # abort notice through mpirun, and a closed stderr only garbles it.
+                _silence_stderr()
             self.comm.Abort(status)
         raise SystemExit(status)
 
@@ -322,6 +326,14 @@ class ProgressCounter:
             self.final[source] |= bool(message[1])
             count += 1
         return count
+
+
+def _silence_stderr():
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stderr.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def serial():

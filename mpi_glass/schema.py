@@ -31,6 +31,7 @@ from . import __version__
 from .dynamics import K_DEFAULT
 from .errors import InputError
 from .methods import REGISTRY, set_methods
+from .safefs import check_regular_input
 from .store import load_npz, save_npz_atomic
 
 __all__ = ["SCHEMA_VERSION", "OLD_SIM_VERSIONS", "MC_TIME_UNIT", "MC_TIME_PER_STEP", "UNITS",
@@ -145,11 +146,29 @@ CERTIFICATE_FIELDS = {
         "certified": ("bool", ("configuration",), ONE,
                       "stationary and decorrelated at the last check point: an equilibrium "
                       "sample"),
-        "stationary": ("bool", ("configuration",), ONE, "|drift| <= 2 drift_error"),
+        "verdict": ("int8", ("configuration",), ONE,
+                    "1 certified, 0 NOT certified, -1 too short: fewer than min_effective "
+                    "effective U/N samples in the second half (neither pass nor failure)"),
+        "stationary": ("bool", ("configuration",), ONE, "|drift| <= sigmas drift_error"),
         "drift": ("float64", ("configuration",), PER_PARTICLE_ENERGY,
                   "<U>/N over the last quarter minus over the third quarter of the run"),
         "drift_error": ("float64", ("configuration",), PER_PARTICLE_ENERGY,
-                        "standard error of drift, blocking analysis of both quarters"),
+                        "standard error of drift: variance and tau_int of the second half"),
+        "sigmas": ("float64", (), ONE, "stationary when |drift| <= sigmas drift_error"),
+        "tau_int": ("float64", ("configuration",), SWEEPS,
+                    "integrated autocorrelation time of U/N over the second half (Sokal "
+                    "window), pooled over the configurations when there are several; at "
+                    "least tau_eq"),
+        "effective_samples": ("float64", ("configuration",), ONE,
+                              "second-half U/N samples / tau_int (0: too short to hold "
+                              "Sokal's window)"),
+        "min_effective": ("float64", (), ONE, "fewer effective samples: too short"),
+        "rhat": ("float64", (), ONE,
+                 "rank-normalised split-R-hat of U/N over the configurations' second halves "
+                 "(Vehtari et al. 2021); NaN for one configuration"),
+        "rhat_limit": ("float64", (), ONE,
+                       "the chains disagree (none certified) when rhat exceeds this 99 % "
+                       "point of its spread for equilibrium chains"),
         "decorrelated": ("bool", ("configuration",), ONE, "overlap < threshold"),
         "overlap": ("float64", ("configuration",), ONE,
                     "normalised species-resolved collective overlap q (radius a = 0.3 "
@@ -420,9 +439,16 @@ class SimData:
     scan_tau_alpha: np.ndarray | None = None
     scan_certified: np.ndarray | None = None
     certificate_certified: np.ndarray | None = None
+    certificate_verdict: np.ndarray | None = None
     certificate_stationary: np.ndarray | None = None
     certificate_drift: np.ndarray | None = None
     certificate_drift_error: np.ndarray | None = None
+    certificate_sigmas: float | None = None
+    certificate_tau_int: np.ndarray | None = None
+    certificate_effective_samples: np.ndarray | None = None
+    certificate_min_effective: float | None = None
+    certificate_rhat: float | None = None
+    certificate_rhat_limit: float | None = None
     certificate_decorrelated: np.ndarray | None = None
     certificate_overlap: np.ndarray | None = None
     certificate_threshold: float | None = None
@@ -790,6 +816,7 @@ def open_file(path, kind):
     hint = "simulate" if kind == "sim" else "select"
     if not path.exists():
         raise InputError(f"{path}: no such file (run 'mpi_glass {hint}' first?)")
+    check_regular_input(path, f"{kind}.h5")
     try:
         f = h5py.File(path, "r")
     except OSError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from .progress import log
 from .schema import (MC_TIME_UNIT, SelectData, open_file, provenance_attrs, read_sim,
                      write_select)
 from .outdir import commit_staged, folder_lock, recover_staged, staging_dir
+from .memory import select_disk_parts
+from .safefs import check_room, new_h5_with_room, writing
 from .store import check_writable_dir, file_sha256, first_difference
 
 #: What one select run owns in its output folder; a run replaces the whole set together.
@@ -44,9 +47,17 @@ def config_for_sim(sim_path, given=None):
         except (KeyError, ValueError):
             raise InputError(f"{sim_path}: no physics_json attribute (written by an older or "
                              f"foreign program); rerun 'mpi_glass simulate'") from None
+    stored = parse_config(stored_toml, origin=f"{sim_path} (its stored config)",
+                          name=stored_name)
+    mismatch = first_difference(physics, stored.physics_dict())
+    if mismatch is not None:
+        raise InputError(f"{sim_path}: its config_toml and physics_json attributes disagree "
+                         f"({mismatch}: {_lookup(stored.physics_dict(), mismatch)!r} in "
+                         f"config_toml, {_lookup(physics, mismatch)!r} in physics_json, which "
+                         f"the data were made with); the file was edited: rerun "
+                         f"'mpi_glass simulate --force'")
     if given is None:
-        return parse_config(stored_toml, origin=f"{sim_path} (its stored config)",
-                            name=stored_name)
+        return stored
     wanted = given.physics_dict()
     diff = first_difference(physics, wanted)
     if diff is not None:
@@ -99,6 +110,22 @@ def propensity_at(times, values, t):
     return dynamics.interpolate_in_time(times, np.moveaxis(values, 1, 0), t)
 
 
+def check_sim_data(path, data, config_name):
+    """NaN/inf or impossible labels in sim.h5's arrays: one line naming the file, the
+    configuration and the way out (the data of simulate are always finite)."""
+    way_out = f"the file is damaged; rerun 'mpi_glass simulate --force' (config {config_name})"
+    for what, values in (("positions", data.positions), ("p", data.p), ("q", data.q)):
+        bad = [c for c, block in enumerate(values) if not np.all(np.isfinite(block))]
+        if bad:
+            raise InputError(f"{path}: {what} of configuration {bad[0]} contains NaN or inf; "
+                             f"{way_out}")
+    species = np.asarray(data.species)
+    bad = [c for c, block in enumerate(species) if not np.isin(block, (0, 1, 2)).all()]
+    if bad:
+        raise InputError(f"{path}: species of configuration {bad[0]} holds labels other than "
+                         f"0, 1, 2; {way_out}")
+
+
 def check_features(values, names):
     """NaN or constant features are errors naming the feature and the configuration."""
     for c, block in enumerate(values):
@@ -135,43 +162,65 @@ class Selection:
         refuse_if_too_big(self.dist, "select", select_parts(self.cfg, self.dist.size))
         self.dist.root_decides(lambda: check_writable_dir(self.out_dir))
         with folder_lock(self.out_dir, self.dist, "mpi_glass select"):
-            self.dist.root_decides(self._check_outputs)
-            data = read_sim(self.sim_path)     # without the displacements
-            picked = None if self.features_only else \
-                propensity_times(self.cfg.select, data.physical_times, data.tau_alpha,
-                                 data.time_unit)
-            values, names = self._features(data)
-            check_features(values, names)
-            results = summary = None
-            if not self.features_only:
-                start = time.perf_counter()
-                results, summary = self._study(data, values, names, picked)
-                self.timings["study"] = time.perf_counter() - start
+            if self.dist.root_decides(self._check_outputs):
+                return self.path
+            with self._naming_the_data():
+                data = read_sim(self.sim_path)     # without the displacements
+                check_sim_data(self.sim_path, data, self.cfg.name)
+                picked = None if self.features_only else \
+                    propensity_times(self.cfg.select, data.physical_times, data.tau_alpha,
+                                     data.time_unit)
+                values, names = self._features(data)
+                check_features(values, names)
+                results = summary = None
+                if not self.features_only:
+                    start = time.perf_counter()
+                    results, summary = self._study(data, values, names, picked)
+                    self.timings["study"] = time.perf_counter() - start
             if self.dist.is_root:
                 self._write_outputs(data, values, names, results, summary)
             self.dist.barrier()
         return self.path
 
+    @contextmanager
+    def _naming_the_data(self):
+        """An error about the data names the sim file and the config it was read with."""
+        try:
+            yield
+        except InputError as exc:
+            if str(self.sim_path) in str(exc):
+                raise
+            raise InputError(f"{self.sim_path} (config {self.cfg.name}): {exc}",
+                             exc.same_on_every_rank) from None
+
     def _check_outputs(self):
         """Refuse to replace finished outputs without --force (root); a features-only
-        select.h5 is completed by a full run without it."""
+        select.h5 is completed by a full run without it.  Returns True when there is nothing
+        left to do: an interrupted run's swap, finished here, put its outputs in place."""
         if recover_staged(self.out_dir, "select"):
             log(f"finished replacing the outputs in {self.out_dir} that an interrupted run "
                 f"had left half swapped")
+            if self.path.exists() and not self.force and (
+                    self.features_only or not _is_features_only(self.path)):
+                return True    # the interrupted run's outputs are in place: its work is done
+        check_room(self.out_dir, select_disk_parts(self.cfg), "select")
         if not self.path.exists() or self.force:
-            return
+            return False
         if not self.features_only and _is_features_only(self.path):
             log(f"{self.path} holds features only: completing it with the selections")
-            return
+            return False
         raise InputError(f"{self.path}: exists; use --force to replace it (and report.md, "
                          f"report.json, figures/)")
 
     def _write_outputs(self, data, values, names, results, summary):
+        """Write the new set into the staging folder, then swap it in.  A failure (a full
+        disk) removes the staging folder; the old set stays."""
         stage = staging_dir(self.out_dir, "select")
         stage.mkdir()
-        self._write(stage / self.path.name, values, names, results, data.time_unit)
-        if results is not None:
-            self._report(stage, data, values, names, results, summary)
+        with writing(stage, sum(select_disk_parts(self.cfg).values())):
+            self._write(stage / self.path.name, values, names, results, data.time_unit)
+            if results is not None:
+                self._report(stage, data, values, names, results, summary)
         commit_staged(self.out_dir, "select", OUTPUTS)
         log(f"wrote {self.path}" + ("" if results is None else
                                     f", {self.out_dir / 'report.md'}, report.json, figures/"))
@@ -208,6 +257,11 @@ class Selection:
                             species_names=self.cfg.model.species_names)
         if data.certificate_certified is not None:
             results["certified"] = [bool(x) for x in data.certificate_certified]
+        if data.certificate_verdict is not None:
+            results["certificate"] = _certificate_summary(data)
+        if data.scan_certified is not None:     # the scan obeys the same certificate rules
+            results["scan_certified"] = {f"{t:g}": [bool(x) for x in ok] for t, ok in
+                                         zip(data.scan_temperatures, data.scan_certified)}
         if data.imported:
             results["equilibrium"] = "external"
         results["propensity_time"] = picked
@@ -223,8 +277,12 @@ class Selection:
         attrs = provenance_attrs(self.cfg, "select", extra={
             "sim_file": str(self.sim_path), "sim_sha256": self.sim_sha256,
             "features_only": results is None, "time_unit": time_unit})
-        with h5py.File(path, "w") as f:
+        need = select_disk_parts(self.cfg)["select.h5"]
+        new_h5_with_room(path, need)
+        with writing(path, need) as closers:
+            f = closers.add(h5py.File(path, "r+"))
             write_select(f, SelectData.from_results(values, names, results, attrs))
+            f.close()
 
     def _report(self, folder, data, values, names, results, at_main):
         from .report import summary_from_simulation, write_report
@@ -244,3 +302,15 @@ def _is_features_only(path):
         return False
 
 
+def _certificate_summary(data):
+    """The certificate's verdicts and error-bar quantities per configuration, JSON-ready
+    (NaN as None), for the report's certificate lines."""
+    def number(x):
+        x = float(x)
+        return x if np.isfinite(x) else None
+    return {"verdict": [int(v) for v in data.certificate_verdict],
+            "tau_int": [number(t) for t in data.certificate_tau_int],
+            "effective_samples": [number(e) for e in data.certificate_effective_samples],
+            "min_effective": number(data.certificate_min_effective),
+            "rhat": number(data.certificate_rhat),
+            "rhat_limit": number(data.certificate_rhat_limit)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Callable
 
 import h5py
@@ -27,6 +28,8 @@ from . import dynamics, equilibrium
 from .model import PairModel
 from .schema import (EQUILIBRATE, MC_TIME_PER_STEP, MC_TIME_UNIT, SIM_FIELDS, TRAJECTORY,
                      ChainState, SimData, checkpoint_name, provenance_attrs, write_sim)
+from .memory import DISK_MARGIN, FILE_OVERHEAD_BYTES
+from .safefs import new_h5_with_room, writing
 from .store import publish, tmp_name
 
 
@@ -104,6 +107,23 @@ def gather_observables(source, dist):
     return summaries, owner, my_disp
 
 
+def _examined_records(eq):
+    """What ``equilibrium.ensemble_certificates`` needs of a chain, small enough to gather."""
+    return SimpleNamespace(energy=eq.energy, overlap=eq.overlap,
+                           checked_sample=eq.checked_sample,
+                           checked_reference=eq.checked_reference)
+
+
+def _judge_together(cfg, summaries, configurations):
+    """Each summary's ``certificate``: the chains of one ensemble judged together
+    (``equilibrium.ensemble_certificates``: pooled tau_int, split-R-hat)."""
+    certs = equilibrium.ensemble_certificates(
+        [summaries[c]["checked"] for c in range(configurations)], cfg.equilibration)
+    for c, cert in enumerate(certs):
+        summaries[c]["certificate"] = cert
+    return summaries
+
+
 def _chain_trajectories(cfg, ensemble, ckpt_dir):
     """simulate's finished chains of one ensemble as ``Trajectories``."""
     def load(c):
@@ -113,8 +133,7 @@ def _chain_trajectories(cfg, ensemble, ckpt_dir):
         disp = np.stack([chain(TRAJECTORY, r).records for r in range(ensemble.replicas)])
         return dict(positions=eq.positions, species=eq.species, displacements=disp,
                     energy=eq.energy, overlap=eq.overlap, pair_swaps=eq.pair_swaps,
-                    sweeps=eq.sweeps_done,
-                    certificate=equilibrium.chain_certificate(eq, cfg.equilibration))
+                    sweeps=eq.sweeps_done, checked=_examined_records(eq))
     return Trajectories(ensemble.configurations, ensemble.replicas, cfg.system.n, cfg.box,
                         ensemble.times.astype(np.int64), load, cfg.model)
 
@@ -128,6 +147,7 @@ def write_sim_file(path, cfg, ensembles, ckpt_dir, dist, timings):
     t0 = time.perf_counter()
     main = _chain_trajectories(cfg, ensembles[0], ckpt_dir)
     summaries, owner, my_disp = gather_observables(main, dist)
+    _judge_together(cfg, summaries, main.configurations)
     scan = _scan_results(cfg, ckpt_dir, ensembles[1:], dist)
     timings["observables"] = time.perf_counter() - t0
     data = _sim_data(cfg, main, summaries, scan, attrs=provenance_attrs(cfg, "sim", extra={
@@ -152,25 +172,38 @@ def write_sim_data(path, data, dist, timings, displacements=None):
     start = time.perf_counter()
     tmp = tmp_name(path)
     collective = dist.collective_io_available()
-    if collective:
-        f = dist.open_h5(tmp, "w")
-    elif dist.is_root:
-        f = h5py.File(tmp, "w")
-    else:
-        f = None
-    if f is not None:
-        write_sim(f, data, displacement_shape=displacements[0] if displacements else None)
-    if displacements:
-        _write_displacements(f, dist, *displacements[1:], collective)
-    if f is not None:
-        f.close()
-    dist.barrier()
-    timings["write"] = time.perf_counter() - start
-    if dist.is_root:
-        with h5py.File(tmp, "r+") as f:    # the timings are only known now
+    need = _file_bytes(data, displacements)
+    dist.root_decides(lambda: new_h5_with_room(tmp, need))   # a full disk: refused here
+    with writing(tmp, need) as closers:
+        if collective:
+            f = closers.add(dist.open_h5(tmp, "r+"))
+        elif dist.is_root:
+            f = closers.add(h5py.File(tmp, "r+"))
+        else:
+            f = None
+        if f is not None:
+            write_sim(f, data, displacement_shape=displacements[0] if displacements else None)
+        if displacements:
+            _write_displacements(f, dist, *displacements[1:], collective)
+        if f is not None:
+            f.close()
+        dist.barrier()
+        timings["write"] = time.perf_counter() - start
+        if dist.is_root:
+            f = closers.add(h5py.File(tmp, "r+"))    # the timings are only known now
             f.attrs["timings_json"] = json.dumps({k: round(v, 3) for k, v in timings.items()})
+            f.close()
+    if dist.is_root:
         publish(tmp, path)
     dist.barrier()
+
+
+def _file_bytes(data, displacements):
+    """Upper estimate of the file's size: its arrays, the displacements, HDF5's overhead."""
+    arrays = sum(value.nbytes for value in vars(data).values() if isinstance(value, np.ndarray))
+    if displacements:
+        arrays += int(np.prod(displacements[0])) * 4
+    return int(DISK_MARGIN * arrays) + FILE_OVERHEAD_BYTES
 
 
 def _write_displacements(f, dist, owner, my_disp, collective):
@@ -192,6 +225,7 @@ def _scan_results(cfg, ckpt_dir, scan_ensembles, dist):
     results = []
     for ens in scan_ensembles:
         summaries, _, _ = gather_observables(_chain_trajectories(cfg, ens, ckpt_dir), dist)
+        _judge_together(cfg, summaries, ens.configurations)
         per_c = [summaries[c] for c in range(ens.configurations)]
         results.append((ens, np.array([s["fs"] for s in per_c]),
                         np.array([bool(s["certificate"] and s["certificate"].certified)
@@ -224,8 +258,10 @@ def _sim_data(cfg, main, summaries, scan, attrs):
 
 #: Certificate fields (SimData name without "certificate_") read from ``Certificate``, with
 #: the value of a configuration never examined (too short: not certified).
-_FROM_CERTIFICATE = {"certified": False, "stationary": False, "drift": np.nan,
-                     "drift_error": np.nan, "decorrelated": False, "overlap": np.nan,
+_FROM_CERTIFICATE = {"certified": False, "verdict": equilibrium.TOO_SHORT,
+                     "stationary": False, "drift": np.nan, "drift_error": np.nan,
+                     "tau_int": np.nan, "effective_samples": 0.0,
+                     "decorrelated": False, "overlap": np.nan,
                      "tau_eq": np.nan, "tau_eq_kind": equilibrium.TAU_ABOVE,
                      "sweeps_examined": 0, "reference_sweeps": 0}
 
@@ -237,8 +273,13 @@ def _certificate_arrays(cfg, summaries):
     arrays = {f"certificate_{name}": np.array([
         getattr(cert, renamed.get(name, name)) if cert else missing for cert in certs])
         for name, missing in _FROM_CERTIFICATE.items()}
+    examined = [cert for cert in certs if cert] or [None]
     arrays.update(
         certificate_threshold=cfg.equilibration.certificate_threshold,
+        certificate_sigmas=cfg.equilibration.certificate_sigmas,
+        certificate_min_effective=cfg.equilibration.certificate_min_effective,
+        certificate_rhat=examined[0].rhat if examined[0] else np.nan,
+        certificate_rhat_limit=examined[0].rhat_limit if examined[0] else np.nan,
         certificate_sweeps=np.array([s["sweeps"] for s in summaries], dtype=np.int64),
         certificate_overlap_series=np.stack([s["overlap"] for s in summaries]),
         certificate_swap_accepted=np.stack([s["pair_swaps"][0] for s in summaries]),

@@ -16,34 +16,27 @@ of each configuration compute p, q and F_s^CR, and the ranks write sim.h5 togeth
 """
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import continuation, dynamics, equilibrium, mc
+from . import continuation, equilibrium, mc, signals
+from .ensembles import build_ensembles
 from .errors import InputError, Interrupted
+from .memory import refuse_if_too_big, simulate_parts
 from .model import species_array
 from .progress import Progress, log
 from .schema import EQUILIBRATE, TRAJECTORY, ChainState, checkpoint_name
-from .outdir import folder_lock
+from .outdir import SIMULATE_NAMES, check_folder, folder_lock
+from .memory import check_simulate_room
 from .store import (check_writable_dir, first_difference, load_npz, read_json, read_physics,
                     write_json_atomic)
 
 #: Sweeps per call into the MC kernel are capped so signals and progress are seen every
 #: ~CHUNK_TRIALS trial moves (a few seconds); results do not depend on the chunking.
 CHUNK_TRIALS = 20_000_000
-
-
-@dataclass(frozen=True)
-class Ensemble:
-    index: int
-    temperature: float
-    configurations: int
-    replicas: int
-    times: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -60,17 +53,6 @@ class Item:
 
     def seed_sequence(self, seed):
         return np.random.SeedSequence([seed, self.stage, self.ensemble, self.c, max(self.r, 0)])
-
-
-def build_ensembles(cfg):
-    dyn, scan = cfg.dynamics, cfg.relaxation_scan
-    extra = tuple(int(t) for t in dyn.extra_times)
-    main = Ensemble(0, cfg.system.temperature, dyn.configurations, dyn.replicas,
-                    dynamics.log_times(dyn.t_max, dyn.per_decade, extra))
-    scans = [Ensemble(i + 1, float(t), scan.configurations, scan.replicas,
-                      dynamics.log_times(scan.t_max, dyn.per_decade, ()))
-             for i, t in enumerate(scan.temperatures)]
-    return [main] + scans
 
 
 def build_items(cfg, ensembles, stage):
@@ -93,17 +75,21 @@ def _checkpoint_header(path):
 
 
 class _StopFlag:
-    """Set by SIGTERM/SIGUSR1 (SLURM's warning before a time limit)."""
-
-    def __init__(self):
-        self.raised = None
+    """SIGTERM, SIGUSR1 (SLURM's warning before a time limit) or SIGINT, recorded by the
+    handlers of ``signals`` and acted on at the end of the chunk, which checkpoints."""
 
     def install(self):
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            signal.signal(sig, self._handler)
+        signals.reset()       # a signal received before now has raised already
+        signals.install_for_library()     # the CLI has installed all three already
+        signals.defer()
 
-    def _handler(self, signum, frame):
-        self.raised = signal.Signals(signum).name
+    @property
+    def raised(self):
+        return signals.received()
+
+    @raised.setter
+    def raised(self, name):
+        signals.record(name)
 
 
 class Simulation:
@@ -131,13 +117,18 @@ class Simulation:
         over it.  The chain checkpoints are kept after the run: a later run whose budgets
         grew continues them (``continuation``).
         """
-        from .memory import refuse_if_too_big, simulate_parts
+        from .config import check_what_select_needs
+        check_what_select_needs(self.cfg)
         refuse_if_too_big(self.dist, "simulate", simulate_parts(self.cfg, self.dist.size))
         self.dist.root_decides(lambda: check_writable_dir(self.out_dir))
+        self.dist.root_decides(lambda: check_folder(self.out_dir, SIMULATE_NAMES,
+                                                    inside=[self.ckpt_dir.name]))
         with folder_lock(self.out_dir, self.dist, "mpi_glass simulate"):
             if self.dist.root_decides(self._finished_already):
                 return self.path
             self.dist.root_decides(self._prepare_checkpoint_dir)
+            self.dist.root_decides(lambda: check_simulate_room(self.cfg, self.out_dir,
+                                                               self.ckpt_dir))
             return self._run_locked()
 
     def _run_locked(self):
@@ -312,6 +303,7 @@ class Simulation:
             delta_max=self.cfg.mc.delta_max, swap_probability=eq.swap_probability,
             sweeps=item.sweeps, sample_every=eq.sample_every,
             threshold=eq.certificate_threshold, stop_when_certified=self.cfg.certified_mode,
+            sigmas=eq.certificate_sigmas, min_effective=eq.certificate_min_effective,
             model=self.cfg.model)
         chunk = max(1, CHUNK_TRIALS // self.n)
         last_save = (state.sweeps_done, time.monotonic())
@@ -321,17 +313,21 @@ class Simulation:
         state.save(self._item_path(item))
 
     def _check_certificates(self):
-        """After equilibration (root): log every certificate; in the certified mode an
+        """After equilibration (root): log every certificate, the chains of each ensemble
+        judged together (``equilibrium.ensemble_certificates``); in the certified mode an
         uncertified configuration stops the run (unless require_certificate = false), its
         chain kept for a larger budget to continue."""
         eq = self.cfg.equilibration
         failed = []
-        for item in build_items(self.cfg, self.ensembles, EQUILIBRATE):
-            cert = equilibrium.chain_certificate(ChainState.load(self._item_path(item)), eq)
-            what = f"configuration {item.c} at T = {self.ensembles[item.ensemble].temperature:g}"
-            log(f"{what}: " + (cert.summary() if cert else "too short to certify"))
-            if not (cert and cert.certified):
-                failed.append((what, cert))
+        items = build_items(self.cfg, self.ensembles, EQUILIBRATE)
+        for ens in self.ensembles:
+            mine = [it for it in items if it.ensemble == ens.index]
+            states = [ChainState.load(self._item_path(it)) for it in mine]
+            for item, cert in zip(mine, equilibrium.ensemble_certificates(states, eq)):
+                what = f"configuration {item.c} at T = {ens.temperature:g}"
+                log(f"{what}: " + (cert.summary() if cert else "too short to certify"))
+                if not (cert and cert.certified):
+                    failed.append((what, cert))
         if failed and self.cfg.certified_mode and eq.require_certificate:
             raise InputError(not_certified_message(failed, self.cfg, self.ckpt_dir))
 

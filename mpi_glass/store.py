@@ -16,6 +16,8 @@ import h5py
 import numpy as np
 
 from .errors import InputError
+from .safefs import claim_new, create_new, writing
+
 
 def default_out_dir(cfg):
     return Path("mpi_glass_out") / cfg.name
@@ -43,21 +45,28 @@ def publish(tmp, final):
     os.replace(tmp, final)
 
 
-def write_atomically(path, write):
+def write_atomically(path, write, need=0):
     """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it to ``path``:
-    a reader never sees half a file."""
+    a reader never sees half a file.  The temporary name is never a planted link, and is
+    removed if ``write`` fails (a full disk: one line, ``safefs.DiskFull``)."""
     tmp = tmp_name(path)
-    write(tmp)
+    with writing(tmp, need):
+        claim_new(tmp)
+        write(tmp)
     publish(tmp, path)
 
 
 def save_npz_atomic(path, **arrays):
+    """Save a checkpoint: created exclusively (never through a link), fsynced, renamed."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp.npz")
-    with open(tmp, "wb") as fh:
+    need = sum(np.asarray(a).nbytes for a in arrays.values())
+    with writing(tmp, need) as closers:
+        fh = closers.add(os.fdopen(create_new(tmp), "wb"))
         np.savez(fh, **arrays)
         fh.flush()
         os.fsync(fh.fileno())
+        fh.close()
     publish(tmp, path)
 
 
@@ -83,7 +92,7 @@ def read_json(path, what, way_out):
 
 def write_json_atomic(path, obj):
     text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
-    write_atomically(path, lambda tmp: tmp.write_text(text))
+    write_atomically(path, lambda tmp: tmp.write_text(text), need=len(text.encode()))
 
 
 def _json_default(value):

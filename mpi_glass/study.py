@@ -532,6 +532,8 @@ def _per_particle(values, shape, what):
     values = np.asarray(values, dtype=np.float64)
     if values.shape != shape:
         raise InputError(f"{what}: expected shape {shape}, got {values.shape}")
-    if not np.isfinite(values).all():
-        raise InputError(f"{what}: contains NaN or inf")
+    finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+    if not finite.all():
+        raise InputError(f"{what}: contains NaN or inf in configuration "
+                         f"{int(np.argmin(finite))}")
     return values

@@ -53,3 +53,33 @@ def test_progress_over_mpi_counts_everything_and_writes_nothing():
     result = progress_cost(ranks=2, seconds=1.0)
     assert result["ranks"] == 2 and result["counted_equals_done"]
     assert result["files_created"] == []
+
+
+def test_certificate_benchmark_detects_a_frozen_quench_and_certifies_a_hot_liquid():
+    """bench certificate end to end on N = 150 (seconds): plain-MC quenches at T = 0.30 are
+    never certified; swap chains at T = 2.0 certify, and their continued segments mostly do
+    (only the verdict codes are asserted beyond that: three segments are no rate)."""
+    from conftest import cli
+    import json
+    proc = cli("bench", "certificate", "--n", "150", "--temperature", "0.3", "--chains", "2",
+               "--sweeps", "0", "--detect-sweeps", "2000", "--json")
+    quench = json.loads(proc.stdout)["detection_plain_mc_quench"]
+    assert quench["n"] == 2 and quench["detected"] == 1.0 and quench["certified"] == 0.0
+    from mpi_glass.bench.certificate import benchmark
+    hot = benchmark(n=150, temperature=2.0, chains=2, budget=16000, sample_every=10,
+                    segments=2)
+    assert hot["from_random_starts"]["certified"] == 2
+    assert hot["from_random_starts"]["sweeps_to_certify_max"] < 16000
+    segments = hot["equilibrium_segments"]
+    assert segments["n"] == 4 and segments["certified"] + segments["not_certified"] \
+        + segments["too_short"] == pytest.approx(1.0)
+
+
+def test_synthetic_calibration_keeps_false_failures_rare_and_catches_quench_like_decays():
+    """AR(1) equilibrium series with 40 tau_int per half: <= 1 % NOT certified in 400; the
+    same series under a 30 sd decay with t_r = n / 4 are never certified."""
+    from mpi_glass.bench.certificate import synthetic_calibration
+    out = synthetic_calibration(trials=400, tau=10.0, chains=4)["half_40_tau"]
+    assert out["single_check"]["not_certified"] <= 0.01
+    assert out["certified_mode"]["not_certified"] <= 0.01
+    assert out["relaxing_n_over_4"]["certified"] == 0.0

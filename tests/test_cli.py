@@ -147,3 +147,74 @@ def test_slurm_script_requeues_on_status_75_only(tmp_path, status, sim_exists, r
     assert proc.returncode == exit_status
     calls = (tmp_path / "calls").read_text() if (tmp_path / "calls").exists() else ""
     assert (calls == "requeue 42\n") == requeued
+
+
+# -- issue 17: small hostile cases -----------------------------------------------------------
+@pytest.mark.parametrize("argv", [
+    ["config", "ci", "--memory", "--ranks", "0"],
+    ["config", "ci", "--memory", "--ranks", "-3"],
+    ["bench", "equilibrate", "--sweeps", "0"],
+    ["bench", "mc", "--n", "0"],
+])
+def test_counts_below_one_are_refused_by_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 2
+    assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_a_closed_stdout_is_not_an_internal_error(tmp_path):
+    """``mpi_glass config keys | head -1``: the reader leaves early."""
+    import sys
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPI_GLASS_SERIAL="1")
+    proc = subprocess.run(f"{sys.executable} -m mpi_glass config keys | head -c 10",
+                          shell=True, capture_output=True, text=True, env=env,
+                          executable="/bin/bash")
+    code = subprocess.run(f"set -o pipefail; {sys.executable} -m mpi_glass config keys "
+                          f"| head -c 10 >/dev/null", shell=True, env=env,
+                          executable="/bin/bash", capture_output=True, text=True)
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "Traceback" not in code.stderr and code.returncode == 0, code.stderr
+
+
+def test_closed_stdout_during_print_returns_0(monkeypatch, capsys):
+    def command(args, dist):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+    monkeypatch.setitem(cli._COMMANDS, "config", command)
+    monkeypatch.setenv("MPI_GLASS_SERIAL", "1")
+    monkeypatch.setattr(cli, "_closed_stdout", lambda: 0)    # keep pytest's stdout
+    assert cli.main(["config"]) == 0
+    assert "internal error" not in capsys.readouterr().err
+
+
+def test_debug_keeps_exit_2_for_bad_input_and_shows_the_traceback(monkeypatch, capsys):
+    monkeypatch.setitem(cli._COMMANDS, "config", _failing(InputError("cfg.toml: bad key")))
+    monkeypatch.setenv("MPI_GLASS_SERIAL", "1")
+    assert cli.main(["config", "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().endswith("error: cfg.toml: bad key")
+
+
+def test_an_error_after_a_stop_signal_is_the_interruption(monkeypatch, capsys):
+    """A numba call cut by the handler's exception surfaces as SystemError: exit 75."""
+    import signal
+    from mpi_glass import signals
+
+    def command(args, dist):
+        signals.defer()
+        signal.raise_signal(signal.SIGINT)
+        raise SystemError("CPUDispatcher(<function verlet_list>) returned a result with an "
+                          "exception set")
+    monkeypatch.setitem(cli._COMMANDS, "config", command)
+    monkeypatch.setenv("MPI_GLASS_SERIAL", "1")
+    assert cli.main(["config"]) == 75
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "stopped by SIGINT" in err and "internal" not in err
+
+
+def test_a_stop_left_over_from_a_library_run_does_not_stop_the_next_command(monkeypatch):
+    from mpi_glass import signals
+    monkeypatch.setitem(cli._COMMANDS, "config", lambda args, dist: None)
+    monkeypatch.setenv("MPI_GLASS_SERIAL", "1")
+    signals.record("SIGTERM")        # e.g. a Simulation.run stopped earlier in this process
+    assert cli.main(["config"]) == 0

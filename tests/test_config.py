@@ -105,7 +105,7 @@ def test_bad_input_is_one_line(text, pattern):
 
 
 def test_missing_file():
-    with pytest.raises(InputError, match="no such config file.*presets: laptop, paper, ci"):
+    with pytest.raises(InputError, match="no such config file.*presets: laptop, paper, ci, ka2d, beta"):
         load_config("/nonexistent/x.toml")
 
 

@@ -104,9 +104,9 @@ def test_growth_rules():
 # -- 1. a raised budget continues every chain ----------------------------------------------
 def test_raised_budget_continues_every_chain_bit_identically(tmp_path, monkeypatch):
     out = tmp_path / "out"
-    _run(_config(tmp_path / "b1", 2600), out)
+    _run(_config(tmp_path / "b1", 10400), out)     # check points 5120, 10240 (20480)
     before = _sweeps_done(out, "eq")
-    larger = _config(tmp_path / "b2", 5200)
+    larger = _config(tmp_path / "b2", 20800)
     counter = SweepCounter(monkeypatch)
     continued = _run(larger, out)                    # no --force: it continues
     after = _sweeps_done(out, "eq")
@@ -120,8 +120,8 @@ def test_raised_budget_continues_every_chain_bit_identically(tmp_path, monkeypat
 def test_raised_t_max_and_extra_times_continue_every_trajectory(tmp_path, monkeypatch):
     out = tmp_path / "out"
     _run(_config(tmp_path / "a", 700, t_max=100), out)
-    longer = _config(tmp_path / "b", 700, t_max=400,
-                     **{"per_decade = 4": "per_decade = 4\nextra_times = [600]"})
+    longer = _config(tmp_path / "b", 700, t_max=600,     # extra_times lie within t_max
+                     **{"per_decade = 4": "per_decade = 4\nextra_times = [450]"})
     counter = SweepCounter(monkeypatch)
     continued = _run(longer, out)
     assert counter.sweeps == {"eq": 0, "tr": 3 * 2 * (600 - 100)}   # C x R trajectories
@@ -138,7 +138,8 @@ def test_budget_spent_uncertified_exits_2_in_one_line_and_is_continued(tmp_path)
     assert proc.returncode == 2, proc.stderr
     line = proc.stderr.strip().splitlines()[-1]
     assert [entry for entry in proc.stderr.splitlines() if "error:" in entry] == [line]
-    for fragment in ("configuration 0 at T = 0.8", "drift", "2 sigma", "q = ",
+    for fragment in ("configuration 0 at T = 0.8", "drift", "2.5 sigma", "effective samples",
+                     "q = ",
                      "equilibration.sweeps = 700", "raise equilibration.sweeps to 1280",
                      "without --force", "require_certificate = false"):
         assert fragment in line, line

@@ -10,7 +10,9 @@ MODULES = ["mpi_glass.validation", "mpi_glass.mapper", "mpi_glass.imbalance",
            "mpi_glass.parallel", "mpi_glass.config", "mpi_glass.mc", "mpi_glass.fixedpoint",
            "mpi_glass.equilibrium", "mpi_glass.regression", "mpi_glass.study",
            "mpi_glass.schema", "mpi_glass.continuation", "mpi_glass.methods",
-           "mpi_glass.imbalance.dii", "mpi_glass.imbalance.dii_select", "mpi_glass.importers"]
+           "mpi_glass.imbalance.dii", "mpi_glass.imbalance.dii_select", "mpi_glass.importers",
+           "mpi_glass.ensembles", "mpi_glass.bench.certificate", "mpi_glass.safefs",
+           "mpi_glass.signals"]
 
 
 @pytest.mark.parametrize("name", MODULES)

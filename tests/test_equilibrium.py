@@ -51,26 +51,140 @@ def brute_overlap(pos, species, ref, ref_species, box, radius):
     return close.any(axis=1).mean()
 
 
-# --- blocking and stationarity -----------------------------------------------------------
+# --- tau_int, stationarity and R-hat -----------------------------------------------------
+
+def ar1_tau(phi):
+    """Analytic tau_int of AR(1): 1 + 2 sum_k phi^k = (1 + phi) / (1 - phi)."""
+    return (1.0 + phi) / (1.0 - phi)
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.8, 0.95])
+def test_integrated_time_matches_the_analytic_ar1_value_and_pymbar(phi):
+    from pymbar import timeseries
+    x = ar1(phi, 2**16, seed=3)
+    tau = eq.integrated_time(x)
+    assert tau == pytest.approx(ar1_tau(phi), rel=0.1)
+    # pymbar (Chodera 2016) sums C_t up to its first zero crossing: an independent route
+    assert tau == pytest.approx(timeseries.statistical_inefficiency(x, fast=False), rel=0.1)
+
+
+def test_pooled_integrated_time_of_many_short_chains_beats_one():
+    """Eight chains of 20 tau each: pooled, tau_int is within 20 % of the truth, where the
+    spread of single-chain estimates is several times wider."""
+    phi = 0.9                                     # tau_int = 19
+    chains = [ar1(phi, 380, seed=s) for s in range(8)]
+    pooled = eq.integrated_time(chains)
+    singles = [eq.integrated_time(x) for x in chains]
+    assert pooled == pytest.approx(ar1_tau(phi), rel=0.25)
+    assert np.std(singles) > 2 * abs(pooled - np.mean(singles)) or np.std(singles) > 2.0
+
+
+def test_autocorrelation_equals_the_direct_sum():
+    x = ar1(0.7, 300, seed=4)
+    y = x - x.mean()
+    direct = np.array([np.dot(y[:y.size - k], y[k:]) for k in range(y.size)]) / np.dot(y, y)
+    assert np.allclose(eq.autocorrelation(x), direct)
+
 
 @pytest.mark.parametrize("phi", [0.0, 0.8])
-def test_blocking_error_matches_the_analytic_error_of_an_ar1_mean(phi):
-    """Var(mean) of AR(1) for large n: sigma_x^2 / n (1 + phi) / (1 - phi)."""
-    n = 2**15
+def test_stationarity_error_is_the_analytic_error_of_an_ar1_quarter_difference(phi):
+    """sd of mean(Q4) - mean(Q3) for long AR(1): sqrt(2 sigma_x^2 tau / (n/4))."""
+    n = 2**17
     x = ar1(phi, n, seed=3)
-    exact = math.sqrt(1.0 / (1.0 - phi**2) / n * (1.0 + phi) / (1.0 - phi))
-    assert eq.blocking_error(x) == pytest.approx(exact, rel=0.2)
-    naive = x.std(ddof=1) / math.sqrt(n)
-    if phi:     # the naive error is 3x too small here; blocking is not fooled
-        assert naive < 0.5 * eq.blocking_error(x)
+    drift, error, passed, tau, ess = eq.stationarity(x)
+    exact = math.sqrt(2.0 / (1.0 - phi**2) * ar1_tau(phi) / (n / 4))
+    assert error == pytest.approx(exact, rel=0.1) and passed
+    assert ess == pytest.approx(n / 2 / ar1_tau(phi), rel=0.2)
 
 
 def test_stationarity_passes_a_stationary_series_and_fails_a_drift():
     x = ar1(0.8, 4000, seed=5)
     assert eq.stationarity(x)[2]
-    drift, error, passed = eq.stationarity(x + np.linspace(0.0, 2.0, x.size))
-    assert not passed and drift == pytest.approx(0.5, abs=4 * error)
-    assert eq.stationarity(x[:5]) [2] is False
+    x = ar1(0.8, 4000, seed=7)
+    drift, error, passed, _, ess = eq.stationarity(x + np.linspace(0.0, 2.25, x.size))
+    assert not passed and drift == pytest.approx(2.25 / 4, abs=4 * error) and ess > 100
+    assert eq.stationarity(x[:5])[2] is False
+
+
+@pytest.mark.parametrize("rise", [3.0, 4.0, 8.0])
+def test_a_steep_trend_reads_as_too_few_effective_samples_not_as_a_pass(rise):
+    """A trend larger than the noise makes the series one long correlation: the energy
+    test must then say 'too short' (ESS < 16), never certify."""
+    x = ar1(0.8, 4000, seed=5) + np.linspace(0.0, rise, 4000)
+    overlap = np.r_[np.ones(2000), np.full(2000, 0.05)]
+    cert = eq.certify(x, overlap, sample_every=10, reference_sample=2000)
+    assert cert.effective_samples < 16 and cert.verdict == eq.TOO_SHORT
+
+
+def test_false_failures_of_the_energy_test_on_short_ar1_chains_stay_below_1_percent():
+    """Chains only 10 tau_int long in their second half (the regime of the issue): the
+    energy test with the default 2.5 sigma fails at most 1 % of 400 equilibrium series,
+    where the old blocking error (plateau never reached) failed about half."""
+    phi = 0.9
+    fails = sum(not eq.stationarity(ar1(phi, 380, seed=100 + s))[2] for s in range(400))
+    assert fails <= 4
+
+
+def split_rhat_by_the_paper(chains):
+    """Vehtari et al. 2021, section 4, written out loop by loop as an independent route."""
+    from scipy.stats import norm, rankdata
+    halves = []
+    for chain in chains:
+        h = len(chain) // 2
+        halves += [chain[:h], chain[len(chain) - h:]]
+
+    def rhat(parts):
+        n = len(parts[0])
+        means = [sum(p) / n for p in parts]
+        grand = sum(means) / len(parts)
+        b = n / (len(parts) - 1) * sum((m - grand) ** 2 for m in means)
+        w = sum(sum((v - m) ** 2 for v in p) / (n - 1) for p, m in zip(parts, means)) / len(parts)
+        return math.sqrt(((n - 1) / n * w + b / n) / w)
+
+    def normal_scores(parts):
+        flat = [v for p in parts for v in p]
+        r = rankdata(flat)
+        z = [norm.ppf((ri - 3 / 8) / (len(flat) + 1 / 4)) for ri in r]
+        n = len(parts[0])
+        return [z[i * n:(i + 1) * n] for i in range(len(parts))]
+
+    median = float(np.median([v for p in halves for v in p]))
+    folded = [[abs(v - median) for v in p] for p in halves]
+    return max(rhat(normal_scores(halves)), rhat(normal_scores(folded)))
+
+
+def test_split_rhat_equals_the_published_definition():
+    rng = np.random.default_rng(8)
+    chains = rng.normal(size=(4, 101)) + np.array([[0.0], [0.0], [0.3], [0.0]])
+    chains[1] *= 2.0                              # a wider chain: the folded R-hat sees it
+    assert eq.split_rhat(chains) == pytest.approx(split_rhat_by_the_paper(chains), rel=1e-12)
+
+
+def test_rhat_limit_holds_its_false_alarm_rate_and_catches_a_stuck_chain():
+    """Six AR(1) chains of 20 tau_int: R-hat exceeds the limit for at most ~1 % of 300
+    equilibrium ensembles, and in every ensemble where one chain is offset by 3 sd."""
+    phi, n, alarms, caught = 0.9, 380, 0, 0
+    for trial in range(300):
+        chains = np.stack([ar1(phi, n, seed=10_000 + 6 * trial + k) for k in range(6)])
+        tau = eq.integrated_time(list(chains))
+        alarms += eq.split_rhat(chains) > eq.rhat_limit(6, n // 2, tau)
+        if trial < 50:
+            chains[0] += 3.0 / math.sqrt(1.0 - phi**2)
+            caught += eq.split_rhat(chains) > eq.rhat_limit(6, n // 2,
+                                                            eq.integrated_time(list(chains)))
+    assert alarms <= 6 and caught == 50
+
+
+def test_certify_ensemble_pools_tau_and_fails_every_chain_when_one_is_stuck():
+    energies = [-2.0 + 0.01 * ar1(0.9, 1520, seed=s) for s in range(5)]
+    overlaps, refs = [np.r_[np.ones(760), np.full(760, 0.05)]] * 5, [760] * 5
+    certs = eq.certify_ensemble(energies, overlaps, refs, sample_every=10)
+    assert all(c.certified and c.pooled for c in certs)
+    assert len({c.tau_int for c in certs}) == 1
+    assert all(c.rhat <= c.rhat_limit for c in certs)
+    energies[2] = energies[2] - 0.05              # one chain in another state
+    certs = eq.certify_ensemble(energies, overlaps, refs, sample_every=10)
+    assert not any(c.certified for c in certs) and not certs[0].chains_agree
 
 
 # --- the collective overlap --------------------------------------------------------------
@@ -145,9 +259,12 @@ def test_a_frozen_glass_is_stationary_enough_but_not_certified():
 
 
 def test_a_liquid_at_t_1_is_certified_early():
-    chain, state = run_chain(150, 1.0, 8000, 0.2, 10, seed=1)
+    """N = 150, T = 1.0: tau_eq ~ 300 sweeps, so the 16 effective samples a half needs take
+    >= 10^4 sweeps; certified at a check point well inside the 3.2e4 budget."""
+    chain, state = run_chain(150, 1.0, 32_000, 0.2, 10, seed=1)
     cert = chain.certificate()
-    assert cert.certified and state.sweeps_done < 8000
+    assert cert.certified and state.sweeps_done < 32_000
+    assert cert.effective_samples >= 16 and cert.tau_int >= cert.tau_eq
     assert cert.overlap < eq.DEFAULT_THRESHOLD and cert.tau_eq_kind == eq.TAU_MEASURED
     assert cert.reference_sweeps * 2 == pytest.approx(cert.sweeps, abs=10)
     accepted, attempted = state.pair_swaps
@@ -180,22 +297,27 @@ def test_uncertified_configuration_is_kept_and_flagged_when_allowed(tmp_path):
         g = f["configurations/certificate"]
         assert not g["certified"][()].any() and g["overlap"][()].min() > 0.5
         assert np.all(g["sweeps"][()] == 400) and g["threshold"][()] == 0.1
-        for name in ("overlap", "tau_eq", "drift", "swap_attempted", "overlap_series"):
+        for name in ("overlap", "tau_eq", "drift", "swap_attempted", "overlap_series",
+                     "verdict", "tau_int", "effective_samples", "rhat", "rhat_limit"):
             assert "description" in g[name].attrs and "units" in g[name].attrs
+        assert np.all(g["verdict"][()] == eq.NOT_CERTIFIED)       # frozen: not "too short"
+        assert g["sigmas"][()] == 2.5 and g["min_effective"][()] == 16.0
         assert not f["relaxation_scan/certified"][()].any()
     assert "NOT certified (kept, flagged): [0, 1, 2]" in markdown._certificate_line(
         [False, False, False])
 
 
 def test_a_liquid_is_certified_and_stops_early(tmp_path):
-    cfg = load_config(write_config(tmp_path, eq_sweeps=4000,
+    cfg = load_config(write_config(tmp_path, eq_sweeps=16000,
                                    **{"temperature = 0.8": "temperature = 2.0"}))
     path = Simulation(cfg, tmp_path / "out", serial()).run()
     with h5py.File(path) as f:
         g = f["configurations/certificate"]
         assert g["certified"][()].all() and f["relaxation_scan/certified"][()].all()
+        assert np.all(g["verdict"][()] == eq.CERTIFIED)
+        assert np.all(g["effective_samples"][()] >= 16) and g["rhat"][()] <= g["rhat_limit"][()]
         sweeps = g["sweeps"][()]
-        assert np.all(sweeps < 4000) and np.all(sweeps == g["sweeps_examined"][()])
+        assert np.all(sweeps < 16000) and np.all(sweeps == g["sweeps_examined"][()])
         energy = f["configurations/energy_series"][()]
         assert np.all(np.isnan(energy[:, -1])) and np.all(g["swap_attempted"][:, 1] == 0)
 
@@ -205,6 +327,9 @@ def test_a_liquid_is_certified_and_stops_early(tmp_path):
     ("until = 12.5", "equilibration.until"),
     ("certificate_threshold = 1.0", "equilibration.certificate_threshold: must be in (0, 1)"),
     ("certificate_threshold = 0", "equilibration.certificate_threshold: must be in (0, 1)"),
+    ("certificate_sigmas = 0", "equilibration.certificate_sigmas: must be > 0"),
+    ("certificate_sigmas = -2.5", "equilibration.certificate_sigmas: must be > 0"),
+    ("certificate_min_effective = 1.5", "equilibration.certificate_min_effective: must be >= 2"),
 ])
 def test_bad_certificate_input_names_the_key(line, message):
     text = "[equilibration]\n" + line.replace('"certified"', '"always"') + "\n"
@@ -248,7 +373,7 @@ def test_bench_equilibrate_and_the_analysis_script(tmp_path):
     import sys
     from conftest import ROOT
     saved = tmp_path / "run.npz"
-    proc = cli("bench", "equilibrate", "--n", 150, "--temperature", 1.0, "--sweeps", 4000,
+    proc = cli("bench", "equilibrate", "--n", 150, "--temperature", 1.0, "--sweeps", 32000,
                "--sample-every", 10, "--plain-sweeps", 300, "--save", saved, "--json")
     result = json.loads(proc.stdout)
     assert result["certified"] and result["tau_eq"] > 0 and result["trials_per_second_cpu"] > 0
@@ -258,3 +383,15 @@ def test_bench_equilibrate_and_the_analysis_script(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "analysis" / "equilibration.py"), str(saved),
                     "--out", str(picture)], check=True, capture_output=True)
     assert picture.stat().st_size > 10_000
+
+
+def test_report_lines_show_each_verdict_tau_int_effective_samples_and_rhat():
+    lines = markdown._certificate_detail_lines(
+        {"verdict": [1, 0, -1], "tau_int": [2.1e4, 1.8e4, None],
+         "effective_samples": [28.0, 17.5, 0.0], "min_effective": 16.0, "rhat": 1.035,
+         "rhat_limit": 1.098})
+    assert "0: certified, tau_int 2.1e+04 sweeps, 28.0 effective samples" in lines[0]
+    assert "2: too short, tau_int ? sweeps, 0.0 effective samples" in lines[0]
+    assert "split-R-hat of U/N 1.035 (limit 1.098)" in lines[1]
+    assert markdown._scan_certificate_lines({"1.5": [True, False]}) == [
+        "- relaxation scan certificates: T = 1.5: 1 of 2 (**NOT certified: [1]**)"]

@@ -483,3 +483,12 @@ def test_no_eta_until_the_rate_is_measured_on_real_work(log_lines):
     assert len(lines) == 3
     assert "ETA" not in lines[0] and "ETA" not in lines[1]
     assert lines[2].endswith("10 trials/s  ETA 0m39s")      # (1000 - 610) / 10 per second
+
+
+def test_memory_and_simulate_do_not_import_each_other():
+    """memory sizes a run before it starts; it needs the ensembles, not the simulation."""
+    import subprocess
+    import sys
+    code = ("import sys, mpi_glass.memory; "
+            "assert 'mpi_glass.simulate' not in sys.modules, 'memory imports simulate'")
+    subprocess.run([sys.executable, "-c", code], check=True)

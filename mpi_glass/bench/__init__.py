@@ -3,8 +3,9 @@
 One module per stage: ``imbalance`` (Delta pairs and greedy selections, on synthetic
 features), ``descriptors`` (the 60 features of one configuration), ``simulate`` (parallel
 efficiency at several rank counts), ``progress`` (cost of run-wide progress under MPI),
-``mc`` (trial moves per CPU second), ``equilibrate`` (the certified equilibration) and
-``dii`` (the Differentiable Information Imbalance: epoch, full selection, memory).
+``mc`` (trial moves per CPU second), ``equilibrate`` (the certified equilibration),
+``dii`` (the Differentiable Information Imbalance: epoch, full selection, memory) and
+``certificate`` (the certificate's false-failure and detection rates).
 """
 from __future__ import annotations
 
@@ -35,6 +36,13 @@ def run(args, dist=None):
                          swap_probability=args.swap_probability,
                          sample_every=args.sample_every, plain_sweeps=args.plain_sweeps,
                          seed=args.seed, save=args.save)
+    if args.what == "certificate":
+        from .certificate import benchmark
+        return benchmark(n=args.n, temperature=args.temperature, chains=args.chains,
+                         budget=args.sweeps, sample_every=args.sample_every,
+                         segments=args.segments, segment_sweeps=args.segment_sweeps,
+                         detect_sweeps=args.detect_sweeps,
+                         synthetic_trials=args.synthetic_trials, seed=args.seed)
     if args.what == "simulate":
         from .simulate import simulate_efficiency
         return simulate_efficiency([int(k) for k in args.ranks.split(",")])

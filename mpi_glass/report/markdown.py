@@ -36,6 +36,8 @@ def _section_run(doc):
         f"{doc['n_features']} features",
         f"- tau_alpha = {tau:.4g} {unit}" if tau is not None else "- tau_alpha: not given",
         _certificate_line(doc.get("certified"), doc.get("equilibrium")),
+        *_certificate_detail_lines(doc.get("certificate")),
+        *_scan_certificate_lines(doc.get("scan_certified")),
         "- propensity times (p interpolated linearly in log t between recorded times): "
         + (", ".join(f"{k} = {_g(v)} {unit}" for k, v in times.items())
            or ", ".join(doc.get("time_labels", []))),
@@ -59,6 +61,35 @@ def _certificate_line(certified, equilibrium=None):
     line = (f"- equilibrium certificate: {len(certified) - len(flagged)} of {len(certified)} "
             f"configurations certified")
     return line + (f"; **NOT certified (kept, flagged): {flagged}**" if flagged else "")
+
+
+def _certificate_detail_lines(cert):
+    """Per configuration: verdict, tau_int of U/N and effective samples; the chains' R-hat."""
+    if not cert:
+        return []
+    names = {1: "certified", 0: "NOT certified", -1: "too short"}
+    per_c = "; ".join(
+        f"{c}: {names.get(v, v)}, tau_int {'?' if t is None else f'{t:.3g}'} sweeps, "
+        f"{e if e is None else f'{e:.1f}'} effective samples"
+        for c, (v, t, e) in enumerate(zip(cert["verdict"], cert["tau_int"],
+                                          cert["effective_samples"])))
+    lines = [f"  - {per_c} (minimum {_g(cert['min_effective'])})"]
+    if cert.get("rhat") is not None:
+        lines.append(f"  - between configurations: split-R-hat of U/N {cert['rhat']:.3f} "
+                     f"(limit {cert['rhat_limit']:.3f})")
+    return lines
+
+
+def _scan_certificate_lines(scan):
+    """The relaxation scan's configurations, under the same certificate rules."""
+    if not scan:
+        return []
+    parts = []
+    for temperature, ok in scan.items():
+        flagged = [c for c, good in enumerate(ok) if not good]
+        parts.append(f"T = {temperature}: {len(ok) - len(flagged)} of {len(ok)}"
+                     + (f" (**NOT certified: {flagged}**)" if flagged else ""))
+    return ["- relaxation scan certificates: " + "; ".join(parts)]
 
 
 def _protocol_lines(doc):
