@@ -343,6 +343,10 @@ def _main(args):
             traceback.print_exc()   # bad input stays exit 2, now with its traceback
         status = _report_error(exc, dist)
         if dist is not None and dist.parallel:   # another rank may wait in a collective
+            if _root_reports_it(exc, dist):
+                # This rank stayed silent because rank 0 logs the line; an abort from here
+                # at once would often end rank 0 before it writes, so give it a moment.
+                time.sleep(ROOT_REPORT_GRACE_S)
             dist.abort(status)
         return status
     return 0
@@ -384,6 +388,16 @@ def _interrupted(exc, dist, command):
         LOGGER.error(line)
     dist.abort(EXIT_INTERRUPTED)
     return EXIT_INTERRUPTED
+
+
+# Seconds a silent rank waits before its abort, so that rank 0's one-line error is written.
+ROOT_REPORT_GRACE_S = 2.0
+
+
+def _root_reports_it(exc, dist):
+    """True on a rank other than 0 whose error rank 0 reports for every rank."""
+    return (not dist.is_root and isinstance(exc, InputError)
+            and exc.same_on_every_rank)
 
 
 def _is_bad_input(exc):

@@ -241,6 +241,21 @@ def test_mpiexec_with_mpi_disabled_refuses_on_every_rank(tmp_path):
     assert not out.exists()
 
 
+def test_bad_input_under_mpiexec_always_prints_its_line(tmp_path):
+    # Every rank meets a bad key; rank 0 says it, rank 1 stays silent and aborts.  Before the
+    # grace wait rank 1's MPI_Abort often ended rank 0 first and the line was lost (1 run in
+    # 4 to 2 in 3 on the development machine), so each of several runs must carry it.
+    config = tmp_path / "bad.toml"
+    config.write_text("[system]\nnn = 3\n")
+    for attempt in range(4):
+        out = tmp_path / f"out{attempt}"
+        proc = cli("simulate", "--config", config, "--out", out, ranks=2, check=False)
+        assert proc.returncode == 2, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if "error:" in line]
+        assert len(lines) == 1 and "unknown key 'nn'" in lines[0], proc.stderr
+        assert not out.exists()
+
+
 def test_launch_without_mpi4py_says_how_to_fix_it(tmp_path):
     fake = tmp_path / "no_mpi4py" / "mpi4py"
     fake.mkdir(parents=True)
