@@ -61,7 +61,7 @@ class MCConfig:
 @dataclass(frozen=True)
 class EquilibrationConfig:
     sweeps: int = _key("MC sweeps to equilibrate each configuration; with until = "
-                       "'certified' the budget", 160000, low=0)
+                       "'certified' the budget", 204800, low=0)
     swap_probability: float = _key("fraction of trials that are species swaps S<->M, M<->L "
                                    "(equilibration only)", 0.2, low=0.0, high=1.0)
     sample_every: int = _key("sweeps between samples of U/N and the overlap q (certificate)",
