@@ -687,12 +687,14 @@ def provenance_attrs(cfg, kind, extra=None):
     return attrs
 
 
-def _write(f, fields, scales, data, empty=None):
+def _write(f, fields, scales, data, empty=None, fixed_strings=False):
     """Create every field present in ``data`` (or shaped in ``empty``), then attach scales.
 
     ``empty`` maps field names to shapes of datasets created without values, for slices
     written later (``f[path][c] = ...``).  Every rank of a collective (mpio) write calls
     this with identical arguments: all of it is metadata plus the small arrays.
+    ``fixed_strings`` stores text as fixed-length UTF-8: parallel HDF5 cannot write
+    variable-length strings, and one layout for both write paths keeps their files equal.
     """
     empty = empty or {}
     for key, value in data.attrs.items():
@@ -706,7 +708,9 @@ def _write(f, fields, scales, data, empty=None):
         if value is None:
             dset = f.create_dataset(spec.path, shape=empty[name], dtype=spec.h5_dtype())
         else:
-            dset = f.create_dataset(spec.path, data=np.asarray(value, dtype=spec.h5_dtype()))
+            dtype = _fixed_string_dtype(value) if fixed_strings and spec.dtype == "str" \
+                else spec.h5_dtype()
+            dset = f.create_dataset(spec.path, data=np.asarray(value, dtype=dtype))
         dset.attrs["units"] = spec.units
         dset.attrs["description"] = spec.description
         for key, attr in spec.attrs.items():
@@ -716,6 +720,13 @@ def _write(f, fields, scales, data, empty=None):
         for key, value in attrs.items():
             f.require_group(group).attrs[key] = value
     _attach_scales(fields, scales, written)
+
+
+def _fixed_string_dtype(values):
+    """A fixed-length UTF-8 dtype wide enough for every string in ``values``."""
+    width = max((len(str(v).encode()) for v in np.asarray(values, dtype=object).flat),
+                default=1)
+    return h5py.string_dtype("utf-8", length=max(width, 1))
 
 
 def _attach_scales(fields, scales, written):
@@ -750,7 +761,7 @@ def write_sim(f, data, displacement_shape=None):
     ...     write_sim(f, data)
     """
     empty = {"displacements": displacement_shape} if displacement_shape else {}
-    _write(f, SIM_FIELDS, SIM_SCALES, data, empty)
+    _write(f, SIM_FIELDS, SIM_SCALES, data, empty, fixed_strings=True)
 
 
 def write_select(f, data):
