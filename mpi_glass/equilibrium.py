@@ -87,7 +87,8 @@ __all__ = ["OVERLAP_RADIUS", "DEFAULT_THRESHOLD", "STATIONARITY_SIGMAS",
            "rhat_limit", "certify_ensemble", "collective_overlap", "unrelated_overlap",
            "normalised_overlap", "drift_corrected_overlap", "relaxation_time", "check_points",
            "next_check_point", "Certificate", "certify", "new_chain_records",
-           "EquilibrationChain", "chain_certificate", "ensemble_certificates", "certificate_of"]
+           "EquilibrationChain", "chain_certificate", "ensemble_certificates", "certify_together",
+           "certificate_of"]
 
 #: Overlap radius a (sigma_LS).
 OVERLAP_RADIUS = 0.3
@@ -647,7 +648,9 @@ class EquilibrationChain:
     ``state`` is a ``schema.ChainState`` with the fields of ``new_chain_records``, changed in
     place, so the caller checkpoints it whenever it likes and a resumed chain continues
     bit-identically.  With ``stop_when_certified`` the chain is done at the first certified
-    check point, else after ``sweeps``.
+    check point, else after ``sweeps``.  Its check points are the budget-free schedule
+    (``check_points(extendable=True)``) when it stops when certified or when ``extendable``
+    says so (chains that an ensemble stops together, ``certify_together``), else its length's.
 
     Examples
     --------
@@ -668,14 +671,15 @@ class EquilibrationChain:
     def __init__(self, state, *, box, temperature, delta_max, swap_probability, sweeps,
                  sample_every, threshold=DEFAULT_THRESHOLD, stop_when_certified=False,
                  sigmas=STATIONARITY_SIGMAS, min_effective=MIN_EFFECTIVE_SAMPLES,
-                 model=DEFAULT_MODEL):
+                 model=DEFAULT_MODEL, extendable=None):
         self.state, self.box, self.sweeps, self.model = state, float(box), int(sweeps), model
         self.mc_args = (float(temperature), float(delta_max), float(swap_probability))
         self.sample_every, self.threshold = int(sample_every), float(threshold)
         self.sigmas, self.min_effective = float(sigmas), float(min_effective)
         self.stop_when_certified = bool(stop_when_certified)
         self.n_samples = state.energy.size
-        self.checks = (set(check_points(self.n_samples, extendable=self.stop_when_certified))
+        extendable = self.stop_when_certified if extendable is None else bool(extendable)
+        self.checks = (set(check_points(self.n_samples, extendable=extendable))
                        if self.n_samples else set())
 
     @property
@@ -769,6 +773,33 @@ def ensemble_certificates(states, equilibration):
                              equilibration.certificate_min_effective) if examined else []
     found = dict(zip(examined, certs))
     return [found.get(i) for i in range(len(states))]
+
+
+def certify_together(records, n, equilibration):
+    """The certificates of an ensemble's chains judged together at check point ``n``
+    (samples) from their records alone: ``records`` holds each chain's (energy, overlap)
+    arrays of at least ``n`` recorded samples; the reference of the interval ending at ``n``
+    is the previous check point, n / 2.  A pure function of the records, so a resumed or
+    continued run takes the same decision at the same check point (the certified mode's
+    stop, ``simulate.Simulation``).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> settings = SimpleNamespace(sample_every=10, certificate_threshold=0.1,
+    ...                            certificate_sigmas=2.5, certificate_min_effective=16)
+    >>> rng = np.random.default_rng(0)
+    >>> q = np.r_[np.ones(128), np.exp(-np.arange(1, 129) / 4.0), np.ones(256)]
+    >>> chains = [(rng.normal(-2.0, 0.01, 512), q) for _ in range(3)]
+    >>> [c.certified for c in certify_together(chains, 256, settings)]
+    [True, True, True]
+    """
+    n = int(n)
+    return certify_ensemble([np.asarray(e)[:n] for e, _ in records],
+                            [np.asarray(q)[:n] for _, q in records], [n // 2] * len(records),
+                            equilibration.sample_every, equilibration.certificate_threshold,
+                            equilibration.certificate_sigmas,
+                            equilibration.certificate_min_effective)
 
 
 def certificate_of(state, sample_every, threshold=DEFAULT_THRESHOLD,

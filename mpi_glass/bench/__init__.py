@@ -42,7 +42,7 @@ def run(args, dist=None):
                          budget=args.sweeps, sample_every=args.sample_every,
                          segments=args.segments, segment_sweeps=args.segment_sweeps,
                          detect_sweeps=args.detect_sweeps,
-                         synthetic_trials=args.synthetic_trials, seed=args.seed)
+                         synthetic_trials=args.synthetic_trials, seed=args.seed, dist=dist)
     if args.what == "simulate":
         from .simulate import simulate_efficiency
         return simulate_efficiency([int(k) for k in args.ranks.split(",")])

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import math
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
 from .. import mc
 from ..equilibrium import (CERTIFIED, MIN_EFFECTIVE_SAMPLES, NOT_CERTIFIED,
                            STATIONARITY_SIGMAS, TOO_SHORT, EquilibrationChain, certify,
-                           certify_ensemble, drift_corrected_overlap)
+                           certify_ensemble, certify_together, check_points,
+                           drift_corrected_overlap)
 from .equilibrate import fresh_chain_state
 
 __all__ = ["benchmark", "synthetic_calibration", "verdict_rates", "ar1_series"]
@@ -148,21 +150,77 @@ def synthetic_calibration(trials=2000, tau=20.0, chains=8, sigmas=STATIONARITY_S
 
 # --- real chains -------------------------------------------------------------------------
 
-def _equilibrate(n, temperature, seeds, budget, sample_every, swap_probability, eq_args):
-    """Chains from random starts in the certified mode; (states, boxes, certificates)."""
-    states, boxes, certs = [], [], []
-    for seed in seeds:
-        state, box = fresh_chain_state(n, seed, budget // sample_every)
-        chain = EquilibrationChain(state, box=box, temperature=temperature, delta_max=0.12,
-                                   swap_probability=swap_probability, sweeps=budget,
-                                   sample_every=sample_every, stop_when_certified=True,
-                                   **eq_args)
-        while not chain.done:
-            chain.advance(budget)
-        states.append(state)
-        boxes.append(box)
-        certs.append(chain.certificate())
-    return states, boxes, certs
+def _settings(sample_every, eq_args):
+    """The [equilibration] fields ``equilibrium.certify_together`` reads."""
+    return SimpleNamespace(sample_every=int(sample_every),
+                           certificate_threshold=eq_args["threshold"],
+                           certificate_sigmas=eq_args["sigmas"],
+                           certificate_min_effective=eq_args["min_effective"])
+
+
+def _together(n, temperature, seeds, budget, sample_every, swap_probability, eq_args, dist):
+    """Chains from random starts run as ``simulate``'s certified mode runs an ensemble.
+
+    In lockstep from check point to check point of the budget-free schedule (16 * 2^k
+    samples), judged together at each (``certify_together``) and stopped together at the
+    first where every chain is certified, or at the last check point within ``budget``.
+    The chains are spread over the ranks of ``dist``.  Returns (states, boxes, rounds,
+    final): ``rounds`` one row per check point (own and ensemble verdict counts, R-hat),
+    ``final`` the ensemble's certificates where it stopped.
+    """
+    settings = _settings(sample_every, eq_args)
+    points = check_points(budget // sample_every, extendable=True)[1:]
+    chains, boxes = {}, {}
+
+    def advance(i, target):
+        if i not in chains:
+            state, boxes[i] = fresh_chain_state(n, seeds[i], budget // sample_every)
+            chains[i] = EquilibrationChain(
+                state, box=boxes[i], temperature=temperature, delta_max=0.12,
+                swap_probability=swap_probability, sweeps=budget, sample_every=sample_every,
+                extendable=True, **eq_args)
+        chain = chains[i]
+        while chain.state.sweeps_done < target:
+            chain.advance(target - chain.state.sweeps_done)
+        own = chain.certificate()
+        return chain.state, boxes[i], own.verdict if own else TOO_SHORT
+
+    rounds, final, states, box_of = [], [], [], []
+    for point in points:
+        target = point * sample_every
+        results = dist.map(lambda i: advance(i, target), len(seeds))
+        states, box_of, own = map(list, zip(*results))
+        final = certify_together([(s.energy, s.overlap) for s in states], point, settings)
+        rounds.append({"sweeps": target, "own_certified": int(sum(v == CERTIFIED for v in own)),
+                       "own_verdicts": [int(v) for v in own],
+                       "ensemble_certified": int(sum(c.certified for c in final)),
+                       "rhat": final[0].rhat, "rhat_limit": final[0].rhat_limit,
+                       "tau_int": final[0].tau_int})
+        if all(c.certified for c in final):
+            break
+    return states, box_of, rounds, final
+
+
+def _first_certified(rounds, k):
+    """Sweeps of chain k's first check point certified on its own (None: never)."""
+    return next((r["sweeps"] for r in rounds if r["own_verdicts"][k] == CERTIFIED), None)
+
+
+def _from_random_starts(rounds, final, states):
+    own = [_first_certified(rounds, k) for k in range(len(states))]
+    reached = [s for s in own if s is not None]
+    stop = rounds[-1]["sweeps"] if rounds and all(c.certified for c in final) else None
+    return {"per_chain": [dict(_cert_row(c, s), own_sweeps_to_certify=o)
+                          for c, s, o in zip(final, states, own)],
+            "ensemble_sweeps_to_certify": stop,
+            "certified": int(sum(c.certified for c in final)),
+            "own_certified": len(reached),
+            "own_sweeps_to_certify_median": float(np.median(reached)) if reached else math.nan,
+            "own_sweeps_to_certify_max": int(max(reached)) if reached else None,
+            "rounds": rounds,
+            "ensemble_rhat": final[0].rhat if final else math.nan,
+            "ensemble_rhat_limit": final[0].rhat_limit if final else math.nan,
+            "ensemble_tau_int": final[0].tau_int if final else math.nan}
 
 
 def _segments(state, box, temperature, segment, count, sample_every, eq_args):
@@ -199,48 +257,43 @@ def _cert_row(cert, state):
 def benchmark(n=1000, temperature=0.5, chains=8, budget=2_000_000, sample_every=None,
               segments=0, segment_sweeps=None, detect_sweeps=0, synthetic_trials=0,
               sigmas=STATIONARITY_SIGMAS, min_effective=MIN_EFFECTIVE_SAMPLES,
-              threshold=0.1, seed=0):
+              threshold=0.1, seed=0, dist=None):
     """The certificate's calibration at one temperature (see the module docstring).
 
-    ``chains`` chains from random starts (swap MC, certified mode, ``budget`` sweeps) give
-    the sweeps to certify and, pooled, the ensemble verdict; ``segments`` > 0 continues each
-    certified chain for that many segments of ``segment_sweeps`` (default: the largest
-    sweeps to certify) and certifies each (false failures); ``detect_sweeps`` > 0 runs
-    ``chains`` plain-MC quenches and ``chains`` swap chains from random starts for that many
-    sweeps in the certified mode (detection); ``synthetic_trials`` > 0 adds
-    ``synthetic_calibration``.
+    ``chains`` chains from random starts (swap MC, ``budget`` sweeps), run as one ensemble
+    of ``simulate``'s certified mode (``_together``), give the sweeps to certify: the
+    ensemble's (where they stop together) and each chain's own (its first check point
+    certified alone); ``segments`` > 0 continues each certified chain for that many segments
+    of ``segment_sweeps`` (default: where the ensemble stopped) and certifies each on its own
+    (false failures); ``detect_sweeps`` > 0 runs ``chains`` plain-MC quenches and ``chains``
+    swap chains from random starts for that many sweeps, each set as one ensemble
+    (detection: a chain the ensemble certifies is missed); ``synthetic_trials`` > 0 adds
+    ``synthetic_calibration``.  The chains are spread over the ranks of ``dist``.
     """
+    from ..parallel import serial
+    dist = dist or serial()
     n, chains, budget = int(n), int(chains), int(budget)
     sample_every = int(sample_every or max(1, budget // 2000))
     eq_args = dict(threshold=float(threshold), sigmas=float(sigmas),
                    min_effective=float(min_effective))
     result = {"n": n, "temperature": float(temperature), "chains": chains,
-              "budget_sweeps": budget, "sample_every": sample_every, **eq_args}
+              "budget_sweeps": budget, "sample_every": sample_every, "ranks": dist.size,
+              **eq_args}
     cpu = time.process_time()
     seeds = [1000 * int(seed) + k for k in range(chains)]
     if chains and budget:
-        states, boxes, certs = _equilibrate(n, temperature, seeds, budget, sample_every, 0.2,
-                                            eq_args)
-        rows = [_cert_row(c, s) for c, s in zip(certs, states)]
-        sweeps = np.array([r["sweeps"] for r in rows])
-        done = np.array([r["verdict"] == CERTIFIED for r in rows])
-        pooled = certify_ensemble(
-            [s.energy[:s.checked_sample] for s in states],
-            [s.overlap[:s.checked_sample] for s in states],
-            [s.checked_reference for s in states], sample_every, **eq_args)
-        result["from_random_starts"] = {
-            "per_chain": rows, "certified": int(done.sum()),
-            "sweeps_to_certify_median": float(np.median(sweeps[done])) if done.any()
-            else math.nan,
-            "sweeps_to_certify_max": int(sweeps[done].max()) if done.any() else None,
-            "ensemble_verdicts": [c.verdict for c in pooled],
-            "ensemble_rhat": pooled[0].rhat, "ensemble_rhat_limit": pooled[0].rhat_limit,
-            "ensemble_tau_int": pooled[0].tau_int}
-        if segments and done.any():
-            length = int(segment_sweeps or sweeps[done].max())
-            seg = [c for s, b, ok in zip(states, boxes, done) if ok
-                   for c in _segments(s, b, temperature, length, int(segments), sample_every,
-                                      eq_args)]
+        states, boxes, rounds, final = _together(n, temperature, seeds, budget, sample_every,
+                                                 0.2, eq_args, dist)
+        found = _from_random_starts(rounds, final, states)
+        result["from_random_starts"] = found
+        done = [c.certified for c in final]
+        if segments and any(done):
+            length = int(segment_sweeps or found["ensemble_sweeps_to_certify"]
+                         or max(s.sweeps_done for s in states))
+            picked = [(s, b) for s, b, ok in zip(states, boxes, done) if ok]
+            seg = [c for part in dist.map(
+                lambda i: _segments(*picked[i], temperature, length, int(segments),
+                                    sample_every, eq_args), len(picked)) for c in part]
             result["equilibrium_segments"] = dict(
                 verdict_rates([c.verdict for c in seg]), segment_sweeps=length,
                 tau_int_median=float(np.median([c.tau_int for c in seg])),
@@ -248,16 +301,18 @@ def benchmark(n=1000, temperature=0.5, chains=8, budget=2_000_000, sample_every=
                 overlap_max=float(max(c.overlap for c in seg)))
     if detect_sweeps:
         detect_sweeps = int(detect_sweeps)
-        every = max(1, detect_sweeps // 500)
+        every = max(1, detect_sweeps // 512)
         for name, swap in (("plain_mc_quench", 0.0), ("first_swap_sweeps", 0.2)):
-            det_states, _, det_certs = _equilibrate(
-                n, temperature, [s + 500 for s in seeds], detect_sweeps, every, swap, eq_args)
-            rows = [_cert_row(c, s) for c, s in zip(det_certs, det_states)]
+            det_states, _, rounds, final = _together(
+                n, temperature, [s + 500 for s in seeds], detect_sweeps, every, swap, eq_args,
+                dist)
+            rows = [_cert_row(c, s) for c, s in zip(final, det_states)]
             result[f"detection_{name}"] = dict(
-                verdict_rates([r["verdict"] for r in rows]), sweeps=detect_sweeps,
+                verdict_rates([r["verdict"] for r in rows]), sweeps=rounds[-1]["sweeps"],
                 detected=float(np.mean([r["verdict"] != CERTIFIED for r in rows])),
+                own_detected=float(np.mean([v != CERTIFIED for v in rounds[-1]["own_verdicts"]])),
                 per_chain=rows)
-    result["cpu_seconds"] = time.process_time() - cpu
+    result["cpu_seconds"] = sum(dist.allgather(time.process_time() - cpu))
     if synthetic_trials:
         result["synthetic"] = synthetic_calibration(int(synthetic_trials), chains=max(chains, 2),
                                                     sigmas=sigmas, min_effective=min_effective,
