@@ -41,7 +41,7 @@ def chain_physics(cfg, stage, temperature):
     """The keys that determine one chain of a run (a flat dict, dotted config names).
 
     An equilibration depends on the system at its ensemble's ``temperature``, the moves, the
-    sampling and, through where it stops, the certificate's threshold and schedule; its
+    sampling and, through where its ensemble stops, the certificate's settings and schedule; its
     budget only in a fixed-length mode (``until`` = "sweeps" or a number).  A trajectory
     depends on the system, the moves and the recording grid's density (``per_decade``);
     which configuration it starts from is checked separately (``start``).
@@ -51,7 +51,7 @@ def chain_physics(cfg, stage, temperature):
     >>> from mpi_glass.config import parse_config
     >>> physics = chain_physics(parse_config("seed = 3"), EQUILIBRATE, 0.5)
     >>> physics["temperature"], physics["equilibration.length"]
-    (0.5, 'certified: budget extends, check points at 16 * 2^k samples')
+    (0.5, 'certified: budget extends, the ensemble stops together at check points 16 * 2^k samples')
     """
     physics = {"seed": int(cfg.seed), "system.n": int(cfg.system.n),
                "system.counts": [int(n) for n in cfg.counts],
@@ -60,12 +60,17 @@ def chain_physics(cfg, stage, temperature):
     if stage == EQUILIBRATE:
         eq = cfg.equilibration
         from .equilibrium import MIN_CHECK_SAMPLES
-        length = (f"certified: budget extends, check points at {MIN_CHECK_SAMPLES} * 2^k "
-                  f"samples" if cfg.certified_mode else int(cfg.equilibration_sweeps))
+        length = (f"certified: budget extends, the ensemble stops together at check points "
+                  f"{MIN_CHECK_SAMPLES} * 2^k samples" if cfg.certified_mode
+                  else int(cfg.equilibration_sweeps))
         physics.update({"equilibration.swap_probability": float(eq.swap_probability),
                         "equilibration.sample_every": int(eq.sample_every),
                         "equilibration.certificate_threshold": float(eq.certificate_threshold),
                         "equilibration.length": length})
+        if cfg.certified_mode:      # where the ensemble stops depends on them too
+            physics.update({"equilibration.certificate_sigmas": float(eq.certificate_sigmas),
+                            "equilibration.certificate_min_effective":
+                                float(eq.certificate_min_effective)})
     else:
         physics["dynamics.per_decade"] = int(cfg.dynamics.per_decade)
     return physics

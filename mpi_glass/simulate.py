@@ -16,6 +16,7 @@ of each configuration compute p, q and F_s^CR, and the ranks write sim.h5 togeth
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,9 +255,70 @@ class Simulation:
         done_before = (sum(self._sweeps_done(it) * self.n for it in items)
                        if self.dist.is_root else 0)
         progress = _StageProgress(self.dist, name, total=sum(costs), done_before=done_before)
-        for item in mine:
-            self._run_item(item, progress)
+        if stage == EQUILIBRATE and self.cfg.certified_mode:
+            self._equilibrate_together(items, mine, progress)
+        else:
+            for item in mine:
+                self._run_item(item, progress)
         progress.finish()
+
+    def _equilibrate_together(self, items, mine, progress):
+        """The certified mode: the chains of each ensemble advance in lockstep from check
+        point to check point (16 sample_every 2^k sweeps); after each, rank 0 judges every
+        ensemble there from its chains' records (``equilibrium.certify_together``), and an
+        ensemble whose chains are all certified stops, all of them at that check point.  So
+        a chain never stops on its own verdict only to be failed by the ensemble's (pooled
+        tau_int, R-hat), and since each decision is a function of the records alone, a
+        resumed or continued run takes the same decisions again, bit-identically.  Chains
+        not certified at the last check point within the budget run on to it."""
+        settled = set()
+        for target, judged in self._round_targets(items):
+            for item in mine:
+                if item.ensemble not in settled:
+                    self._equilibrate(item, progress, until=min(target, item.sweeps))
+            if judged:
+                self.dist.barrier()         # every chain of the round is on disk
+                settled |= set(self.dist.root_decides(
+                    lambda: self._settled_at(items, target, settled)))
+
+    def _round_targets(self, items):
+        """(sweeps, judged) of each round: the check points within the budget, then the
+        budget itself when it is not one (run on to, not judged)."""
+        sample_every = self.cfg.equilibration.sample_every
+        budget = max(it.sweeps for it in items)
+        points = equilibrium.check_points(budget // sample_every, extendable=True)[1:]
+        rounds = [(p * sample_every, True) for p in points]
+        if not rounds or rounds[-1][0] < budget:
+            rounds.append((budget, False))
+        return rounds
+
+    def _settled_at(self, items, target, settled):
+        """Rank 0: the ensembles (not yet settled) whose chains are all certified together
+        at check point ``target``, each judgement logged."""
+        eq = self.cfg.equilibration
+        n = target // eq.sample_every
+        newly = []
+        for ens in self.ensembles:
+            if ens.index in settled:
+                continue
+            chains = [it for it in items if it.ensemble == ens.index]
+            states = [ChainState.load(self._item_path(it)) for it in chains]
+            certs = equilibrium.certify_together([(st.energy, st.overlap) for st in states],
+                                                 n, eq)
+            ok = sum(c.certified for c in certs)
+            rhat = ("" if math.isnan(certs[0].rhat) else
+                    f"; R-hat {certs[0].rhat:.3f} (limit {certs[0].rhat_limit:.3f})")
+            stop = ok == len(certs)
+            log(f"T = {ens.temperature:g}, check point {target} sweeps: {ok} of {len(certs)} "
+                f"configurations certified together{rhat}"
+                + ("; they stop here" if stop else "; all go on"))
+            if stop:
+                newly.append(ens.index)
+                beyond = [it.c for it, st in zip(chains, states) if st.sweeps_done > target]
+                if beyond:
+                    log(f"note: configurations {beyond} ran past this check point under an "
+                        f"earlier config (fewer configurations); they are kept as they are")
+        return newly
 
     def _sweeps_done(self, item):
         path = self._item_path(item)
@@ -268,11 +330,11 @@ class Simulation:
         return self.ckpt_dir / item.file_name
 
     def _run_item(self, item, progress):
+        if item.stage == EQUILIBRATE:
+            self._equilibrate(item, progress, until=item.sweeps)
+            return
         state = self._load_or_start(item)
         if state.done:
-            return
-        if item.stage == EQUILIBRATE:
-            self._equilibrate(item, state, progress)
             return
         ens = self.ensembles[item.ensemble]
         points = self._record_points(item)
@@ -294,21 +356,25 @@ class Simulation:
         state.done = True
         state.save(self._item_path(item))
 
-    def _equilibrate(self, item, state, progress):
-        """Advance an equilibration chain to its end: certified (in the certified mode) or
-        its sweeps spent, checkpointing on the way."""
+    def _equilibrate(self, item, progress, until):
+        """Advance an equilibration chain to ``until`` sweeps (at most its budget),
+        checkpointing on the way; a chain already there is left alone.  Where it stops in
+        the certified mode is its ensemble's decision (``_equilibrate_together``)."""
+        state = self._load_or_start(item)
+        if state.sweeps_done >= until:
+            return
         eq = self.cfg.equilibration
         chain = equilibrium.EquilibrationChain(
             state, box=self.box, temperature=self.ensembles[item.ensemble].temperature,
             delta_max=self.cfg.mc.delta_max, swap_probability=eq.swap_probability,
             sweeps=item.sweeps, sample_every=eq.sample_every,
-            threshold=eq.certificate_threshold, stop_when_certified=self.cfg.certified_mode,
+            threshold=eq.certificate_threshold, extendable=self.cfg.certified_mode,
             sigmas=eq.certificate_sigmas, min_effective=eq.certificate_min_effective,
             model=self.cfg.model)
         chunk = max(1, CHUNK_TRIALS // self.n)
         last_save = (state.sweeps_done, time.monotonic())
-        while not chain.done:
-            progress.advance(chain.advance(chunk) * self.n)
+        while state.sweeps_done < until:
+            progress.advance(chain.advance(min(chunk, until - state.sweeps_done)) * self.n)
             last_save = self._maybe_checkpoint(item, state, last_save)
         state.save(self._item_path(item))
 
@@ -370,7 +436,6 @@ class Simulation:
         if item.stage == EQUILIBRATE:
             n_samples = item.sweeps // self.cfg.equilibration.sample_every
             changed = continuation.resize_samples(state, n_samples)
-            certified_stop = self.cfg.certified_mode and bool(state.certified)
         else:
             eq = ChainState.load(self._item_path(self._equilibration_of(item)))
             if (state.start.tobytes() != eq.positions.tobytes()
@@ -380,8 +445,7 @@ class Simulation:
                 return None
             changed = continuation.remap_records(state, self.ensembles[item.ensemble].times,
                                                  path)     # its times were checked at start
-            certified_stop = False
-        done = certified_stop or state.sweeps_done >= item.sweeps
+        done = state.sweeps_done >= item.sweeps
         if changed or done != state.done:
             state.done = done
             state.save(path)

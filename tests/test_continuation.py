@@ -117,6 +117,40 @@ def test_raised_budget_continues_every_chain_bit_identically(tmp_path, monkeypat
     assert_identical_files(_run(larger, tmp_path / "fresh"), continued)
 
 
+def test_the_chains_of_an_ensemble_stop_together_where_they_are_certified_together(tmp_path):
+    """The certified mode's stop is the ensemble's: every chain of an ensemble ends at the
+    first check point where all are certified *together* (pooled tau_int, R-hat), or at the
+    budget, judged here again from the kept records at every check point.  Some chain was
+    certified on its own at an earlier check point: under a per-chain stop it would have
+    stopped there, and the ensemble's verdict could then never send it on."""
+    budget = 20480
+    cfg = _config(tmp_path / "c", budget, **{"seed = 11": "seed = 12",   # a seed that shows it
+                                             "temperature = 0.8": "temperature = 1.5",
+                                             "temperatures = [1.5]": "temperatures = [1.2]"})
+    out = tmp_path / "out"
+    _run(cfg, out)
+    eq, every = cfg.equilibration, cfg.equilibration.sample_every
+    settled = alone_earlier = 0
+    for ensemble, configurations in ((0, 3), (1, 2)):
+        states = [ChainState.load(out / CHECKPOINTS / f"eq_e{ensemble}_c{c}.npz")
+                  for c in range(configurations)]
+        stops = {st.sweeps_done for st in states}
+        assert len(stops) == 1, f"ensemble {ensemble}: chains stopped apart at {stops}"
+        end = stops.pop() // every
+        records = [(st.energy, st.overlap) for st in states]
+        together = [k for k in equilibrium.check_points(end, extendable=True)[1:]
+                    if all(c.certified for c in equilibrium.certify_together(records, k, eq))]
+        assert together in ([end], []) and (together or end == budget // every), together
+        settled += bool(together)
+        for st in states:
+            alone_earlier += any(
+                equilibrium.certify(st.energy[:k], st.overlap[:k], every, k // 2,
+                                    eq.certificate_threshold, eq.certificate_sigmas,
+                                    eq.certificate_min_effective).certified
+                for k in equilibrium.check_points(end, extendable=True)[1:-1])
+    assert settled and alone_earlier, "want an ensemble stopped early, a chain certified alone"
+
+
 def test_raised_t_max_and_extra_times_continue_every_trajectory(tmp_path, monkeypatch):
     out = tmp_path / "out"
     _run(_config(tmp_path / "a", 700, t_max=100), out)
