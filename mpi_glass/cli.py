@@ -172,10 +172,10 @@ def _bench_commands(bench):
                                                       "searches (default 15)")
     b = bsub.add_parser("dii", help="seconds per DII epoch, a full backward elimination, "
                                     "peak memory per rank")
-    b.add_argument("--n", type=int, default=4000, help="number of points N (default 4000)")
-    b.add_argument("--m", type=int, default=60, help="number of features M (default 60)")
-    b.add_argument("--d", type=int, default=15, help="d_max of the elimination (default 15)")
-    b.add_argument("--epochs", type=int, default=3, help="epochs timed (default 3)")
+    b.add_argument("--n", type=_POSITIVE, default=4000, help="number of points N (default 4000)")
+    b.add_argument("--m", type=_POSITIVE, default=60, help="number of features M (default 60)")
+    b.add_argument("--d", type=_POSITIVE, default=15, help="d_max of the elimination (default 15)")
+    b.add_argument("--epochs", type=_POSITIVE, default=3, help="epochs timed (default 3)")
     b.add_argument("--epochs-only", action="store_true",
                    help="time the epochs only, no backward elimination (large N)")
     b = bsub.add_parser("equilibrate", help="tau_eq, swap acceptances and trials/s of a "
@@ -183,7 +183,7 @@ def _bench_commands(bench):
     b.add_argument("--n", type=_POSITIVE, default=1000, help="number of particles (default 1000)")
     b.add_argument("--temperature", type=float, default=0.3, help="temperature (default 0.3)")
     b.add_argument("--sweeps", type=_POSITIVE, default=1_000_000,
-                   help="budget in sweeps (default 1e6); stops once certified")
+                   help="budget in sweeps (default 1e6); stops once certified (one chain)")
     b.add_argument("--swap-probability", type=float, default=0.2,
                    help="fraction of swap trials (default 0.2)")
     b.add_argument("--sample-every", type=_POSITIVE, default=None,
@@ -194,25 +194,26 @@ def _bench_commands(bench):
     b.add_argument("--save", metavar="FILE.npz", help="save U/N(t), q(t) for analysis/")
     b = bsub.add_parser("certificate", help="false-failure and detection rates of the "
                                             "equilibrium certificate, sweeps to certify")
-    b.add_argument("--n", type=int, default=1000, help="number of particles (default 1000)")
+    b.add_argument("--n", type=_POSITIVE, default=1000, help="number of particles (default 1000)")
     b.add_argument("--temperature", type=float, default=0.5, help="temperature (default 0.5)")
-    b.add_argument("--chains", type=int, default=8,
+    b.add_argument("--chains", type=_NATURAL, default=8,
                    help="chains from random starts (default 8; 0: none)")
-    b.add_argument("--sweeps", type=int, default=2_000_000,
-                   help="budget of each chain in sweeps (default 2e6; 0: none); stops once certified")
-    b.add_argument("--sample-every", type=int, default=None,
+    b.add_argument("--sweeps", type=_NATURAL, default=2_000_000,
+                   help="budget of each chain in sweeps (default 2e6; 0: none); the chains stop "
+                        "together once certified together")
+    b.add_argument("--sample-every", type=_POSITIVE, default=None,
                    help="sweeps between samples (default: budget / 2000)")
-    b.add_argument("--segments", type=int, default=0,
+    b.add_argument("--segments", type=_NATURAL, default=0,
                    help="then continue each certified chain for this many segments, each "
                         "certified on its own (false failures; default 0)")
-    b.add_argument("--segment-sweeps", type=int, default=None,
+    b.add_argument("--segment-sweeps", type=_POSITIVE, default=None,
                    help="segment length (default: the largest sweeps to certify)")
-    b.add_argument("--detect-sweeps", type=int, default=0,
+    b.add_argument("--detect-sweeps", type=_NATURAL, default=0,
                    help="also run --chains plain-MC quenches and swap chains from random "
                         "starts this long (detection; default 0: none)")
-    b.add_argument("--synthetic-trials", type=int, default=0,
+    b.add_argument("--synthetic-trials", type=_NATURAL, default=0,
                    help="AR(1) series per length for the synthetic calibration (default 0)")
-    b.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
+    b.add_argument("--seed", type=_NATURAL, default=0, help="seed of the random starts (default 0)")
     b = bsub.add_parser("simulate", help="parallel efficiency of simulate at 1 and 2 ranks")
     b.add_argument("--ranks", default="1,2", help="comma-separated rank counts")
     b = bsub.add_parser("progress", help="cost of run-wide progress under MPI (no files)")

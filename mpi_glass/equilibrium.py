@@ -60,7 +60,8 @@ the lags of the last interval.
 Check points.  With ``until = "certified"`` a chain is examined at t_k = t_0 2^k sweeps,
 t_0 = ``MIN_CHECK_SAMPLES`` samples (16 ``sample_every``), whatever the budget L: the
 certificate at t_k compares the configuration with the one kept at t_(k-1), the middle of
-the run so far, and the chain stops at the first certified check point or when L is spent.
+the run so far.  The chains of an ensemble stop together, at the first check point where
+they are all certified together (``certify_together``), or when L is spent.
 Because the check points do not depend on L, a chain run under a larger budget is the same
 chain, and a raised budget continues it bit-identically (``simulate``, ``continuation``);
 sweeps beyond the last t_k <= L are examined only once the budget reaches t_(k+1), so a
