@@ -1,4 +1,5 @@
 """Shared helpers: tiny configs, running the CLI, comparing HDF5 files bit for bit."""
+import functools
 import os
 import shutil
 import subprocess
@@ -83,11 +84,24 @@ def mpiexec():
     return found
 
 
+@functools.lru_cache(maxsize=None)
+def open_mpi():
+    """Whether ``mpiexec()`` is Open MPI's (CI) rather than MPICH's (the laptop's wheel)."""
+    proc = subprocess.run([mpiexec(), "--version"], capture_output=True, text=True)
+    return any(name in proc.stdout + proc.stderr for name in ("Open MPI", "OpenRTE"))
+
+
+def launcher(ranks):
+    """The launch prefix of RANKS ranks, as the README tells a user to type it: Open MPI's
+    mpirun with -q, which keeps its own banners off (the one-line error contract)."""
+    return [mpiexec(), "-n", str(ranks), *(["-q"] if open_mpi() else [])]
+
+
 def cli(*args, ranks=None, env=None, check=True, **kwargs):
     """Run ``python -m mpi_glass ARGS`` (under mpiexec -n RANKS if given)."""
     cmd = [sys.executable, "-m", "mpi_glass", *map(str, args)]
     if ranks is not None:
-        cmd = [mpiexec(), "-n", str(ranks), *cmd]
+        cmd = [*launcher(ranks), *cmd]
     full_env = dict(os.environ)
     if ranks is None:
         full_env["MPI_GLASS_SERIAL"] = "1"
@@ -104,7 +118,7 @@ def start_cli(*args, ranks=None, env=None):
     cmd = [sys.executable, "-m", "mpi_glass", *map(str, args)]
     full_env = dict(os.environ)
     if ranks:
-        cmd = [mpiexec(), "-n", str(ranks), *cmd]
+        cmd = [*launcher(ranks), *cmd]
     else:
         full_env["MPI_GLASS_SERIAL"] = "1"
     full_env.update(env or {})
