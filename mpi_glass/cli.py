@@ -207,7 +207,7 @@ def _bench_commands(bench):
                    help="then continue each certified chain for this many segments, each "
                         "certified on its own (false failures; default 0)")
     b.add_argument("--segment-sweeps", type=_POSITIVE, default=None,
-                   help="segment length (default: the largest sweeps to certify)")
+                   help="segment length (default: where the ensemble stopped)")
     b.add_argument("--detect-sweeps", type=_NATURAL, default=0,
                    help="also run --chains plain-MC quenches and swap chains from random "
                         "starts this long (detection; default 0: none)")

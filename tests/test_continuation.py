@@ -21,7 +21,7 @@ from mpi_glass import continuation, equilibrium, mc
 from mpi_glass.config import load_config
 from mpi_glass.errors import InputError, Interrupted
 from mpi_glass.parallel import Distributor, serial
-from mpi_glass.schema import EQUILIBRATE, ChainState
+from mpi_glass.schema import ChainState
 from mpi_glass.simulate import Simulation
 
 CHECKPOINTS = "sim.h5.checkpoint"

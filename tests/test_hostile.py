@@ -28,8 +28,6 @@ from mpi_glass.parallel import serial
 from mpi_glass.simulate import Simulation
 
 #: select kept small: 12 features, d up to 2, 5 random draws, the propensity at 50 sweeps.
-SELECT_SMALL = {"[relaxation_scan]": "[select]\nd_max = 2\nrandom_draws = 5\ntime = 50\n"
-                                     "lengths = [1.0, 2.0]\n[relaxation_scan]"}
 #: select that runs for a minute or more (thousands of random draws): a target for signals.
 SELECT_LONG = {"[relaxation_scan]": "[select]\ntime = 50\nrandom_draws = 20000\n"
                                     "[relaxation_scan]"}
@@ -44,15 +42,6 @@ def one_line_error(proc, *fragments, status=2):
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A folder with a finished tiny sim.h5 (serial, in process) and its config."""
-    folder = tmp_path_factory.mktemp("finished")
-    cfg = load_config(write_config(folder, **SELECT_SMALL))
-    Simulation(cfg, folder / "out", serial()).run()
-    return folder / "tiny.toml", folder / "out"
 
 
 def _copy_sim(finished, folder):

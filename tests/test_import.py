@@ -13,7 +13,6 @@ rounding, q exactly (no bond sits within that rounding of its survival radius he
 """
 import ctypes
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import pytest
 from scipy.special import j0
 
-from conftest import assert_identical_files, cli, datasets, lammps_env
+from conftest import assert_identical_files, cli, lammps_env
 from mpi_glass import model
 from mpi_glass.config import load_config
 from mpi_glass.errors import InputError

@@ -15,7 +15,7 @@ from mpi_glass import mc, model, neighbours
 from mpi_glass.bench import mc as bench_mc
 from mpi_glass.errors import InputError
 from mpi_glass.fixedpoint import UNIT, pair_units, squared_distance
-from mpi_glass.model import EPSILON, SIGMA, PairModel
+from mpi_glass.model import SIGMA, PairModel
 
 MASK = (1 << 64) - 1
 PAPER = model.SHARMA2024

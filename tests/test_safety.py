@@ -21,14 +21,11 @@ from conftest import cli, start_cli, stop_run, write_config
 from mpi_glass.config import load_config, parse_config
 from mpi_glass.errors import InputError
 from mpi_glass.memory import check_fits, simulate_parts
-from mpi_glass.parallel import Distributor, launcher_processes, serial
+from mpi_glass.parallel import Distributor, launcher_processes
 from mpi_glass.progress import LOGGER, Progress, setup_logging
-from mpi_glass.simulate import Simulation
 from mpi_glass.outdir import LOCK_NAME, FolderLock, commit_staged, folder_lock, recover_staged
 
 #: select kept small: 12 features, d up to 2, 5 random draws, the propensity at 50 sweeps.
-SELECT_SMALL = {"[relaxation_scan]": "[select]\nd_max = 2\nrandom_draws = 5\ntime = 50\n"
-                                     "lengths = [1.0, 2.0]\n[relaxation_scan]"}
 
 
 def _wait_for(predicate, timeout=60.0):
@@ -62,15 +59,6 @@ def _long_running_simulate(tmp_path, out, *extra):
     _wait_for(lambda: list((out / "sim.h5.checkpoint").glob("*.npz")) or proc.poll() is not None)
     assert proc.poll() is None, "the run finished before it could be caught running"
     return proc
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A folder with a finished tiny sim.h5 (serial, in process)."""
-    folder = tmp_path_factory.mktemp("finished")
-    cfg = load_config(write_config(folder, **SELECT_SMALL))
-    Simulation(cfg, folder / "out", serial()).run()
-    return folder / "tiny.toml", folder / "out"
 
 
 def _copy(folder, tmp_path):

@@ -48,7 +48,7 @@ import numpy as np
 from numba import njit
 
 from ..mapper import SerialMapper
-from .kernels import _insert, _sorted_1d
+from .kernels import _insert, _side_gaps, _sorted_1d
 
 __all__ = ["ROW_BLOCK", "LAMBDA_RULES", "DiiTarget", "dii_value_and_grad", "dii_target"]
 
@@ -78,12 +78,7 @@ def _ranks_1d(s, order, pos, i, ranks):
     left, right, done = p - 1, p + 1, 0
     ranks[i] = 0.0
     while done < n - 1:
-        fl = np.inf
-        if left >= 0:
-            fl = (v - s[left]) * (v - s[left])
-        fr = np.inf
-        if right < n:
-            fr = (v - s[right]) * (v - s[right])
+        fl, fr = _side_gaps(s, v, left, right)
         t = min(fl, fr)
         lo = left
         while lo >= 0 and (v - s[lo]) * (v - s[lo]) == t:

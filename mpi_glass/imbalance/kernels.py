@@ -193,20 +193,27 @@ def _rank_1d(s, pos, x, i, j):
     return 1.0 + lt + 0.5 * (le - lt - 1)  # j itself is among the le
 
 
+@njit(cache=True, inline="always")
+def _side_gaps(s, v, left, right):
+    """Squared gaps from v to s[left] and to s[right] (inf past either end of the sorted s):
+    the next candidates of a 1-D walk outward from v's position."""
+    fl = np.inf
+    if left >= 0:
+        fl = (v - s[left]) * (v - s[left])
+    fr = np.inf
+    if right < s.shape[0]:
+        fr = (v - s[right]) * (v - s[right])
+    return fl, fr
+
+
 @njit(cache=True)
 def _knn_1d(s, order, pos, i, k, nb):
     """i's k nearest in 1-D with ties, as (L, T) and nb like ``_row_knn``."""
     p = pos[i]
     v = s[p]
-    n = s.shape[0]
     left, right, vk = p - 1, p + 1, 0.0
     for _ in range(k):  # merge the two monotone sides: the k-th value picked is the k-th distance
-        fl = np.inf
-        if left >= 0:
-            fl = (v - s[left]) * (v - s[left])
-        fr = np.inf
-        if right < n:
-            fr = (v - s[right]) * (v - s[right])
+        fl, fr = _side_gaps(s, v, left, right)
         if fl <= fr:
             vk, left = fl, left - 1
         else:
