@@ -13,7 +13,9 @@ measures them for ``mpi_glass.equilibrium``:
 * **detection** -- how often it refuses a chain that is *not*: plain-MC quenches from a
   random start and the first ``detect_sweeps`` swap sweeps from one, plus synthetic series
   still relaxing (AR(1) + an exponential decay over the whole run);
-* **sweeps to certify** from random starts, over K chains (median and maximum).
+* **sweeps to certify** from random starts: K chains run as ``simulate`` runs one ensemble
+  (in lockstep, stopped together where all are certified together), and each chain's own
+  first certified check point (median and maximum).
 
 "too short" (fewer effective samples than the minimum) is counted apart: for an
 equilibrium chain it is not a failure (the chain goes on), for a non-equilibrium one it is
