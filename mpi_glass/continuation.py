@@ -51,7 +51,7 @@ def chain_physics(cfg, stage, temperature):
     >>> from mpi_glass.config import parse_config
     >>> physics = chain_physics(parse_config("seed = 3"), EQUILIBRATE, 0.5)
     >>> physics["temperature"], physics["equilibration.length"]
-    (0.5, 'certified: budget extends, the ensemble stops together at check points 16 * 2^k samples')
+    (0.5, 'certified: the ensemble stops together at 16 * 2^k samples')
     """
     physics = {"seed": int(cfg.seed), "system.n": int(cfg.system.n),
                "system.counts": [int(n) for n in cfg.counts],
@@ -60,9 +60,8 @@ def chain_physics(cfg, stage, temperature):
     if stage == EQUILIBRATE:
         eq = cfg.equilibration
         from .equilibrium import MIN_CHECK_SAMPLES
-        length = (f"certified: budget extends, the ensemble stops together at check points "
-                  f"{MIN_CHECK_SAMPLES} * 2^k samples" if cfg.certified_mode
-                  else int(cfg.equilibration_sweeps))
+        length = (f"certified: the ensemble stops together at {MIN_CHECK_SAMPLES} * 2^k samples"
+                  if cfg.certified_mode else int(cfg.equilibration_sweeps))
         physics.update({"equilibration.swap_probability": float(eq.swap_probability),
                         "equilibration.sample_every": int(eq.sample_every),
                         "equilibration.certificate_threshold": float(eq.certificate_threshold),

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from .kernels import (_BLOCK, _block_min, _insert, _knn_1d, _rank_sum_1d, _rank_sum_row, _row_knn,
-                      _sorted_columns, _sqdist_pair, _sqdist_row, _weighted)
+                      _side_gaps, _sorted_columns, _sqdist_pair, _sqdist_row, _weighted)
 
 #: Points with the smallest base distance used to bound each candidate's neighbour distance.
 _SEEDS = 8
@@ -144,12 +144,7 @@ def _tiers_1d(s, order_1d, p, cut, tiers):
     v = s[p]
     left, right, q = p - 1, p + 1, 0
     while True:
-        fl = np.inf
-        if left >= 0:
-            fl = (v - s[left]) * (v - s[left])
-        fr = np.inf
-        if right < s.shape[0]:
-            fr = (v - s[right]) * (v - s[right])
+        fl, fr = _side_gaps(s, v, left, right)
         if min(fl, fr) > cut:
             break
         if fl <= fr:
