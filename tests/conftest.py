@@ -102,6 +102,12 @@ def mpiexec():
     return found
 
 
+def shared_folder(dist, prefix="mpi_glass_test_"):
+    """A fresh temporary folder made by rank 0 and named to every rank (MPI tests)."""
+    import tempfile
+    return Path(dist.bcast(tempfile.mkdtemp(prefix=prefix) if dist.is_root else None))
+
+
 @functools.lru_cache(maxsize=None)
 def open_mpi():
     """Whether ``mpiexec()`` is Open MPI's (CI) rather than MPICH's (the laptop's wheel)."""

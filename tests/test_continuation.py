@@ -9,14 +9,14 @@ continuation.
 """
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import assert_identical_files, assert_on_every_rank, cli, write_config
+from conftest import (assert_identical_files, assert_on_every_rank, cli, shared_folder,
+                      write_config)
 from mpi_glass import continuation, equilibrium, mc
 from mpi_glass.config import load_config
 from mpi_glass.errors import InputError, Interrupted
@@ -278,8 +278,7 @@ def test_interrupted_force_run_resumes_when_rerun_with_force(tmp_path, monkeypat
 @pytest.mark.mpi(min_size=2)
 def test_raised_budget_continues_under_two_ranks():
     dist = Distributor()
-    folder = Path(dist.bcast(tempfile.mkdtemp(prefix="mpi_glass_test_") if dist.is_root
-                             else None))
+    folder = shared_folder(dist)
     if dist.is_root:
         for name, sweeps in (("b1", 700), ("b2", 1500)):
             (folder / name).mkdir()

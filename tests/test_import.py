@@ -425,19 +425,26 @@ def _rewrite(path, edit):
     Path(path).write_text("\n".join(edit(lines)) + "\n")
 
 
-def _type_3_to_4(lines):
-    out, in_atoms = [], False
-    for line in lines:
-        if line.startswith("ITEM:"):
-            in_atoms = line.startswith("ITEM: ATOMS")
-            out.append(line)
-        elif in_atoms:
-            fields = line.split()
-            fields[1] = "4" if fields[1] == "3" else fields[1]
-            out.append(" ".join(fields))
-        else:
-            out.append(line)
-    return out
+def _edit_atoms(edit_fields):
+    """A dump edit that rewrites the fields of every atom line with ``edit_fields``."""
+    def edit(lines):
+        out, in_atoms = [], False
+        for line in lines:
+            if line.startswith("ITEM:"):
+                in_atoms = line.startswith("ITEM: ATOMS")
+                out.append(line)
+            elif in_atoms:
+                fields = line.split()
+                edit_fields(fields)
+                out.append(" ".join(fields))
+            else:
+                out.append(line)
+        return out
+    return edit
+
+
+def _type_3_to_4(fields):
+    fields[1] = "4" if fields[1] == "3" else fields[1]
 
 
 def _drop_last_frame(lines):
@@ -478,29 +485,18 @@ def _add_z(vary):
     return edit
 
 
-def _renumber(lines):
-    out, in_atoms = [], False
-    for line in lines:
-        if line.startswith("ITEM:"):
-            in_atoms = line.startswith("ITEM: ATOMS")
-            out.append(line)
-        elif in_atoms:
-            fields = line.split()
-            fields[0] = str(int(fields[0]) + 1000)
-            out.append(" ".join(fields))
-        else:
-            out.append(line)
-    return out
+def _renumber(fields):
+    fields[0] = str(int(fields[0]) + 1000)
 
 
 BAD_DUMPS = {
-    "species": ("md/c1_r0.dump md/c1_r1.dump", _type_3_to_4,
+    "species": ("md/c1_r0.dump md/c1_r1.dump", _edit_atoms(_type_3_to_4),
                 "type 4 names no species of the model"),
     "start": ("md/c1_r1.dump", _shift_start, "import.start_tolerance"),
     "frames": ("md/c0_r1.dump", _drop_last_frame, "every replica must record the same times"),
     "box": ("md/c0_r0.dump", _grow_box, "the box changes at timestep 50"),
     "3d": ("md/c1_r0.dump", _add_z(vary=True), "2-D only"),
-    "ids": ("md/c1_r1.dump", _renumber, "particle ids differ"),
+    "ids": ("md/c1_r1.dump", _edit_atoms(_renumber), "particle ids differ"),
     "pattern": ("md/c1_r1.dump", None, "no such file (import.path"),
 }
 
@@ -595,11 +591,9 @@ def test_schema_3_sim_files_read_as_mc_sweeps(tmp_path):
 
 @pytest.mark.mpi(min_size=2)
 def test_import_under_two_ranks_writes_the_serial_bits():
-    import tempfile
-    from conftest import assert_on_every_rank
+    from conftest import assert_on_every_rank, shared_folder
     dist = Distributor()
-    folder = Path(dist.bcast(tempfile.mkdtemp(prefix="mpi_glass_test_") if dist.is_root
-                             else None))
+    folder = shared_folder(dist)
     if dist.is_root:
         synthetic_set(folder, configurations=3, replicas=2)
     dist.barrier()

@@ -12,12 +12,11 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import h5py
 import pytest
 
-from conftest import cli, start_cli, stop_run, write_config
+from conftest import cli, shared_folder, start_cli, stop_run, write_config
 from mpi_glass.config import load_config, parse_config
 from mpi_glass.errors import InputError
 from mpi_glass.memory import check_fits, simulate_parts
@@ -178,10 +177,8 @@ def test_simulate_takes_over_the_lock_of_a_killed_run(tmp_path):
 
 @pytest.mark.mpi(min_size=2)
 def test_only_rank_0_locks_and_every_rank_hears_a_refusal():
-    import tempfile
     dist = Distributor()
-    folder = Path(dist.bcast(tempfile.mkdtemp(prefix="mpi_glass_lock_") if dist.is_root
-                             else None))
+    folder = shared_folder(dist, prefix="mpi_glass_lock_")
     refused = False
     with folder_lock(folder, dist, "outer"):
         try:

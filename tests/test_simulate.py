@@ -2,16 +2,14 @@
 import os
 import random
 import signal
-import tempfile
 import time
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import (assert_identical_files, assert_on_every_rank, cli, start_cli, stop_run,
-                      write_config)
+from conftest import (assert_identical_files, assert_on_every_rank, cli, shared_folder, start_cli,
+                      stop_run, write_config)
 from mpi_glass.config import load_config
 from mpi_glass.errors import InputError
 from mpi_glass.parallel import Distributor, serial
@@ -156,14 +154,10 @@ def test_unwritable_output_directory(tmp_path, tiny_config):
 
 
 # -- under mpiexec -n 2: both ranks in this process pair ------------------------------------
-def _shared_folder(dist):
-    return Path(dist.bcast(tempfile.mkdtemp(prefix="mpi_glass_test_") if dist.is_root else None))
-
-
 @pytest.mark.mpi(min_size=2)
 def test_collective_and_root_gather_paths_equal_serial():
     dist = Distributor()
-    folder = _shared_folder(dist)
+    folder = shared_folder(dist)
     if dist.is_root:
         write_config(folder)
     dist.barrier()
