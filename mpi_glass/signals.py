@@ -11,6 +11,10 @@ staging folder - and the command exits 75 with one line ("rerun the same command
   only records the signal for a loop that checks ``received()`` at safe points - simulate's
   chains, which checkpoint there.  Compiled (numba) code never sees an exception raised
   under it there.
+* A handler that runs where Python cannot raise (a weakref callback or ``__del__``, e.g.
+  inside importlib's module locks) has its ``Interrupted`` "ignored"; our unraisable hook
+  delivers the signal again a moment later, so it raises at the next ordinary point, with no
+  traceback.
 * Elsewhere an exception raised under a numba call can surface as another error
   ("SystemError: ... returned a result with an exception set"); the CLI reports any error
   that ends a run after a stop signal as the interruption it is (``received``).
@@ -26,7 +30,10 @@ Examples
 """
 from __future__ import annotations
 
+import _thread
 import signal
+import sys
+import threading
 from contextlib import contextmanager
 
 from .errors import Interrupted
@@ -34,6 +41,7 @@ from .errors import Interrupted
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
 _state = {"raised": None, "deferred": 0}
+_REDELIVERY_DELAY_S = 0.01       # long enough for a weakref callback or __del__ to return
 
 
 def _handler(signum, frame):
@@ -43,9 +51,35 @@ def _handler(signum, frame):
         raise Interrupted(name)
 
 
+def _redeliver_unraisable(unraisable):
+    """An ``Interrupted`` raised where it cannot propagate is neither lost nor printed: the
+    signal is delivered again a moment later, from a helper thread, so that its handler runs
+    once this callback has returned and raises at the next ordinary point."""
+    if not isinstance(unraisable.exc_value, Interrupted):
+        _state["unraisable_hook"](unraisable)
+        return
+    signum = signal.Signals[unraisable.exc_value.args[0]]
+    try:
+        threading.Timer(_REDELIVERY_DELAY_S, _redeliver, (signum,)).start()
+    except RuntimeError:         # interpreter shutting down: the signal stays recorded
+        pass
+
+
+def _redeliver(signum):
+    if signal.getsignal(signum) is _handler:     # not once the command has restored its own
+        _thread.interrupt_main(signum)
+
+
+def _install_unraisable_hook():
+    if sys.unraisablehook is not _redeliver_unraisable:
+        _state["unraisable_hook"] = sys.unraisablehook
+        sys.unraisablehook = _redeliver_unraisable
+
+
 def install():
     """Install the handlers of the stop signals (main thread); returns the previous ones."""
-    previous = {}
+    previous = {"unraisablehook": sys.unraisablehook}
+    _install_unraisable_hook()
     for sig in STOP_SIGNALS:
         previous[sig] = signal.signal(sig, _handler)
     return previous
@@ -54,6 +88,7 @@ def install():
 def install_for_library():
     """Outside the CLI (a notebook running ``Simulation.run``): SIGTERM and SIGUSR1 get our
     handler, SIGINT stays the caller's (Ctrl-C raises KeyboardInterrupt as usual)."""
+    _install_unraisable_hook()
     for sig in (signal.SIGTERM, signal.SIGUSR1):
         if signal.getsignal(sig) is not _handler:
             signal.signal(sig, _handler)
@@ -61,9 +96,11 @@ def install_for_library():
 
 def restore(previous):
     """Put back the handlers ``install`` returned (a library caller's own)."""
-    for sig, handler in previous.items():
-        if handler is not None:
-            signal.signal(sig, handler)
+    for key, handler in previous.items():
+        if key == "unraisablehook":
+            sys.unraisablehook = handler
+        elif handler is not None:
+            signal.signal(key, handler)
 
 
 def received():

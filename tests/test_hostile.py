@@ -498,6 +498,29 @@ def test_signal_contract_in_process():
         signals.restore(previous)
 
 
+def test_a_signal_handled_where_python_cannot_raise_is_raised_after_with_no_traceback(capsys):
+    """CI saw it: SIGUSR1 landed in a weakref callback of importlib's module locks, where an
+    exception is only printed ("Exception ignored in ...") and dropped."""
+    class SignalledWhileCollected:
+        def __del__(self):
+            signal.raise_signal(signal.SIGUSR1)    # its handler runs inside __del__
+
+    hook_before = sys.unraisablehook
+    previous = signals.install()
+    try:
+        signals.reset()
+        with pytest.raises(Interrupted, match="SIGUSR1"):
+            SignalledWhileCollected()                # collected at once: __del__ runs
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:       # the ordinary code that follows
+                pass
+        assert "Traceback" not in capsys.readouterr().err
+    finally:
+        signals.reset()
+        signals.restore(previous)
+    assert sys.unraisablehook is hook_before
+
+
 def test_sigusr1_reaches_our_handler_after_mpi_initialisation():
     """MPICH takes SIGUSR1 when MPI starts; the CLI installs its handler again after."""
     code = textwrap.dedent('''
