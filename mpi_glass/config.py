@@ -493,8 +493,10 @@ MODEL_KEYS = {
     "epsilon": ("eps_ab, a symmetric K x K list of rows, >= 0", "the paper's"),
     "form": ("pair form: " + ", ".join(f"'{f}'" for f in FORMS) + " (see Model)",
              "lj/smooth"),
-    "cutoff": ("r_c / sigma_ab, the same for every pair", "2.5"),
-    "inner": ("r_in / sigma_ab where lj/smooth's quartic begins, < cutoff", "2.0"),
+    "cutoff": ("r_c / sigma_ab: one number for every pair, or a symmetric K x K table of "
+               "per-pair cutoffs", "2.5"),
+    "inner": ("r_in / sigma_ab where lj/smooth's quartic begins, < cutoff (a number or a "
+              "K x K table)", "2.0"),
 }
 
 
@@ -544,21 +546,29 @@ def _check_model_types(table):
         raise InputError(f"model.species: expected a list of names, got {species!r}")
     for key in ("sigma", "epsilon"):
         rows = table[key]
-        if not (isinstance(rows, list) and all(
-                isinstance(row, list) and all(isinstance(v, (int, float))
-                                              and not isinstance(v, bool) for v in row)
-                for row in rows)):
+        if not _is_rows_of_numbers(rows):
             raise InputError(f"model.{key}: expected a list of rows of numbers (a K x K "
                              f"table), got {rows!r}")
         if any(len(row) != len(rows) for row in rows) or len(rows) != len(species):
             raise InputError(f"model.{key}: expected a square {len(species)} x "
                              f"{len(species)} table (one row per species)")
-    for key in ("cutoff", "inner"):
+    for key in ("cutoff", "inner"):     # the shape of a table is PairModel's to judge
         value = table.get(key, 1.0)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise InputError(f"model.{key}: expected a number, got {value!r}")
+        if not (_is_number(value) or _is_rows_of_numbers(value)
+                or (isinstance(value, list) and all(_is_number(v) for v in value))):
+            raise InputError(f"model.{key}: expected a number or a K x K table of numbers, "
+                             f"got {value!r}")
     if not isinstance(table.get("form", "lj/smooth"), str):
         raise InputError(f"model.form: expected one of {', '.join(FORMS)}")
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_rows_of_numbers(rows):
+    return isinstance(rows, list) and all(
+        isinstance(row, list) and all(_is_number(v) for v in row) for row in rows)
 
 
 def preset_text(name):

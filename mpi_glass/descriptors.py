@@ -48,7 +48,7 @@ import numpy as np
 from numba import njit
 
 from .errors import InputError
-from .model import DEFAULT_MODEL, pair_energy_x2
+from .model import DEFAULT_MODEL, pair_energy_x2, pair_form
 from .neighbours import ImageCells, image_cell
 from .validation import check_box, check_configuration
 
@@ -187,7 +187,7 @@ def _local(system):
                        _LOCAL_CELLS)
     u, z, psi6, theta, clash = _local_kernel(
         cells.positions, cells.species, system.box, cells.cell_xy, cells.start, cells.shape,
-        cells.stencil, model.sigma2, model.epsilon, model.form_vector, model.theta_reference,
+        cells.stencil, model.sigma2, model.epsilon, model.pair_forms, model.theta_reference,
         cells.max_candidates)
     if clash >= 0:
         i = cells.order[clash]
@@ -197,10 +197,10 @@ def _local(system):
 
 
 @njit(cache=True)
-def _local_kernel(pos, spec, box, cell_xy, start, shape, stencil, sigma2, eps, form, theta_ref,
+def _local_kernel(pos, spec, box, cell_xy, start, shape, stencil, sigma2, eps, forms, theta_ref,
                   capacity):
     """u, z, Psi6, Theta per particle, and the first particle that sits on another (or -1)."""
-    n = pos.shape[0]
+    n, k_species = pos.shape[0], sigma2.shape[0]
     u = np.zeros(n)
     z = np.zeros(n, dtype=np.int64)
     psi6 = np.zeros(n)
@@ -223,7 +223,7 @@ def _local_kernel(pos, spec, box, cell_xy, start, shape, stencil, sigma2, eps, f
                     return u, z, psi6, theta, i
                 b = spec[j]
                 x2 = r2 / sigma2[a, b]
-                energy += pair_energy_x2(x2, eps[a, b], form)
+                energy += pair_energy_x2(x2, eps[a, b], pair_form(forms, k_species * a + b))
                 if x2 < Z_CUT * Z_CUT:
                     angles[m] = math.atan2(dy, dx)
                     kinds[m] = b

@@ -22,7 +22,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .model import DEFAULT_MODEL, reduced_pair_energy_x2
+from .model import DEFAULT_MODEL, pair_form, reduced_pair_energy_x2
 from .neighbours import minimum_image, verlet_list
 
 __all__ = ["UNIT", "CAP", "ROUNDER_BITS", "epsilon_units_flat", "growth_floor_units",
@@ -65,7 +65,7 @@ def growth_floor_units(model):
     k = model.n_species
     r = np.arange(1, int(_FLOOR_SAMPLES * model.max_cutoff) + 2) / _FLOOR_SAMPLES
     floor = np.zeros(k * k, np.int64)
-    eps_units, form = epsilon_units_flat(model), model.form_vector
+    eps_units = epsilon_units_flat(model)
     margin = int(0.01 * eps_units.max()) + 4
     for a in range(k):
         for b in range(k):
@@ -73,8 +73,10 @@ def growth_floor_units(model):
                 continue
             worst = 0
             for s in range(k):
-                new = _units_on(r * r / model.sigma[b, s]**2, eps_units[k * b + s], form)
-                old = _units_on(r * r / model.sigma[a, s]**2, eps_units[k * a + s], form)
+                new = _units_on(r * r / model.sigma[b, s]**2, eps_units[k * b + s],
+                                model.form_of(b, s))
+                old = _units_on(r * r / model.sigma[a, s]**2, eps_units[k * a + s],
+                                model.form_of(a, s))
                 lower = np.minimum(new[1:], new[:-1]) - np.maximum(old[1:], old[:-1])
                 worst = min(worst, int(lower.min()) - margin)
             floor[k * a + b] = worst
@@ -104,7 +106,7 @@ def _float_bits(typingctx, x):
 @njit(cache=True, inline="always", error_model="numpy")
 def biased_units(x2, eps_units, form):
     """round(min(eps V(x), CAP) / UNIT) + ROUNDER_BITS for x2 = (r / sigma_ab)^2,
-    eps_units = eps_ab / UNIT and the model's ``form_vector``.  The bias cancels in
+    eps_units = eps_ab / UNIT and the pair's form vector (``model.pair_form``).  The bias cancels in
     differences, which is all the engine needs; ``pair_units`` removes it.
 
     Examples
@@ -152,7 +154,7 @@ def squared_distance(pos, j, x, y, box, half):
 
 
 @njit(cache=True)
-def _energy_units(pos, species, box, start, nbr, n_species, inv_sigma2, eps_units, form):
+def _energy_units(pos, species, box, start, nbr, n_species, inv_sigma2, eps_units, forms):
     half, total = 0.5 * box, np.int64(0)
     for i in range(pos.shape[0]):
         ak = np.uint64(n_species) * species[i]
@@ -161,7 +163,7 @@ def _energy_units(pos, species, box, start, nbr, n_species, inv_sigma2, eps_unit
             if j > i:
                 t = ak + species[j]
                 r2 = squared_distance(pos, j, pos[i, 0], pos[i, 1], box, half)
-                total += pair_units(r2 * inv_sigma2[t], eps_units[t], form)
+                total += pair_units(r2 * inv_sigma2[t], eps_units[t], pair_form(forms, t))
     return total
 
 
@@ -180,4 +182,4 @@ def energy_units(positions, species, box, model=DEFAULT_MODEL):
     start, nbr = verlet_list(positions, uspecies, float(box), model.energy_cut2)
     return int(_energy_units(positions, uspecies, float(box), start, nbr, model.n_species,
                              model.inv_sigma2_flat, epsilon_units_flat(model),
-                             model.form_vector))
+                             model.pair_forms))

@@ -64,7 +64,7 @@ from numba import njit
 
 from .errors import InputError
 from .fixedpoint import UNIT, biased_units, energy_units, epsilon_units_flat, squared_distance
-from .model import DEFAULT_MODEL, composition_counts, pair_energy_x2, species_array
+from .model import DEFAULT_MODEL, composition_counts, pair_energy_x2, pair_form, species_array
 from .neighbours import (add_to_cell, clear_of, linked_cell_of, linked_cells, minimum_image,
                          verlet_list, verlet_pairs)
 from .validation import check_configuration, check_square_box
@@ -73,19 +73,19 @@ __all__ = ["SKIN", "SWAP_PAIRS", "MCStats", "EngineTables", "engine_tables", "ne
            "particle_energies", "total_energy", "total_energy_units", "unwrap", "run_sweeps",
            "initial_configuration"]
 
-EngineTables = namedtuple("EngineTables", ["n_species", "inv_sigma2", "eps_units", "form",
+EngineTables = namedtuple("EngineTables", ["n_species", "inv_sigma2", "eps_units", "forms",
                                            "partners", "growth_floor", "pair_slot", "level"])
 EngineTables.__doc__ = """The model as the engine's kernels take it (``engine_tables``): flat
 (K a + b) tables of 1 / sigma_ab^2, eps_ab / UNIT, swap partners (uint8), the early-rejection
 floor of a -> b (``PairModel.growth_floor_units``) and the counter slot of {a, b}; the pair
-form vector; level[a], the size rank of species a, which orders the bands of a row."""
+forms (``PairModel.pair_forms``: one vector, or one row per flat pair); level[a], the size rank of species a, which orders the bands of a row."""
 
 
 def engine_tables(model):
     """The ``EngineTables`` of a ``PairModel`` (cached on nothing: cheap, and the model's own
     tables are cached)."""
     return EngineTables(np.int64(model.n_species), model.inv_sigma2_flat,
-                        epsilon_units_flat(model), model.form_vector,
+                        epsilon_units_flat(model), model.pair_forms,
                         np.ascontiguousarray(model.swap_partners.ravel()),
                         model.growth_floor_units, model.pair_slot, model.size_rank)
 
@@ -194,9 +194,9 @@ def _below(s, n):
 # --- energies ----------------------------------------------------------------------------
 
 @njit(cache=True)
-def _pair_energies(pos, species, box, start, nbr, sigma2, epsilon, form):
+def _pair_energies(pos, species, box, start, nbr, sigma2, epsilon, forms):
     """Per-particle sums sum_j V_ij over the list rows (each pair counted from both ends)."""
-    half = 0.5 * box
+    half, k_species = 0.5 * box, sigma2.shape[0]
     e = np.zeros(pos.shape[0])
     for i in range(pos.shape[0]):
         for k in range(start[i], start[i + 1]):
@@ -204,7 +204,8 @@ def _pair_energies(pos, species, box, start, nbr, sigma2, epsilon, form):
             a, b = species[i], species[j]
             dx = minimum_image(pos[j, 0] - pos[i, 0], box, half)
             dy = minimum_image(pos[j, 1] - pos[i, 1], box, half)
-            e[i] += pair_energy_x2((dx * dx + dy * dy) / sigma2[a, b], epsilon[a, b], form)
+            e[i] += pair_energy_x2((dx * dx + dy * dy) / sigma2[a, b], epsilon[a, b],
+                                   pair_form(forms, k_species * a + b))
     return e
 
 
@@ -236,7 +237,7 @@ def particle_energies(positions, species, box, model=DEFAULT_MODEL):
     positions, species, box = _checked_configuration(positions, species, box, model)
     start, nbr = verlet_list(positions, species.view(np.uint8), box, model.energy_cut2)
     return 0.5 * _pair_energies(positions, species, box, start, nbr, model.sigma2,
-                                model.epsilon, model.form_vector)
+                                model.epsilon, model.pair_forms)
 
 
 def total_energy(positions, species, box, model=DEFAULT_MODEL):
@@ -317,12 +318,11 @@ def _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half, tb):
     """E(i at (xn, yn)) - E(now) in units of ``fixedpoint.UNIT``."""
     x, y, a = pos[i, 0], pos[i, 1], species[i]
     ak = np.uint64(tb.n_species) * a
-    form = tb.form
     de = np.int64(0)
     for k in range(start[i], ends[i, tb.level[a]]):
         j = nbr[k]
         t = ak + species[j]
-        inv_s2, eps = tb.inv_sigma2[t], tb.eps_units[t]
+        inv_s2, eps, form = tb.inv_sigma2[t], tb.eps_units[t], pair_form(tb.forms, t)
         de += (biased_units(squared_distance(pos, j, xn, yn, box, half) * inv_s2, eps, form)
                - biased_units(squared_distance(pos, j, x, y, box, half) * inv_s2, eps, form))
     return de
@@ -335,14 +335,15 @@ def _relabel_sum(pos, species, nbr, lo, hi, i, b, skip, box, half, tb):
     x, y, a = pos[i, 0], pos[i, 1], species[i]
     k_species = np.uint64(tb.n_species)
     ak, bk = k_species * a, k_species * b
-    inv_s2, eps_units, form = tb.inv_sigma2, tb.eps_units, tb.form
+    inv_s2, eps_units, forms = tb.inv_sigma2, tb.eps_units, tb.forms
     de = np.int64(0)
     for k in range(lo, hi):
         j = nbr[k]
         s = species[j]
         r2 = squared_distance(pos, j, x, y, box, half)
-        change = (biased_units(r2 * inv_s2[bk + s], eps_units[bk + s], form)
-                  - biased_units(r2 * inv_s2[ak + s], eps_units[ak + s], form))
+        change = (biased_units(r2 * inv_s2[bk + s], eps_units[bk + s], pair_form(forms, bk + s))
+                  - biased_units(r2 * inv_s2[ak + s], eps_units[ak + s],
+                                 pair_form(forms, ak + s)))
         de += change * (j != skip)
     return de
 

@@ -1,8 +1,9 @@
 """Two-dimensional pair models as data: ``PairModel`` and the named models shipped here.
 
 A model is K species with names, symmetric K x K tables sigma_ab and eps_ab, and a pair form
-with its cutoff x_c = r_c / sigma_ab (the same reduced cutoff for every pair, so the absolute
-cutoff r_c,ab = x_c sigma_ab differs per pair).  With x = r / sigma_ab and V in units of eps_ab:
+with its cutoff x_c = r_c / sigma_ab: one reduced cutoff for every pair (the absolute cutoff
+r_c,ab = x_c sigma_ab still differs per pair), or a symmetric K x K table of them (likewise
+lj/smooth's inner radius).  With x = r / sigma_ab and V in units of eps_ab:
 
 * ``"lj/smooth"`` (the paper's; LAMMPS ``lj/smooth``-like): V = 4 (x^-12 - x^-6) + C below
   x_in, a quartic sum_k a_k (x - x_in)^k between x_in and x_c matching V, V', V'' at x_in and
@@ -12,9 +13,13 @@ cutoff r_c,ab = x_c sigma_ab differs per pair).  With x = r / sigma_ab and V in 
 * ``"lj/cut"``: V = 4 (x^-12 - x^-6) - 4 (x_c^-12 - x_c^-6) below x_c (truncated and shifted).
 
 All three are one formula (``reduced_pair_energy_x2``) with an 11-number parameter vector
-``PairModel.form_vector``: [x_in^2, x_c^2, x_in, c0, c2, c4, a0 ... a4], where lj/poly and
-lj/cut have an empty shell (x_in = x_c) and lj/smooth has c0 = C, c2 = c4 = 0.  The
-coefficients are exact rationals of x_in and x_c (``fractions``), rounded once to double.
+[x_in^2, x_c^2, x_in, c0, c2, c4, a0 ... a4], where lj/poly and lj/cut have an empty shell
+(x_in = x_c) and lj/smooth has c0 = C, c2 = c4 = 0.  The coefficients are exact rationals of
+x_in and x_c (``fractions``), rounded once to double.  Kernels take ``PairModel.pair_forms``
+and pick pair t = K a + b's vector with ``pair_form(forms, t)``: with one cutoff for every
+pair ``pair_forms`` is that single vector (1-D), and numba compiles the kernel exactly as if
+it had been passed alone (no per-pair gather in the hot loop, the same bits); with per-pair
+cutoffs it is a (K^2, 11) table, a separate specialisation.
 
 Kernels never read module globals for the model (numba's cache freezes them): they take the
 tables a ``PairModel`` derives (``inv_sigma2_flat``, ``form_vector``, ``cutoff2`` ...) as
@@ -35,6 +40,7 @@ from itertools import combinations
 
 import numpy as np
 from numba import njit
+from numba.extending import overload
 
 from .errors import InputError
 
@@ -42,7 +48,7 @@ __all__ = ["PairModel", "named", "MODEL_NAMES", "FORMS", "DEFAULT_MODEL", "SHARM
            "SIGMA", "EPSILON", "SPECIES_NAMES", "N_SPECIES", "X_INNER", "X_CUT", "MAX_CUTOFF",
            "PAPER_COUNTS", "PAPER_FRACTIONS", "PAPER_DENSITY", "pair_potential",
            "pair_potential_derivative", "pair_energy_x2", "reduced_pair_energy_x2",
-           "composition_counts", "box_side", "species_array"]
+           "pair_form", "composition_counts", "box_side", "species_array"]
 
 FORMS = ("lj/smooth", "lj/poly", "lj/cut")
 
@@ -63,6 +69,27 @@ def reduced_pair_energy_x2(x2, form):
     poly = form[6] + t * (form[7] + t * (form[8] + t * (form[9] + t * form[10])))
     v = poly if x2 < form[1] else 0.0
     return lj if x2 < form[0] else v
+
+
+def pair_form(forms, t):
+    """The form vector of flat pair t = K a + b in ``PairModel.pair_forms``: the 1-D vector
+    itself (one form for every pair) or row t of the (K^2, 11) table.
+
+    Examples
+    --------
+    >>> m = named("sharma2024")
+    >>> pair_form(m.pair_forms, 5) is m.pair_forms
+    True
+    """
+    return forms if forms.ndim == 1 else forms[t]
+
+
+@overload(pair_form, inline="always")
+def _pair_form_compiled(forms, t):
+    # Chosen by type at compile time: a 1-D ``forms`` costs nothing per pair.
+    if forms.ndim == 1:
+        return lambda forms, t: forms
+    return lambda forms, t: forms[t]
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -98,14 +125,18 @@ def _derivatives(x, form):
     return out
 
 
-def _form(model):
-    return (DEFAULT_MODEL if model is None else model).form_vector
+def _form(model, pair):
+    model = DEFAULT_MODEL if model is None else model
+    if pair is not None:
+        return model.form_of(*pair)
+    return model.form_vector
 
 
-def pair_potential(r, sigma, epsilon, model=None):
+def pair_potential(r, sigma, epsilon, model=None, pair=None):
     """V(r) for arrays of distances and matching (broadcastable) sigma, epsilon.
 
     ``model`` gives the pair form (default: the paper's model); sigma and epsilon the pair.
+    A model with per-pair cutoffs needs ``pair=(a, b)``, the species whose form to use.
 
     Examples
     --------
@@ -115,15 +146,17 @@ def pair_potential(r, sigma, epsilon, model=None):
     r, sigma, epsilon = np.broadcast_arrays(np.asarray(r, float), np.asarray(sigma, float),
                                             np.asarray(epsilon, float))
     x2 = np.ravel((r / sigma)**2)
-    out = _energies(x2, np.ravel(epsilon).copy(), _form(model)).reshape(r.shape)
+    out = _energies(x2, np.ravel(epsilon).copy(), _form(model, pair)).reshape(r.shape)
     return out if r.ndim else float(out)
 
 
-def pair_potential_derivative(r, sigma, epsilon, model=None):
-    """dV/dr, the negative of the radial force (tests and analysis)."""
+def pair_potential_derivative(r, sigma, epsilon, model=None, pair=None):
+    """dV/dr, the negative of the radial force (tests and analysis); arguments as
+    ``pair_potential``."""
     r, sigma, epsilon = np.broadcast_arrays(np.asarray(r, float), np.asarray(sigma, float),
                                             np.asarray(epsilon, float))
-    out = epsilon * _derivatives(np.ravel(r / sigma), _form(model)).reshape(r.shape) / sigma
+    out = (epsilon * _derivatives(np.ravel(r / sigma), _form(model, pair)).reshape(r.shape)
+           / sigma)
     return out if r.ndim else float(out)
 
 
@@ -183,7 +216,7 @@ def _readonly(array):
 
 @dataclass(frozen=True, eq=False)
 class PairModel:
-    """A 2-D pair model: species, sigma and eps tables, pair form and reduced cutoff.
+    """A 2-D pair model: species, sigma and eps tables, pair form and reduced cutoffs.
 
     Frozen; every table a kernel needs is derived once (cached properties) from these fields.
 
@@ -197,10 +230,12 @@ class PairModel:
         Symmetric, sigma > 0, eps >= 0.
     form : str
         One of ``FORMS``.
-    cutoff : float
-        x_c = r_c / sigma_ab.
-    inner : float or None
-        x_in of ``"lj/smooth"`` (0 < x_in < x_c); ignored (set to x_c) for the other forms.
+    cutoff : float or array_like, shape (K, K)
+        x_c = r_c / sigma_ab, one for every pair or a symmetric table (a constant table is
+        stored as its one number: same physics, same digest).
+    inner : float, array_like (K, K) or None
+        x_in of ``"lj/smooth"`` (0.5 < x_in < x_c, pair by pair); ignored (set to x_c) for
+        the other forms.
 
     Examples
     --------
@@ -209,6 +244,11 @@ class PairModel:
     (('A', 'B', 'C'), 3, 2.5)
     >>> m.swap_partners.tolist()    # size order B (0.88) < C (0.94) < A (1.0)
     [[0, 0, 1], [0, 0, 1], [1, 1, 0]]
+    >>> wca = PairModel("wca-ish", ("A", "B"), [[1.0, 0.8], [0.8, 0.88]],
+    ...                 [[1.0, 1.5], [1.5, 0.5]], form="lj/cut",
+    ...                 cutoff=[[2.5, 2**(1 / 6)], [2**(1 / 6), 2**(1 / 6)]])
+    >>> wca.pair_forms.shape, round(wca.max_cutoff, 3)
+    ((4, 11), 2.5)
     """
     name: str
     species_names: tuple
@@ -238,17 +278,22 @@ class PairModel:
             raise InputError("model.epsilon: every eps_ab must be >= 0")
         if self.form not in FORMS:
             raise InputError(f"model.form: must be one of {', '.join(FORMS)}, got {self.form!r}")
-        cutoff = float(self.cutoff)
-        if not (math.isfinite(cutoff) and cutoff > 2.0**(1 / 6) * 0.5):
-            raise InputError(f"model.cutoff: expected a finite r_c / sigma_ab > 0.56, got "
-                             f"{self.cutoff!r}")
-        inner = cutoff if self.form != "lj/smooth" else self.inner
-        if self.form == "lj/smooth" and (inner is None or not 0.5 < float(inner) < cutoff):
-            raise InputError(f"model.cutoff: the cutoff {cutoff:g} must exceed the inner radius "
-                             f"{inner!r} of lj/smooth (model.inner, > 0.5)")
+        cutoff = _reduced_radius("cutoff", self.cutoff, k)
+        if np.any(cutoff <= 2.0**(1 / 6) * 0.5):
+            raise InputError(f"model.cutoff: expected r_c / sigma_ab > 0.56, got "
+                             f"{_shown(self.cutoff)}")
+        inner = cutoff
+        if self.form == "lj/smooth":
+            if self.inner is None:
+                raise InputError("model.inner: lj/smooth needs its inner radius (> 0.5)")
+            inner = _reduced_radius("inner", self.inner, k)
+            if np.any(inner <= 0.5) or np.any(inner >= cutoff):
+                raise InputError(f"model.cutoff: the cutoff {_shown(self.cutoff)} must exceed "
+                                 f"the inner radius {_shown(self.inner)} of lj/smooth "
+                                 f"(model.inner, > 0.5), pair by pair")
         object.__setattr__(self, "species_names", names)
-        object.__setattr__(self, "cutoff", cutoff)
-        object.__setattr__(self, "inner", float(inner))
+        object.__setattr__(self, "cutoff", _stored_radius(cutoff))
+        object.__setattr__(self, "inner", _stored_radius(inner))
 
     # -- identity ------------------------------------------------------------------------
 
@@ -263,7 +308,8 @@ class PairModel:
         """JSON-able fields; ``from_dict(to_dict())`` is the same model."""
         return {"name": self.name, "species": list(self.species_names),
                 "sigma": self.sigma.tolist(), "epsilon": self.epsilon.tolist(),
-                "form": self.form, "cutoff": self.cutoff, "inner": self.inner}
+                "form": self.form, "cutoff": _listed(self.cutoff),
+                "inner": _listed(self.inner)}
 
     def digest(self):
         """SHA-256 of the physics (everything but the name): equal digests, equal energies."""
@@ -281,10 +327,41 @@ class PairModel:
     # -- pair tables -----------------------------------------------------------------------
 
     @cached_property
+    def cutoff_ratio(self):
+        """x_c of every pair, (K, K)."""
+        return _readonly(np.broadcast_to(self.cutoff, self.sigma.shape))
+
+    @cached_property
+    def inner_ratio(self):
+        """x_in of every pair, (K, K) (x_c for the forms without a shell)."""
+        return _readonly(np.broadcast_to(self.inner, self.sigma.shape))
+
+    @property
+    def uniform_cutoff(self):
+        """True when one reduced cutoff (and inner radius) serves every pair."""
+        return np.ndim(self.cutoff) == 0 and np.ndim(self.inner) == 0
+
+    def form_of(self, a, b):
+        """[x_in^2, x_c^2, x_in, c0, c2, c4, a0 ... a4] of the pair of species a and b."""
+        return _form_vector(self.form, float(self.cutoff_ratio[a, b]),
+                            float(self.inner_ratio[a, b]))
+
+    @cached_property
     def form_vector(self):
-        """[x_in^2, x_c^2, x_in, c0, c2, c4, a0 ... a4], the argument of the pair kernel."""
-        c0, c2, c4, *poly = form_coefficients(self.form, self.cutoff, self.inner)
-        return _readonly([self.inner**2, self.cutoff**2, self.inner, c0, c2, c4, *poly])
+        """The one form vector of a model with a uniform cutoff (``uniform_cutoff``)."""
+        if not self.uniform_cutoff:
+            raise ValueError(f"model {self.name!r} has per-pair cutoffs: use form_of(a, b) "
+                             f"or pair_forms")
+        return self.form_of(0, 0)
+
+    @cached_property
+    def pair_forms(self):
+        """What the kernels take (``pair_form``): ``form_vector`` with a uniform cutoff, else
+        the (K^2, 11) table whose row K a + b is ``form_of(a, b)``."""
+        if self.uniform_cutoff:
+            return self.form_vector
+        k = self.n_species
+        return _readonly([self.form_of(a, b) for a in range(k) for b in range(k)])
 
     @cached_property
     def sigma2(self):
@@ -297,8 +374,8 @@ class PairModel:
 
     @cached_property
     def cutoff_table(self):
-        """r_c,ab = x_c sigma_ab."""
-        return _readonly(self.cutoff * self.sigma)
+        """r_c,ab = x_c,ab sigma_ab."""
+        return _readonly(self.cutoff_ratio * self.sigma)
 
     @cached_property
     def max_cutoff(self):
@@ -309,7 +386,7 @@ class PairModel:
     def energy_cut2(self):
         """Squared list radius of interactions alone: a hair over r_c so that rounding can
         never drop an interacting pair."""
-        return _readonly((self.cutoff * self.sigma * (1.0 + 1e-9))**2)
+        return _readonly((self.cutoff_ratio * self.sigma * (1.0 + 1e-9))**2)
 
     @cached_property
     def theta_reference(self):
@@ -372,6 +449,48 @@ class PairModel:
         species (``mc``'s early rejection of swaps)."""
         from .fixedpoint import growth_floor_units
         return growth_floor_units(self)
+
+
+def _reduced_radius(key, value, k):
+    """A reduced radius (cutoff or inner) as a (K, K) float table, checked."""
+    try:
+        table = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"model.{key}: expected a number or a {k} x {k} table of numbers, "
+                         f"got {value!r}") from None
+    if table.ndim == 0:
+        table = np.full((k, k), float(table))
+    if table.shape != (k, k):
+        raise InputError(f"model.{key}: expected one number or a {k} x {k} table, got shape "
+                         f"{table.shape}")
+    if not np.all(np.isfinite(table)) or not np.array_equal(table, table.T):
+        raise InputError(f"model.{key}: must be finite and symmetric")
+    return table
+
+
+def _stored_radius(table):
+    """One float when every pair shares it (the digest of a constant table is the number's)."""
+    return float(table[0, 0]) if np.all(table == table[0, 0]) else _readonly(table)
+
+
+def _listed(value):
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def _shown(value):
+    return f"{value:g}" if np.ndim(value) == 0 else str(np.asarray(value, float).tolist())
+
+
+_FORM_VECTORS = {}
+
+
+def _form_vector(form, cutoff, inner):
+    """[x_in^2, x_c^2, x_in, c0, c2, c4, a0 ... a4] (read-only, shared per radii)."""
+    key = (form, cutoff, inner)
+    if key not in _FORM_VECTORS:
+        c0, c2, c4, *poly = form_coefficients(form, cutoff, inner)
+        _FORM_VECTORS[key] = _readonly([inner**2, cutoff**2, inner, c0, c2, c4, *poly])
+    return _FORM_VECTORS[key]
 
 
 def named(name):

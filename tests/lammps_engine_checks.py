@@ -25,6 +25,14 @@ import ka2d_statics_vs_lammps as ka2d  # noqa: E402
 
 DUO = model.PairModel("duo", ("big", "small"), sigma=[[1.0, 0.95], [0.95, 0.9]],
                       epsilon=[[1.0, 1.1], [1.1, 0.8]], form="lj/poly", cutoff=2.3)
+_WCA = 2.0**(1 / 6)
+#: Per-pair cutoffs, checked against LAMMPS's own lj/cut (shifted) and against lepton.
+KA_WCA = model.PairModel("ka-wca", ("A", "B"), sigma=[[1.0, 0.8], [0.8, 0.88]],
+                         epsilon=[[1.0, 1.5], [1.5, 0.5]], form="lj/cut",
+                         cutoff=[[2.5, _WCA], [_WCA, 2.5]])
+POLY_PER_PAIR = model.PairModel("poly-per-pair", ("A", "B", "C"), sigma=model.KA2D.sigma,
+                                epsilon=model.KA2D.epsilon, form="lj/poly",
+                                cutoff=[[2.5, 1.8, 2.2], [1.8, 2.0, 1.5], [2.2, 1.5, 2.5]])
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +40,10 @@ def lammps():
     return ka2d.load_lammps()
 
 
-@pytest.mark.parametrize("m, counts", [(model.named("ka2d"), (60, 33, 36)), (DUO, (50, 70))],
-                         ids=["ka2d", "two-species"])
+@pytest.mark.parametrize("m, counts", [(model.named("ka2d"), (60, 33, 36)), (DUO, (50, 70)),
+                                       (KA_WCA, (80, 40)),
+                                       (POLY_PER_PAIR, (60, 33, 36))],
+                         ids=["ka2d", "two-species", "per-pair-lj-cut", "per-pair-lj-poly"])
 def test_single_point_energies_equal_lammps(lammps, m, counts):
     n = sum(counts)
     box = model.box_side(n, model.KA2D_DENSITY)

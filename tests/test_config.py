@@ -88,6 +88,15 @@ BAD = [
     ('[model]\nspecies = ["A", "B"]\nsigma = [[1.0, 0.9], [0.9, 1.0]]\n'
      'epsilon = [[1.0, 1.0], [1.0, 1.0]]\ncutoff = 1.8\ninner = 2.0\n',
      "model.cutoff: the cutoff 1.8 must exceed the inner radius"),
+    ('[model]\nspecies = ["A", "B"]\nsigma = [[1.0, 0.9], [0.9, 1.0]]\n'
+     'epsilon = [[1.0, 1.0], [1.0, 1.0]]\ncutoff = [[2.5, 2.0], [1.5, 2.5]]\n',
+     "model.cutoff: must be finite and symmetric"),
+    ('[model]\nspecies = ["A", "B"]\nsigma = [[1.0, 0.9], [0.9, 1.0]]\n'
+     'epsilon = [[1.0, 1.0], [1.0, 1.0]]\ncutoff = [2.5, 2.0]\n',
+     "model.cutoff: expected one number or a 2 x 2 table"),
+    ('[model]\nspecies = ["A", "B"]\nsigma = [[1.0, 0.9], [0.9, 1.0]]\n'
+     'epsilon = [[1.0, 1.0], [1.0, 1.0]]\ncutoff = [[2.5, 1.9], [1.9, 2.5]]\n',
+     r"model.cutoff: the cutoff \[\[2.5, 1.9\], \[1.9, 2.5\]\] must exceed the inner radius 2 "),
     ('[model]\nspecies = ["A"]\nepsilon = [[1.0]]\n', "model.sigma: required"),
     ('[model]\nname = "ka2d"\nspecies = ["A"]\nsigma = [[1.0]]\nepsilon = [[1.0]]\n',
      "model.name: 'ka2d' is a shipped model"),

@@ -78,11 +78,14 @@ def brute_local(pos, species, box, sigma=SIGMA, epsilon=EPSILON, model=None):
     SIGMA = sigma   # noqa: N806 - the paper's tables by default, another model's if given
     box = np.broadcast_to(box, (2,)).astype(float)
     out = {name: np.zeros(len(pos)) for name in LOCAL}
+    reach = 2.5 * SIGMA.max() if model is None else model.max_cutoff
     for i in range(len(pos)):
-        j, vec = all_images(pos, box, i, 2.5 * SIGMA.max())
+        j, vec = all_images(pos, box, i, reach)
         r = np.hypot(vec[:, 0], vec[:, 1])
         a, b = species[i], species[j]
-        out["u"][i] = 0.5 * pair_potential(r, SIGMA[a, b], epsilon[a, b], model).sum()
+        for s in np.unique(b):      # pair by pair: a model may give each pair its own cutoff
+            out["u"][i] += 0.5 * pair_potential(r[b == s], SIGMA[a, s], epsilon[a, s], model,
+                                                pair=None if model is None else (a, s)).sum()
         near = r < 1.5 * SIGMA[a, b]
         angles = np.arctan2(vec[near, 1], vec[near, 0])
         z = len(angles)
@@ -301,12 +304,17 @@ def test_bad_lengths_raise_input_error(lengths):
 
 
 def test_local_descriptors_of_another_model_equal_brute_force():
-    """KA2D (lj/poly, non-additive sigma, species not in size order) and a 2-species model:
-    u, z, Psi6 and Theta against the brute-force loops with that model's tables."""
+    """KA2D (lj/poly, non-additive sigma, species not in size order), a 2-species model and
+    one with per-pair cutoffs (WCA between unlike species): u, z, Psi6 and Theta against
+    the brute-force loops with that model's tables."""
     from mpi_glass.model import PairModel, named
     duo = PairModel("duo", ("big", "small"), [[1.0, 0.95], [0.95, 0.9]],
                     [[1.0, 1.1], [1.1, 0.8]], form="lj/cut", cutoff=2.2)
-    for m in (named("ka2d"), duo):
+    wca = 2.0**(1 / 6)
+    mixed = PairModel("mixed", ("big", "small"), [[1.0, 0.95], [0.95, 0.9]],
+                      [[1.0, 1.1], [1.1, 0.8]], form="lj/cut",
+                      cutoff=[[2.5, wca], [wca, 2.2]])
+    for m in (named("ka2d"), duo, mixed):
         pos, species, box = dense_disordered(120, 3)
         species = species % m.n_species
         got = D.local_descriptors(pos, species, box, model=m)

@@ -32,7 +32,12 @@ DUO = PairModel("duo", ("big", "small"), sigma=[[1.0, 0.95], [0.95, 0.9]],
 _P = [2, 0, 1]
 LSM = PairModel("lsm", ("L", "S", "M"), sigma=PAPER.sigma[np.ix_(_P, _P)],
                 epsilon=PAPER.epsilon[np.ix_(_P, _P)], form="lj/smooth", cutoff=2.5, inner=2.0)
-MODELS = [PAPER, model.KA2D, QUAD, DUO, LSM]
+#: Per-pair cutoffs and inner radii, not ordered by size: the bands of a row cannot be rings.
+PER_PAIR = PairModel("per-pair", ("S", "M", "L"), sigma=PAPER.sigma, epsilon=PAPER.epsilon,
+                     form="lj/smooth",
+                     cutoff=[[2.5, 1.8, 2.2], [1.8, 2.0, 2.5], [2.2, 2.5, 1.5]],
+                     inner=[[2.0, 1.5, 1.9], [1.5, 1.6, 2.1], [1.9, 2.1, 1.2]])
+MODELS = [PAPER, model.KA2D, QUAD, DUO, LSM, PER_PAIR]
 
 
 # --- independent references --------------------------------------------------------------
@@ -44,7 +49,12 @@ def brute_energy(pos, species, box, m=PAPER):
     r = np.sqrt((d**2).sum(-1))
     i, j = np.triu_indices(len(pos), 1)
     a, b = species[i], species[j]
-    return float(np.sum(model.pair_potential(r[i, j], m.sigma[a, b], m.epsilon[a, b], m)))
+    total = 0.0
+    for pa, pb in itertools.product(range(m.n_species), repeat=2):
+        on = (a == pa) & (b == pb)
+        total += np.sum(model.pair_potential(r[i, j][on], m.sigma[pa, pb], m.epsilon[pa, pb],
+                                             m, pair=(pa, pb)))
+    return float(total)
 
 
 def brute_energy_units(pos, species, box, m=PAPER):
@@ -57,7 +67,9 @@ def brute_energy_units(pos, species, box, m=PAPER):
     d = np.where(d < -0.5 * box, d + box, d)
     a, b = species[i], species[j]
     x2 = (d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]) * (1.0 / m.sigma**2)[a, b]
-    x_in2, x_c2, x_in, c0, c2, c4, a0, a1, a2, a3, a4 = m.form_vector
+    k = m.n_species
+    forms = np.array([[m.form_of(p, q) for q in range(k)] for p in range(k)])
+    x_in2, x_c2, x_in, c0, c2, c4, a0, a1, a2, a3, a4 = forms[a, b].T
     inv6 = 1.0 / (x2 * x2 * x2)
     lj = 4.0 * inv6 * (inv6 - 1.0) + (c0 + x2 * (c2 + x2 * c4))
     t = np.sqrt(x2) - x_in
@@ -373,7 +385,7 @@ def _full_swap_chain(pos, species, box, rng, n_trials, beta, tb):
                     for s, sign in ((new, 1), (species[p], -1)):
                         t = k_species * s + species[k]
                         de += sign * pair_units(r2 * tb.inv_sigma2[t], tb.eps_units[t],
-                                                tb.form)
+                                                model.pair_form(tb.forms, t))
         if de <= 0 or u < np.exp(-beta * (de * UNIT)):
             species[i], species[j] = species[j], species[i]
             accepted += 1
@@ -430,7 +442,8 @@ def test_growth_floor_bounds_every_pair(m):
     k = m.n_species
     for a, b in zip(*np.nonzero(m.swap_partners)):
         def capped(c, s):
-            return np.minimum(model.pair_potential(r, m.sigma[c, s], m.epsilon[c, s], m), 2**18)
+            return np.minimum(model.pair_potential(r, m.sigma[c, s], m.epsilon[c, s], m,
+                                                   pair=(c, s)), 2**18)
         change = min(np.min(capped(b, s) - capped(a, s)) for s in range(k))
         floor = m.growth_floor_units[k * a + b] * UNIT
         assert floor <= min(change, 0.0) - 1e-3
