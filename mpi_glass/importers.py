@@ -236,7 +236,8 @@ def read_lammps_dump(path):
     path : str or Path
         The dump: frames ``ITEM: TIMESTEP``, ``NUMBER OF ATOMS``, ``BOX BOUNDS`` (periodic,
         orthogonal) and ``ATOMS id type ...`` with ``xu yu``, or ``x y`` (with or without
-        ``ix iy``); an optional ``z``/``zu`` column must be constant.
+        ``ix iy``), or their scaled forms ``xsu ysu``, ``xs ys``; an optional z column must
+        be constant.
 
     Returns
     -------
@@ -346,29 +347,36 @@ def _dump_table(where, step, rows, width):
     return table.reshape(len(rows), width)
 
 
+#: Coordinate columns of a dump, in order of preference: (x, y names, unwrapped, scaled).
+_DUMP_COORDINATES = (("xu", "yu", True, False), ("x", "y", False, False),
+                     ("xsu", "ysu", True, True), ("xs", "ys", False, True))
+
+
 def _dump_layout(where, columns):
-    """Column indices of id, type, x, y (or xu, yu), ix, iy and z, or a one-line error."""
+    """Column indices of id, type, the coordinates (x y, xu yu, xs ys or xsu ysu), ix iy and
+    z, whether the coordinates are unwrapped and scaled; or a one-line error."""
     col = {name: j for j, name in enumerate(columns)}
     missing = [name for name in ("id", "type") if name not in col]
-    if "xu" in col and "yu" in col:
-        xy, images, unwrapped = (col["xu"], col["yu"]), None, True
-    elif "x" in col and "y" in col:
-        xy, unwrapped = (col["x"], col["y"]), False
-        images = (col["ix"], col["iy"]) if "ix" in col and "iy" in col else None
-    else:
-        missing.append("x y (or xu yu)")
+    found = [(col[x], col[y], unwrapped, scaled)
+             for x, y, unwrapped, scaled in _DUMP_COORDINATES if x in col and y in col]
+    if not found:
+        missing.append("x y (or xu yu, xs ys, xsu ysu)")
     if missing:
         raise InputError(f"{where}: ATOMS columns {' '.join(columns)} lack {', '.join(missing)}"
                          f"; write 'dump custom ... id type x y ix iy' (or xu yu)")
-    z = col.get("zu", col.get("z"))
-    return col["id"], col["type"], xy, images, z, unwrapped
+    x, y, unwrapped, scaled = found[0]
+    images = (col["ix"], col["iy"]) if "ix" in col and "iy" in col and not unwrapped else None
+    z = col.get("zu", col.get("z", col.get("zsu", col.get("zs"))))
+    return col["id"], col["type"], (x, y), images, z, unwrapped, scaled
 
 
 def _dump_frame(where, step, box, table, layout):
-    id_col, type_col, xy_cols, image_cols, z_col, unwrapped = layout
+    id_col, type_col, xy_cols, image_cols, z_col, unwrapped, scaled = layout
     try:
         ids = _whole(table[:, id_col])
         xy = table[:, list(xy_cols)].astype(np.float64)
+        if scaled:                  # fractions of the box from its lower bound
+            xy = box[:, 0] + xy * (box[:, 1] - box[:, 0])
         images = _whole(table[:, list(image_cols)]) if image_cols else None
         z = table[:, z_col].astype(np.float64) if z_col is not None else None
     except ValueError:

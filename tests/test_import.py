@@ -387,7 +387,8 @@ def write_dump(path, steps, types, unwrapped, box, columns="x y ix iy", z=None, 
         image = np.floor(u / side).astype(int)
         x = u - image * side
         cols = {"x": x[:, 0], "y": x[:, 1], "ix": image[:, 0], "iy": image[:, 1],
-                "xu": u[:, 0], "yu": u[:, 1]}
+                "xu": u[:, 0], "yu": u[:, 1], "xs": x[:, 0] / side, "ys": x[:, 1] / side,
+                "xsu": u[:, 0] / side, "ysu": u[:, 1] / side}
         if z is not None:
             cols["z"] = z[k]
         names = columns.split() + (["z"] if z is not None else [])
@@ -399,6 +400,24 @@ def write_dump(path, steps, types, unwrapped, box, columns="x y ix iy", z=None, 
                 str(cols[c][i]) if c in ("ix", "iy") else repr(float(cols[c][i]))
                 for c in names))
     Path(path).write_text("\n".join(out) + "\n")
+
+
+@pytest.mark.parametrize("columns", ["x y ix iy", "x y", "xu yu", "xs ys ix iy", "xs ys",
+                                     "xsu ysu"])
+def test_every_dump_coordinate_layout_reads_the_trajectory_written(tmp_path, columns):
+    """Wrapped, unwrapped and scaled (fractions of the box) columns, with or without image
+    flags: the positions at t = 0 and the displacements of the walk that was written."""
+    from mpi_glass.importers import read_lammps_dump
+    rng = np.random.default_rng(4)
+    box, steps = 8.0, np.arange(5) * 10
+    walk = np.cumsum(rng.normal(0, 0.3, (5, 40, 2)), axis=0)
+    walk[0] = 0.0
+    unwrapped = rng.uniform(0, box, (40, 2)) + walk
+    write_dump(tmp_path / "r.dump", steps, rng.integers(1, 4, 40), unwrapped, box,
+               columns=columns)
+    replica = read_lammps_dump(tmp_path / "r.dump")
+    np.testing.assert_allclose(replica.positions0, unwrapped[0], atol=1e-12)
+    np.testing.assert_allclose(replica.displacements, unwrapped[1:] - unwrapped[0], atol=1e-5)
 
 
 def synthetic_set(folder, configurations=2, replicas=2, n=120, frames=6, seed=1):
