@@ -48,7 +48,7 @@ import numpy as np
 from numba import njit
 
 from .errors import InputError
-from .model import DEFAULT_MODEL, pair_energy_x2, pair_form
+from .model import DEFAULT_MODEL, pair_energy_x2
 from .neighbours import ImageCells, image_cell
 from .validation import check_box, check_configuration
 
@@ -223,7 +223,7 @@ def _local_kernel(pos, spec, box, cell_xy, start, shape, stencil, sigma2, eps, f
                     return u, z, psi6, theta, i
                 b = spec[j]
                 x2 = r2 / sigma2[a, b]
-                energy += pair_energy_x2(x2, eps[a, b], pair_form(forms, k_species * a + b))
+                energy += pair_energy_x2(x2, eps[a, b], forms, k_species * a + b)
                 if x2 < Z_CUT * Z_CUT:
                     angles[m] = math.atan2(dy, dx)
                     kinds[m] = b

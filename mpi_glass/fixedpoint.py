@@ -22,7 +22,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .model import DEFAULT_MODEL, pair_form, reduced_pair_energy_x2
+from .model import DEFAULT_MODEL, reduced_pair_energy_x2
 from .neighbours import minimum_image, verlet_list
 
 __all__ = ["UNIT", "CAP", "ROUNDER_BITS", "epsilon_units_flat", "growth_floor_units",
@@ -88,7 +88,7 @@ def growth_floor_units(model):
 def _units_on(x2, eps_units, form):
     out = np.empty(x2.size, np.int64)
     for k in range(x2.size):
-        out[k] = pair_units(x2[k], eps_units, form)
+        out[k] = pair_units(x2[k], eps_units, form, 0)
     return out
 
 
@@ -104,9 +104,10 @@ def _float_bits(typingctx, x):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def biased_units(x2, eps_units, form):
+def biased_units(x2, eps_units, forms, pair):
     """round(min(eps V(x), CAP) / UNIT) + ROUNDER_BITS for x2 = (r / sigma_ab)^2,
-    eps_units = eps_ab / UNIT and the pair's form vector (``model.pair_form``).  The bias cancels in
+    eps_units = eps_ab / UNIT and flat pair ``pair`` of the model's ``pair_forms`` (as
+    ``model.reduced_pair_energy_x2``).  The bias cancels in
     differences, which is all the engine needs; ``pair_units`` removes it.
 
     Examples
@@ -114,16 +115,16 @@ def biased_units(x2, eps_units, form):
     >>> from mpi_glass.model import named
     >>> m = named("sharma2024")
     >>> eps_units = epsilon_units_flat(m)[3 * 0 + 2]          # the S-L pair (sigma_LS = 1)
-    >>> (biased_units(2.25, eps_units, m.form_vector) - ROUNDER_BITS
-    ...  == pair_units(2.25, eps_units, m.form_vector))
+    >>> (biased_units(2.25, eps_units, m.pair_forms, 2) - ROUNDER_BITS
+    ...  == pair_units(2.25, eps_units, m.pair_forms, 2))
     True
     """
-    e = min(eps_units * reduced_pair_energy_x2(x2, form), _CAP_UNITS)
+    e = min(eps_units * reduced_pair_energy_x2(x2, forms, pair), _CAP_UNITS)
     return _float_bits(e + _ROUNDER)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def pair_units(x2, eps_units, form):
+def pair_units(x2, eps_units, forms, pair):
     """The pair energy on the grid, in units of UNIT (int64).
 
     Examples
@@ -131,11 +132,11 @@ def pair_units(x2, eps_units, form):
     Within half a grid step of the model's potential (S-L pair at r = 1.5 sigma_LS):
 
     >>> from mpi_glass.model import SHARMA2024 as m, pair_potential
-    >>> units = pair_units(1.5**2, epsilon_units_flat(m)[2], m.form_vector)
+    >>> units = pair_units(1.5**2, epsilon_units_flat(m)[2], m.pair_forms, 2)
     >>> bool(abs(units * UNIT - pair_potential(1.5, m.sigma[0, 2], m.epsilon[0, 2])) <= UNIT / 2)
     True
     """
-    return biased_units(x2, eps_units, form) - ROUNDER_BITS
+    return biased_units(x2, eps_units, forms, pair) - ROUNDER_BITS
 
 
 @njit(cache=True, inline="always")
@@ -163,7 +164,7 @@ def _energy_units(pos, species, box, start, nbr, n_species, inv_sigma2, eps_unit
             if j > i:
                 t = ak + species[j]
                 r2 = squared_distance(pos, j, pos[i, 0], pos[i, 1], box, half)
-                total += pair_units(r2 * inv_sigma2[t], eps_units[t], pair_form(forms, t))
+                total += pair_units(r2 * inv_sigma2[t], eps_units[t], forms, t)
     return total
 
 

@@ -64,7 +64,7 @@ from numba import njit
 
 from .errors import InputError
 from .fixedpoint import UNIT, biased_units, energy_units, epsilon_units_flat, squared_distance
-from .model import DEFAULT_MODEL, composition_counts, pair_energy_x2, pair_form, species_array
+from .model import DEFAULT_MODEL, composition_counts, pair_energy_x2, species_array
 from .neighbours import (add_to_cell, clear_of, linked_cell_of, linked_cells, minimum_image,
                          verlet_list, verlet_pairs)
 from .validation import check_configuration, check_square_box
@@ -78,7 +78,8 @@ EngineTables = namedtuple("EngineTables", ["n_species", "inv_sigma2", "eps_units
 EngineTables.__doc__ = """The model as the engine's kernels take it (``engine_tables``): flat
 (K a + b) tables of 1 / sigma_ab^2, eps_ab / UNIT, swap partners (uint8), the early-rejection
 floor of a -> b (``PairModel.growth_floor_units``) and the counter slot of {a, b}; the pair
-forms (``PairModel.pair_forms``: one vector, or one row per flat pair); level[a], the size rank of species a, which orders the bands of a row."""
+forms (``PairModel.pair_forms``: one vector, or one row per flat pair); level[a], the size
+rank of species a, which orders the bands of a row."""
 
 
 def engine_tables(model):
@@ -204,8 +205,8 @@ def _pair_energies(pos, species, box, start, nbr, sigma2, epsilon, forms):
             a, b = species[i], species[j]
             dx = minimum_image(pos[j, 0] - pos[i, 0], box, half)
             dy = minimum_image(pos[j, 1] - pos[i, 1], box, half)
-            e[i] += pair_energy_x2((dx * dx + dy * dy) / sigma2[a, b], epsilon[a, b],
-                                   pair_form(forms, k_species * a + b))
+            e[i] += pair_energy_x2((dx * dx + dy * dy) / sigma2[a, b], epsilon[a, b], forms,
+                                   k_species * a + b)
     return e
 
 
@@ -318,13 +319,14 @@ def _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half, tb):
     """E(i at (xn, yn)) - E(now) in units of ``fixedpoint.UNIT``."""
     x, y, a = pos[i, 0], pos[i, 1], species[i]
     ak = np.uint64(tb.n_species) * a
+    forms = tb.forms        # read once: taken from tb inside the loop, it stops vectorisation
     de = np.int64(0)
     for k in range(start[i], ends[i, tb.level[a]]):
         j = nbr[k]
         t = ak + species[j]
-        inv_s2, eps, form = tb.inv_sigma2[t], tb.eps_units[t], pair_form(tb.forms, t)
-        de += (biased_units(squared_distance(pos, j, xn, yn, box, half) * inv_s2, eps, form)
-               - biased_units(squared_distance(pos, j, x, y, box, half) * inv_s2, eps, form))
+        inv_s2, eps = tb.inv_sigma2[t], tb.eps_units[t]
+        de += (biased_units(squared_distance(pos, j, xn, yn, box, half) * inv_s2, eps, forms, t)
+               - biased_units(squared_distance(pos, j, x, y, box, half) * inv_s2, eps, forms, t))
     return de
 
 
@@ -341,9 +343,8 @@ def _relabel_sum(pos, species, nbr, lo, hi, i, b, skip, box, half, tb):
         j = nbr[k]
         s = species[j]
         r2 = squared_distance(pos, j, x, y, box, half)
-        change = (biased_units(r2 * inv_s2[bk + s], eps_units[bk + s], pair_form(forms, bk + s))
-                  - biased_units(r2 * inv_s2[ak + s], eps_units[ak + s],
-                                 pair_form(forms, ak + s)))
+        change = (biased_units(r2 * inv_s2[bk + s], eps_units[bk + s], forms, bk + s)
+                  - biased_units(r2 * inv_s2[ak + s], eps_units[ak + s], forms, ak + s))
         de += change * (j != skip)
     return de
 

@@ -16,13 +16,14 @@ All three are one formula (``reduced_pair_energy_x2``) with an 11-number paramet
 [x_in^2, x_c^2, x_in, c0, c2, c4, a0 ... a4], where lj/poly and lj/cut have an empty shell
 (x_in = x_c) and lj/smooth has c0 = C, c2 = c4 = 0.  The coefficients are exact rationals of
 x_in and x_c (``fractions``), rounded once to double.  Kernels take ``PairModel.pair_forms``
-and pick pair t = K a + b's vector with ``pair_form(forms, t)``: with one cutoff for every
-pair ``pair_forms`` is that single vector (1-D), and numba compiles the kernel exactly as if
-it had been passed alone (no per-pair gather in the hot loop, the same bits); with per-pair
-cutoffs it is a (K^2, 11) table, a separate specialisation.
+and the flat pair t = K a + b, and read parameter k as ``form_parameter(forms, t, k)``: with
+one cutoff for every pair ``pair_forms`` is that single vector (1-D), ``forms[k]``, loop
+invariant, and numba compiles the kernel as if the vector had been passed alone (no per-pair
+gather in the hot loop, the same bits); with per-pair cutoffs it is a (K^2, 11) table,
+``forms[t, k]``, a separate specialisation.
 
 Kernels never read module globals for the model (numba's cache freezes them): they take the
-tables a ``PairModel`` derives (``inv_sigma2_flat``, ``form_vector``, ``cutoff2`` ...) as
+tables a ``PairModel`` derives (``inv_sigma2_flat``, ``pair_forms``, ``energy_cut2`` ...) as
 arguments.  Named models: ``named("sharma2024")`` (Sharma, Liu & Ozawa 2024, the default) and
 ``named("ka2d")`` (the 2-D ternary Kob-Andersen mixture of GlassBench).
 
@@ -48,54 +49,63 @@ __all__ = ["PairModel", "named", "MODEL_NAMES", "FORMS", "DEFAULT_MODEL", "SHARM
            "SIGMA", "EPSILON", "SPECIES_NAMES", "N_SPECIES", "X_INNER", "X_CUT", "MAX_CUTOFF",
            "PAPER_COUNTS", "PAPER_FRACTIONS", "PAPER_DENSITY", "pair_potential",
            "pair_potential_derivative", "pair_energy_x2", "reduced_pair_energy_x2",
-           "pair_form", "composition_counts", "box_side", "species_array"]
+           "form_parameter", "composition_counts", "box_side", "species_array"]
 
 FORMS = ("lj/smooth", "lj/poly", "lj/cut")
 
 
 # --- the pair formula ---------------------------------------------------------------------
 
-@njit(cache=True, inline="always", error_model="numpy")
-def reduced_pair_energy_x2(x2, form):
-    """V / eps_ab for x2 = (r / sigma_ab)^2 and a ``PairModel.form_vector``; branch-free (both
-    branches evaluated, the right one selected), so loops over many pairs vectorise.
-
-    The LJ branch adds c0 + x2 (c2 + x2 c4), which is exactly c0 when c2 = c4 = 0: the paper's
-    model keeps the bits of ``4 x^-6 (x^-6 - 1) + C``.
-    """
-    inv6 = 1.0 / (x2 * x2 * x2)
-    lj = 4.0 * inv6 * (inv6 - 1.0) + (form[3] + x2 * (form[4] + x2 * form[5]))
-    t = math.sqrt(x2) - form[2]
-    poly = form[6] + t * (form[7] + t * (form[8] + t * (form[9] + t * form[10])))
-    v = poly if x2 < form[1] else 0.0
-    return lj if x2 < form[0] else v
-
-
-def pair_form(forms, t):
-    """The form vector of flat pair t = K a + b in ``PairModel.pair_forms``: the 1-D vector
-    itself (one form for every pair) or row t of the (K^2, 11) table.
+def form_parameter(forms, t, k):
+    """Parameter k of the form of flat pair t = K a + b in ``PairModel.pair_forms``: entry k
+    of the one vector (every pair's), or of row t of the (K^2, 11) table.
 
     Examples
     --------
     >>> m = named("sharma2024")
-    >>> pair_form(m.pair_forms, 5) is m.pair_forms
-    True
+    >>> float(form_parameter(m.pair_forms, 5, 1))      # x_c^2 of every pair
+    6.25
     """
-    return forms if forms.ndim == 1 else forms[t]
+    return forms[k] if forms.ndim == 1 else forms[t, k]
 
 
-@overload(pair_form, inline="always")
-def _pair_form_compiled(forms, t):
-    # Chosen by type at compile time: a 1-D ``forms`` costs nothing per pair.
+@overload(form_parameter, inline="always")
+def _form_parameter_compiled(forms, t, k):
+    # Chosen by type at compile time: with a 1-D ``forms`` the pair index is not even read.
     if forms.ndim == 1:
-        return lambda forms, t: forms
-    return lambda forms, t: forms[t]
+        return lambda forms, t, k: forms[k]
+    return lambda forms, t, k: forms[t, k]
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def pair_energy_x2(x2, epsilon, form):
-    """eps V for x2 = (r / sigma_ab)^2: the scalar kernel of descriptors and energies."""
-    return epsilon * reduced_pair_energy_x2(x2, form)
+def reduced_pair_energy_x2(x2, forms, pair):
+    """V / eps_ab for x2 = (r / sigma_ab)^2 and flat pair ``pair`` of ``PairModel.pair_forms``
+    (or any one form vector, ``pair`` then unused); branch-free (both branches evaluated, the
+    right one selected), so loops over many pairs vectorise.
+
+    The LJ branch adds c0 + x2 (c2 + x2 c4), which is exactly c0 when c2 = c4 = 0: the paper's
+    model keeps the bits of ``4 x^-6 (x^-6 - 1) + C``.
+    """
+    x_in2, x_c2, x_in = (form_parameter(forms, pair, 0), form_parameter(forms, pair, 1),
+                         form_parameter(forms, pair, 2))
+    c0, c2, c4 = (form_parameter(forms, pair, 3), form_parameter(forms, pair, 4),
+                  form_parameter(forms, pair, 5))
+    a0, a1, a2, a3, a4 = (form_parameter(forms, pair, 6), form_parameter(forms, pair, 7),
+                          form_parameter(forms, pair, 8), form_parameter(forms, pair, 9),
+                          form_parameter(forms, pair, 10))
+    inv6 = 1.0 / (x2 * x2 * x2)
+    lj = 4.0 * inv6 * (inv6 - 1.0) + (c0 + x2 * (c2 + x2 * c4))
+    t = math.sqrt(x2) - x_in
+    poly = a0 + t * (a1 + t * (a2 + t * (a3 + t * a4)))
+    v = poly if x2 < x_c2 else 0.0
+    return lj if x2 < x_in2 else v
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def pair_energy_x2(x2, epsilon, forms, pair):
+    """eps V for x2 = (r / sigma_ab)^2 and flat pair ``pair`` (as
+    ``reduced_pair_energy_x2``): the scalar kernel of descriptors and energies."""
+    return epsilon * reduced_pair_energy_x2(x2, forms, pair)
 
 
 @njit(cache=True, inline="always")
@@ -113,7 +123,7 @@ def _reduced_derivative(x, form):
 def _energies(x2, eps, form):
     out = np.empty(x2.size)
     for k in range(x2.size):
-        out[k] = pair_energy_x2(x2[k], eps[k], form)
+        out[k] = pair_energy_x2(x2[k], eps[k], form, 0)
     return out
 
 
@@ -356,8 +366,8 @@ class PairModel:
 
     @cached_property
     def pair_forms(self):
-        """What the kernels take (``pair_form``): ``form_vector`` with a uniform cutoff, else
-        the (K^2, 11) table whose row K a + b is ``form_of(a, b)``."""
+        """What the kernels take (``form_parameter``): ``form_vector`` with a uniform cutoff,
+        else the (K^2, 11) table whose row K a + b is ``form_of(a, b)``."""
         if self.uniform_cutoff:
             return self.form_vector
         k = self.n_species

@@ -385,7 +385,7 @@ def _full_swap_chain(pos, species, box, rng, n_trials, beta, tb):
                     for s, sign in ((new, 1), (species[p], -1)):
                         t = k_species * s + species[k]
                         de += sign * pair_units(r2 * tb.inv_sigma2[t], tb.eps_units[t],
-                                                model.pair_form(tb.forms, t))
+                                                tb.forms, t)
         if de <= 0 or u < np.exp(-beta * (de * UNIT)):
             species[i], species[j] = species[j], species[i]
             accepted += 1
@@ -488,7 +488,7 @@ def _float_metropolis(pos, img, species, box, rng, n_trials, beta, delta, sigma,
                 for x, y, sign in ((xn, yn, 1.0), (pos[i, 0], pos[i, 1], -1.0)):
                     rx = neighbours.minimum_image(pos[j, 0] - x, box, half)
                     ry = neighbours.minimum_image(pos[j, 1] - y, box, half)
-                    de += sign * model.pair_energy_x2((rx * rx + ry * ry) * inv_s2, eps, form)
+                    de += sign * model.pair_energy_x2((rx * rx + ry * ry) * inv_s2, eps, form, 0)
         if de <= 0.0 or u < np.exp(-beta * de):
             pos[i, 0], pos[i, 1] = xn, yn
             img[i, 0] += sx

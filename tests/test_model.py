@@ -92,7 +92,7 @@ def test_scalar_kernels_equal_the_array_potential():
         expected = model.pair_potential(r, sigma, eps)
         form = model.SHARMA2024.form_vector
         x2 = (r / sigma)**2
-        got = np.array([model.pair_energy_x2(x, eps, form) for x in x2])
+        got = np.array([model.pair_energy_x2(x, eps, form, 0) for x in x2])
         assert np.allclose(got, expected, rtol=1e-13, atol=1e-15)
         # The paper's formula written out with its published constants, in the operation
         # order of the engine before the model became data: the same bits.
