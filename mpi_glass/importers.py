@@ -174,6 +174,46 @@ def _source_paths(imp, base, check):
     return paths
 
 
+def source_shape(fmt, path):
+    """(frames, particles) of a trajectory source from its first frame alone, cheaply (the
+    memory estimate); None when that frame cannot tell (the reader will say why).  A dump's
+    frame count is its size over its first frame's: exact for frames of equal width.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> frame = ("ITEM: TIMESTEP\\n{}\\nITEM: NUMBER OF ATOMS\\n1\\nITEM: BOX BOUNDS pp pp pp\\n"
+    ...          "0 10\\n0 10\\n-0.5 0.5\\nITEM: ATOMS id type x y\\n1 1 1.0 5.0\\n")
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "r0.dump")
+    ...     with open(path, "w") as fh:
+    ...         _ = fh.write(frame.format(0) + frame.format(1) + frame.format(2))
+    ...     source_shape("lammps-dump", path)
+    (3, 1)
+    """
+    try:
+        if fmt == "lammps-dump":
+            return _dump_shape(path)
+        if fmt == "gsd":
+            import gsd.hoomd
+            with gsd.hoomd.open(str(path), "r") as trajectory:
+                return len(trajectory), int(trajectory[0].particles.N)
+    except Exception:   # noqa: BLE001 - any failure here is the reader's to report
+        return None
+    return None
+
+
+def _dump_shape(path):
+    size = Path(path).stat().st_size
+    with open(path, "rb") as fh:
+        head = [fh.readline() for _ in range(4)]
+        if not head[0].startswith(b"ITEM: TIMESTEP"):
+            return None
+        n = int(head[3])
+        frame_bytes = sum(map(len, head)) + sum(len(fh.readline()) for _ in range(5 + n))
+    return max(1, round(size / frame_bytes)), n
+
+
 # --- one trajectory file --------------------------------------------------------------------
 
 @dataclass

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import InputError
 from .importers import (SourceFile, check_types_key, model_species, propensity_steps,
-                        read_configuration, read_propensity_file, source_paths)
+                        read_configuration, read_propensity_file, source_paths, source_shape)
 from .outdir import folder_lock
 from .progress import log
 from .schema import SimData, provenance_attrs
@@ -66,6 +66,7 @@ class Import:
             paths = self.dist.root_decides(lambda: source_paths(self.imp, self.base))
             if self.dist.root_decides(lambda: self._finished_already(paths)):
                 return self.path
+            self._refuse_if_too_big(paths)
             start = time.perf_counter()
             if self.imp.format == "npz":
                 data, displacements = self._propensities(paths), None
@@ -98,6 +99,18 @@ class Import:
                              f"sources changed); use --force to overwrite")
         log(f"{self.path} is complete for this config and these files; nothing to do")
         return True
+
+    def _refuse_if_too_big(self, paths):
+        """Before reading anything large: the estimate from each source's first frame."""
+        if self.imp.format == "npz":        # per-particle arrays only, no trajectories
+            return
+        from .memory import import_parts, refuse_if_too_big
+
+        def parts():
+            shapes = {name: source_shape(self.imp.format, path) for name, path in paths.values()}
+            sizes = {name: Path(path).stat().st_size for name, path in paths.values()}
+            return import_parts(self.imp, shapes, sizes, self.dist.size)
+        refuse_if_too_big(self.dist, "import", self.dist.root_decides(parts))
 
     def _owner(self):
         replicas = 1 if self.imp.format == "npz" else self.imp.replicas

@@ -1,4 +1,5 @@
-"""Up-front memory estimates of ``simulate`` and ``select``, checked against this host.
+"""Up-front memory estimates of ``simulate``, ``select`` and ``import``, checked against this
+host.
 
 A run that cannot fit is refused before it writes anything, with the estimate and the key
 to change, instead of growing until the kernel kills it.  The estimates count the large
@@ -54,6 +55,38 @@ def select_parts(cfg, ranks=1):
         "features, gathered and standardised (select.lengths)": 3 * c * n * m * 8,
         "feature buffers of one configuration (system.n)": n * FEATURE_BYTES_PER_PARTICLE,
         "information-imbalance buffers (system.n)": 4 * n * m * 8,
+    }
+
+
+#: Bytes held per byte of a LAMMPS text dump while it is parsed: the text, its lines as
+#: strings, the joined rows and their number table (measured 5.7-6.3 for 45-byte atom lines
+#: with tracemalloc; shorter lines cost more per byte).
+DUMP_PARSE_BYTES_PER_BYTE = 10
+#: Bytes per particle and frame while a GSD file is read: its frames (float32 positions and
+#: images), float64 positions, images and unwrapped positions.
+GSD_PARSE_BYTES = 96
+
+
+def import_parts(imp, shapes, sizes, ranks=1):
+    """{what (key to change): bytes} held at the peak by the busiest rank of ``import``.
+
+    ``shapes`` {file name: (frames, n)} from ``importers.source_shape`` (None entries are
+    skipped), ``sizes`` {file name: bytes} of the source files.
+    """
+    known = [shape for shape in shapes.values() if shape is not None]
+    if not known:
+        return {}
+    frames, n = max(f for f, _ in known), max(n for _, n in known)
+    largest = max(sizes, key=sizes.get)
+    parse = (DUMP_PARSE_BYTES_PER_BYTE * sizes[largest] if imp.format == "lammps-dump"
+             else GSD_PARSE_BYTES * frames * n)
+    owned = math.ceil(imp.configurations / ranks)
+    return {
+        f"{largest} while it is parsed (the largest source file)": parse,
+        "displacements of the configurations a rank reads (import.configurations, "
+        "import.replicas)": owned * imp.replicas * (frames - 1) * n * 2 * 4,
+        "p, q of every configuration, twice (import.configurations)":
+            2 * 2 * imp.configurations * frames * n * 8,
     }
 
 
@@ -167,6 +200,11 @@ def human(n_bytes):
     return f"{n_bytes / 2**10:.3g} kB"
 
 
+#: What to do about a run that does not fit, by command.
+_ADVICE = {"import": "import fewer configurations per run, or spread the ranks over more "
+                     "nodes"}
+
+
 def check_fits(command, parts, ranks_here, available=None):
     """Refuse (InputError) when ``ranks_here`` ranks of ``parts`` exceed the available memory.
 
@@ -179,10 +217,11 @@ def check_fits(command, parts, ranks_here, available=None):
     largest = max(parts, key=parts.get)
     per_rank = f" ({ranks_here} ranks on this host x {human(total(parts))})" \
         if ranks_here > 1 else ""
+    advice = _ADVICE.get(command, "reduce that key or system.n (every part grows with it), "
+                                  "or spread the ranks over more nodes")
     raise InputError(f"{command}: needs about {human(need)} of memory{per_rank}, "
                      f"{human(available)} available; the largest part is {largest}: "
-                     f"{human(parts[largest])}; reduce that key or system.n (every part "
-                     f"grows with it), or spread the ranks over more nodes")
+                     f"{human(parts[largest])}; {advice}")
 
 
 def refuse_if_too_big(dist, command, parts):

@@ -13,6 +13,7 @@ rounding, q exactly (no bond sits within that rounding of its survival radius he
 """
 import ctypes
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -535,6 +536,35 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, case):
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert names.split()[0].split("/")[-1] in errors[0]
+    assert not any(p.name.startswith("sim.h5") for p in (tmp_path / "out").iterdir())
+
+
+def test_source_shape_reads_frames_and_particles_from_the_first_frame(tmp_path):
+    """The memory estimate's input, against what was written."""
+    from mpi_glass.importers import source_shape
+    synthetic_set(tmp_path)             # 6 frames of 120 particles, rows of varying width
+    for c in range(2):
+        for r in range(2):
+            assert source_shape("lammps-dump", tmp_path / "md" / f"c{c}_r{r}.dump") == (6, 120)
+    walk = np.random.default_rng(2).uniform(0, 10.0, (5, 30, 2))
+    _write_gsd(tmp_path / "r.gsd", walk, np.zeros(30, int), 10.0, np.arange(5) * 100)
+    assert source_shape("gsd", tmp_path / "r.gsd") == (5, 30)
+    (tmp_path / "foreign.dump").write_text("not a dump\n")
+    assert source_shape("lammps-dump", tmp_path / "foreign.dump") is None
+
+
+def test_an_import_too_big_for_memory_is_refused_before_reading(tmp_path):
+    """A dump whose frames would need far more memory than the host has (a sparse file of
+    2^40 bytes after a valid first frame): exit 2, one line naming the file, nothing read or
+    written."""
+    config = synthetic_set(tmp_path)
+    os.truncate(tmp_path / "md" / "c1_r0.dump", 2**40)
+    proc = cli("import", "--config", config, "--out", tmp_path / "out", check=False)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "import: needs about" in errors[0], proc.stderr
+    assert "md/c1_r0.dump while it is parsed" in errors[0], errors[0]
+    assert "import fewer configurations" in errors[0]
     assert not any(p.name.startswith("sim.h5") for p in (tmp_path / "out").iterdir())
 
 
