@@ -351,10 +351,23 @@ class PairModel:
         """True when one reduced cutoff (and inner radius) serves every pair."""
         return np.ndim(self.cutoff) == 0 and np.ndim(self.inner) == 0
 
+    @cached_property
+    def form_table(self):
+        """(K, K, 11): the form vector [x_in^2, x_c^2, x_in, c0, c2, c4, a0 ... a4] of every
+        pair, solved once per distinct pair of radii."""
+        k, solved = self.n_species, {}
+        table = np.empty((k, k, 11))
+        for a in range(k):
+            for b in range(k):
+                radii = (float(self.cutoff_ratio[a, b]), float(self.inner_ratio[a, b]))
+                if radii not in solved:
+                    solved[radii] = _form_vector(self.form, *radii)
+                table[a, b] = solved[radii]
+        return _readonly(table)
+
     def form_of(self, a, b):
-        """[x_in^2, x_c^2, x_in, c0, c2, c4, a0 ... a4] of the pair of species a and b."""
-        return _form_vector(self.form, float(self.cutoff_ratio[a, b]),
-                            float(self.inner_ratio[a, b]))
+        """The form vector of the pair of species a and b (a row of ``form_table``)."""
+        return self.form_table[a, b]
 
     @cached_property
     def form_vector(self):
@@ -362,7 +375,7 @@ class PairModel:
         if not self.uniform_cutoff:
             raise ValueError(f"model {self.name!r} has per-pair cutoffs: use form_of(a, b) "
                              f"or pair_forms")
-        return self.form_of(0, 0)
+        return self.form_table[0, 0]
 
     @cached_property
     def pair_forms(self):
@@ -370,8 +383,7 @@ class PairModel:
         else the (K^2, 11) table whose row K a + b is ``form_of(a, b)``."""
         if self.uniform_cutoff:
             return self.form_vector
-        k = self.n_species
-        return _readonly([self.form_of(a, b) for a in range(k) for b in range(k)])
+        return self.form_table.reshape(self.n_species**2, 11)
 
     @cached_property
     def sigma2(self):
@@ -491,16 +503,10 @@ def _shown(value):
     return f"{value:g}" if np.ndim(value) == 0 else str(np.asarray(value, float).tolist())
 
 
-_FORM_VECTORS = {}
-
-
 def _form_vector(form, cutoff, inner):
-    """[x_in^2, x_c^2, x_in, c0, c2, c4, a0 ... a4] (read-only, shared per radii)."""
-    key = (form, cutoff, inner)
-    if key not in _FORM_VECTORS:
-        c0, c2, c4, *poly = form_coefficients(form, cutoff, inner)
-        _FORM_VECTORS[key] = _readonly([inner**2, cutoff**2, inner, c0, c2, c4, *poly])
-    return _FORM_VECTORS[key]
+    """[x_in^2, x_c^2, x_in, c0, c2, c4, a0 ... a4] of one pair's radii."""
+    c0, c2, c4, *poly = form_coefficients(form, cutoff, inner)
+    return [inner**2, cutoff**2, inner, c0, c2, c4, *poly]
 
 
 def named(name):
