@@ -314,6 +314,14 @@ def unwrap(positions, images, box):
 # row i.  Without swaps every row is one band.  Tables are flat, K a + b with unsigned
 # species (a uint8 view): no index needs numba's negative-index wraparound.
 
+@njit(cache=True, inline="always")
+def _row(lo, hi):
+    """The list entries lo..hi-1 as unsigned indices.  With signed ones numba guards every
+    nbr[k] against negative (wraparound) indexing, and the vectorised loop then gathers the
+    row entry by entry instead of loading it: 1.4x slower pair evaluation."""
+    return range(np.uint64(lo), np.uint64(hi))
+
+
 @njit(cache=True, inline="always", error_model="numpy")
 def _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half, tb):
     """E(i at (xn, yn)) - E(now) in units of ``fixedpoint.UNIT``."""
@@ -321,7 +329,7 @@ def _move_change(pos, species, start, nbr, ends, i, xn, yn, box, half, tb):
     ak = np.uint64(tb.n_species) * a
     forms = tb.forms        # read once: taken from tb inside the loop, it stops vectorisation
     de = np.int64(0)
-    for k in range(start[i], ends[i, tb.level[a]]):
+    for k in _row(start[i], ends[i, tb.level[a]]):
         j = nbr[k]
         t = ak + species[j]
         inv_s2, eps = tb.inv_sigma2[t], tb.eps_units[t]
@@ -339,7 +347,7 @@ def _relabel_sum(pos, species, nbr, lo, hi, i, b, skip, box, half, tb):
     ak, bk = k_species * a, k_species * b
     inv_s2, eps_units, forms = tb.inv_sigma2, tb.eps_units, tb.forms
     de = np.int64(0)
-    for k in range(lo, hi):
+    for k in _row(lo, hi):
         j = nbr[k]
         s = species[j]
         r2 = squared_distance(pos, j, x, y, box, half)
