@@ -12,7 +12,7 @@ MODULES = ["mpi_glass.validation", "mpi_glass.mapper", "mpi_glass.imbalance",
            "mpi_glass.schema", "mpi_glass.continuation", "mpi_glass.methods",
            "mpi_glass.imbalance.dii", "mpi_glass.imbalance.dii_select", "mpi_glass.importers",
            "mpi_glass.ensembles", "mpi_glass.bench.certificate", "mpi_glass.safefs",
-           "mpi_glass.signals"]
+           "mpi_glass.signals", "mpi_glass.kernel_cache"]
 
 
 @pytest.mark.parametrize("name", MODULES)
