@@ -18,10 +18,9 @@ Boltzmann weight exp(-2^18 / T), so no physics is lost.  Below the cap each pair
 within UNIT / 2 (1.2e-10 eps_LS) of ``model.pair_potential``.
 """
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
+from .floatbits import float_bits
 from .model import DEFAULT_MODEL, reduced_pair_energy_x2
 from .neighbours import minimum_image, verlet_list
 
@@ -92,17 +91,6 @@ def _units_on(x2, eps_units, form):
     return out
 
 
-@intrinsic
-def _float_bits(typingctx, x):
-    """The IEEE bit pattern of a float64 as an int64 (a register move, vectorisable)."""
-    if x != types.float64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.int64(types.float64), codegen
-
-
 @njit(cache=True, inline="always", error_model="numpy")
 def biased_units(x2, eps_units, forms, pair):
     """round(min(eps V(x), CAP) / UNIT) + ROUNDER_BITS for x2 = (r / sigma_ab)^2,
@@ -120,7 +108,7 @@ def biased_units(x2, eps_units, forms, pair):
     True
     """
     e = min(eps_units * reduced_pair_energy_x2(x2, forms, pair), _CAP_UNITS)
-    return _float_bits(e + _ROUNDER)
+    return float_bits(e + _ROUNDER)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
