@@ -2,6 +2,7 @@
 the gradient against finite differences, the optimiser and the backward elimination."""
 import numpy as np
 import pytest
+from numba import njit
 
 from mpi_glass.imbalance.dii import DiiTarget, dii_value_and_grad
 
@@ -103,6 +104,18 @@ def test_multidimensional_target_equals_brute_force(data):
     ref_value, ref_grad = brute_dii(X, B, w, k=2)
     assert abs(value - ref_value) <= 1e-12 * ref_value
     assert rel(grad, ref_grad) <= 1e-12
+
+
+@pytest.mark.parametrize("kind", ["continuous", "seven values", "symmetric"])
+def test_target_ranks_1d_equal_counting_on_long_tied_runs(kind):
+    rng = np.random.default_rng(3)
+    y = {"continuous": rng.standard_normal(301),
+         "seven values": rng.integers(0, 7, 301).astype(float),
+         "symmetric": np.r_[np.arange(-50.0, 51.0), 0.25 * np.arange(-100.0, 100.0)]}[kind]
+    ref = brute_ranks(y)
+    target = DiiTarget(y)
+    for i in range(len(y)):
+        assert target.ranks(i).tolist() == ref[i].tolist()
 
 
 def test_target_ranks_1d_equal_counting():
@@ -397,3 +410,22 @@ def test_bit_identical_for_any_rank_count():
     a = backward_elimination([X[:300]], [y[:300]], 3, FAST)
     b = backward_elimination([X[:300]], [y[:300]], 3, FAST, mapper=dist)
     assert np.array_equal(a.weights, b.weights) and np.array_equal(a.loss, b.loss)
+
+
+def test_the_softmax_exponential_is_within_one_ulp_of_numpy():
+    from mpi_glass.imbalance.dii import _EXP_FLOOR, _exp_neg
+
+    @njit
+    def exp_all(x):
+        out = np.empty_like(x)
+        for m in range(x.shape[0]):
+            out[m] = _exp_neg(x[m])
+        return out
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(0.0, _EXP_FLOOR, 2_000_000), rng.uniform(0.0, 1.0, 10_000),
+                        [0.0, 5e-324, 1e-300, np.log(2) / 2, np.log(2), 1.0, _EXP_FLOOR]])
+    x = np.concatenate([x, np.nextafter(x[-5:], 0.0), np.nextafter(x[-5:], np.inf)])
+    ref = np.exp(-x)
+    assert exp_all(np.zeros(1))[0] == 1.0
+    assert np.max(np.abs(exp_all(x) - ref) / np.spacing(ref)) <= 1.0
