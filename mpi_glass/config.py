@@ -29,14 +29,15 @@ DEFAULT_PRESET = "laptop"
 
 
 def _key(doc, default=dataclasses.MISSING, *, low=None, high=None, low_open=False,
-         choices=None, number_ok=False, strings=False):
+         choices=None, number_ok=False, strings=False, pair_ok=False):
     """A config field with its documentation and allowed range.
 
     ``number_ok`` lets a string-valued key also take a number (kept as its string form);
-    ``strings`` makes a list-valued key a list of strings instead of numbers.
+    ``strings`` makes a list-valued key a list of strings instead of numbers; ``pair_ok`` lets
+    a number-valued key also take a list of two numbers (kept as a tuple of floats).
     """
     meta = dict(doc=doc, low=low, high=high, low_open=low_open, choices=choices,
-                number_ok=number_ok, strings=strings)
+                number_ok=number_ok, strings=strings, pair_ok=pair_ok)
     if isinstance(default, (list, tuple)):
         value = tuple(default)
         return field(default_factory=lambda: value, metadata=meta)
@@ -186,7 +187,7 @@ class ImportConfig:
     tau_alpha: float = _key("npz: tau_alpha of the data in time_unit (0: unknown; then give "
                             "select.time as a time)", 0.0, low=0.0)
     box: float = _key("npz: box side when the files hold no 'box' array (0: from the files)",
-                      0.0, low=0.0)
+                      0.0, low=0.0, pair_ok=True)   # or [L_x, L_y]: a rectangular box
     first_type: int = _key("npz: the integer type code of the model's first species", 1,
                            low=0)
 
@@ -253,10 +254,17 @@ class Config:
             for name in ("system", "mc", "equilibration", "dynamics", "relaxation_scan")}}
 
 
-def _check_type(where, value, default, number_ok=False, strings=False):
+def _check_type(where, value, default, number_ok=False, strings=False, pair_ok=False):
     expected = type(default)
     if number_ok and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = repr(value)
+    if pair_ok and isinstance(value, list):
+        ok = len(value) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if not ok or not all(math.isfinite(v) for v in value):
+            raise InputError(f"{where}: expected a number or a list of two numbers, got "
+                             f"{value!r}")
+        return tuple(float(v) for v in value)
     if expected is bool:
         ok = isinstance(value, bool)
     elif expected is int:
@@ -320,7 +328,7 @@ def _build_section(origin, section, cls, table):
         where = f"{origin}: {section}.{key}"
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         value = _check_type(where, value, default, f.metadata["number_ok"],
-                            f.metadata["strings"])
+                            f.metadata["strings"], f.metadata.get("pair_ok", False))
         _check_range(where, value, f.metadata)
         values[key] = value
     return cls(**values)
@@ -472,6 +480,9 @@ def _import_section(origin, data):
     if not imp.path:
         raise InputError(f"{origin}: import.path: required, a path pattern such as "
                          f"\"runs/c{{c}}/r{{r}}.dump\"")
+    if isinstance(imp.box, tuple) and min(imp.box) <= 0:
+        raise InputError(f"{origin}: import.box: the sides [L_x, L_y] must both be > 0, got "
+                         f"{list(imp.box)}; or give one side (0: from the files)")
     if imp.format == "npz":
         if not imp.propensity_keys or len(imp.propensity_keys) != len(imp.propensity_times):
             raise InputError(f"{origin}: import.propensity_keys, import.propensity_times: the "

@@ -1,7 +1,8 @@
 """Dynamical observables of iso-configurational Monte Carlo (paper Sec. II A, Eqs. 1-4).
 
 All functions take plain numpy arrays; nothing here knows about MPI or files.  Positions are
-those of the configuration at t = 0, wrapped into the periodic square box [0, L)^2;
+those of the configuration at t = 0, wrapped into the periodic box [0, L_x) x [0, L_y) (a
+square box is given by its side, a rectangular one by (L_x, L_y));
 displacements are raw *unwrapped* displacements Delta r_i(t) = r_i(t) - r_i(0), shaped
 (..., N, 2) with any leading axes (times, replicas).  Lengths are in sigma_LS, times in MC
 sweeps, species are indices of a ``model.PairModel`` (``model=``, default the paper's, with
@@ -50,13 +51,13 @@ from scipy.special import j0
 
 from .errors import InputError
 from .model import DEFAULT_MODEL
-from .neighbours import verlet_list
-from .validation import (check_configuration, check_positive_time, check_square_box, check_times,
+from .neighbours import box_sides, verlet_list
+from .validation import (check_box, check_configuration, check_positive_time, check_times,
                          check_whole_number)
 
 __all__ = ["cage_neighbours", "cage_relative", "fs_cr", "bond_survival", "propensities",
            "tau_alpha", "log_times", "nearest_time_index", "interpolate_in_time",
-           "CAGE_FACTOR", "BOND_FACTOR", "K_DEFAULT"]
+           "check_sides", "CAGE_FACTOR", "BOND_FACTOR", "K_DEFAULT"]
 
 CAGE_FACTOR = 1.4       #: cage / initial-bond radius, in units of sigma_ab (paper)
 BOND_FACTOR = 1.8       #: a bond survives while r_ij < 1.8 sigma_ab (paper)
@@ -76,7 +77,8 @@ def cage_neighbours(positions0, species, box, cutoff_factor=CAGE_FACTOR, model=D
     species : array_like of int, shape (N,)
         Species indices of ``model`` (the paper's: 0 S, 1 M, 2 L).
     box : float or (float, float)
-        Side of the square box; it must exceed twice the neighbour cutoff.
+        Side of the square box, or the sides (L_x, L_y) of a rectangular one; each must
+        exceed twice the neighbour cutoff.
     cutoff_factor : float
         The radius in units of sigma_ab (1.4, the paper's cage).
     model : PairModel
@@ -94,6 +96,11 @@ def cage_neighbours(positions0, species, box, cutoff_factor=CAGE_FACTOR, model=D
     >>> offsets, indices = cage_neighbours([[1.0, 1.0], [2.0, 1.0], [6.0, 1.0]], [2, 2, 2], 10.0)
     >>> offsets.tolist(), indices.tolist()
     ([0, 1, 2, 2], [1, 0])
+
+    In a 10 x 6 box, particles 0 and 2 are neighbours across y = 0:
+
+    >>> cage_neighbours([[1.0, 0.5], [1.0, 3.0], [1.0, 5.5]], [2, 2, 2], (10.0, 6.0))[1].tolist()
+    [2, 0]
     """
     positions0, species, box = _configuration(positions0, species, box, cutoff_factor, model)
     cut2 = (cutoff_factor * model.sigma) ** 2
@@ -226,8 +233,8 @@ def _survival(d, bonds):
 
 
 def _bonds(positions0, species, box, offsets, indices, cutoff_factor, model):
-    """(offsets, indices, r0, cut2, box): per bond k = (i, indices[k]) the t = 0
-    minimum-image vector r_j - r_i and the squared survival radius.  Following a bond from
+    """(offsets, indices, r0, cut2, sides): per bond k = (i, indices[k]) the t = 0
+    minimum-image vector r_j - r_i and the squared survival radius; sides (L_x, L_y).  Following a bond from
     its t = 0 vector needs no positions later on, and unwrapped displacements of any size
     are fine."""
     positions0, species, box = _configuration(positions0, species, box, cutoff_factor, model)
@@ -240,6 +247,7 @@ def _bonds(positions0, species, box, offsets, indices, cutoff_factor, model):
 
 @njit(cache=True)
 def _survival_kernel(d, offsets, indices, r0, cut2, box, out):
+    lx, ly = box_sides(box)
     for b in range(d.shape[0]):
         for i in range(d.shape[1]):
             lo, hi = offsets[i], offsets[i + 1]
@@ -248,8 +256,8 @@ def _survival_kernel(d, offsets, indices, r0, cut2, box, out):
                 j = indices[k]
                 dx = r0[k, 0] + d[b, j, 0] - d[b, i, 0]
                 dy = r0[k, 1] + d[b, j, 1] - d[b, i, 1]
-                dx -= box * math.floor(dx / box + 0.5)    # minimum image, any distance
-                dy -= box * math.floor(dy / box + 0.5)
+                dx -= lx * math.floor(dx / lx + 0.5)    # minimum image, any distance
+                dy -= ly * math.floor(dy / ly + 0.5)
                 kept += dx * dx + dy * dy < cut2[k]
             out[b, i] = kept / (hi - lo) if hi > lo else 1.0
 
@@ -401,13 +409,41 @@ def interpolate_in_time(times, values, t):
 
 # --- input checks ----------------------------------------------------------------------------
 
+def check_sides(box, cutoff_factor=BOND_FACTOR, model=DEFAULT_MODEL, where="box"):
+    """Sides (L_x, L_y) of a box (a side or two) in which every neighbour within
+    cutoff_factor * sigma_ab is one periodic image: each side above twice that reach.
+
+    The bond radius (1.8 sigma_ab) is the farthest ``propensities`` looks; ``where`` names
+    the box in the one-line error (a file, a key).
+
+    Examples
+    --------
+    >>> check_sides((9.0, 14.0)).tolist()
+    [9.0, 14.0]
+    >>> check_sides((9.0, 4.0), where="r0.dump: box")
+    Traceback (most recent call last):
+    ...
+    mpi_glass.errors.InputError: r0.dump: box: side L_y = 4 must exceed twice the neighbour reach 2.116 (1.8 sigma_LL); the minimum image needs a larger box
+    """
+    sides = check_box(box)
+    sigma = model.sigma
+    reach = cutoff_factor * sigma.max()
+    if not reach > 0:
+        raise InputError(f"{where}: the neighbour reach {reach:g} (cutoff_factor "
+                         f"{cutoff_factor:g}) must be positive")
+    for name, side in zip(("L_x", "L_y"), sides):
+        if not side > 2.0 * reach:      # one image per pair: the minimum image is the bond
+            a, b = np.unravel_index(np.argmax(sigma), sigma.shape)
+            pair = model.species_names[a] + model.species_names[b]
+            raise InputError(f"{where}: side {name} = {side:g} must exceed twice the "
+                             f"neighbour reach {reach:.4g} ({cutoff_factor:g} sigma_{pair}); "
+                             f"the minimum image needs a larger box")
+    return sides
+
+
 def _configuration(positions0, species, box, cutoff_factor, model):
-    """Validated (positions float64 wrapped into [0, L), species int8, L)."""
-    box = check_square_box(box)
-    reach = cutoff_factor * model.sigma.max()
-    if not 0 < reach < box / 2:     # one image per pair: the minimum image is the bond
-        raise InputError(f"box: side {box:g} must exceed twice the neighbour cutoff "
-                         f"{reach:.4g} (cutoff_factor {cutoff_factor:g})")
+    """Validated (positions float64 wrapped into the box, species int8, sides (2,))."""
+    box = check_sides(box, cutoff_factor, model)
     positions0, species = check_configuration(positions0, species, box, wrap=True,
                                               species_names=model.species_names)
     return positions0, species, box

@@ -1,9 +1,9 @@
 """Readers of other engines' data for ``mpi_glass import``.
 
 A reader turns the files of one configuration into what ``simfile`` needs from any source
-of dynamics: the configuration at t = 0 (positions wrapped into [0, L)^2), the species
-codes of the model, the box side, the recording steps since t = 0 and each replica's
-unwrapped displacements (R, T, N, 2).  Everything else - p, q, F_s^CR, tau_alpha - is
+of dynamics: the configuration at t = 0 (positions wrapped into [0, L_x) x [0, L_y)), the
+species codes of the model, the box sides (L_x, L_y), the recording steps since t = 0 and
+each replica's unwrapped displacements (R, T, N, 2).  Everything else - p, q, F_s^CR, tau_alpha - is
 computed by the same code as for simulate's own trajectories (``simfile.observables``).
 
 Formats (``[import] format``):
@@ -11,20 +11,24 @@ Formats (``[import] format``):
 * ``lammps-dump``: LAMMPS text dumps (``dump custom``), one file per replica, one frame per
   recorded timestep; columns ``id type`` and ``xu yu`` (unwrapped), or ``x y`` with ``ix iy``
   images, or ``x y`` alone (then unwrapped by the minimum image between successive frames,
-  which needs every particle to move less than L/2 between recorded frames).  Ids may come
-  in any order; a ``z`` column is accepted when it is constant (2-D data).
+  which needs every particle to move less than half a side between recorded frames).  Ids
+  may come in any order; a ``z`` column is accepted when it is constant (2-D data).
 * ``gsd``: HOOMD-blue GSD files through the ``gsd`` package, one file per replica, 2-D
-  boxes; unwrapped with ``particles/image`` when the file records it in every frame, else
-  by the minimum image between successive frames.  Type names map to species by name.
+  orthogonal boxes; unwrapped with ``particles/image`` when the file records it in every
+  frame, else by the minimum image between successive frames.  Type names map to species by name.
 * ``npz``: one NPZ (or HDF5) file per configuration with GlassBench-style arrays ``types``
   (N,), ``initial_positions`` (N, 2), optionally ``box``, and one propensity array (N,) per
   time (``import.propensity_keys``): p is taken from the file, no trajectories.
 
 The first frame of a trajectory is t = 0; the recorded times are the later frames' steps
 minus the first one's.  Every replica of every configuration must record the same steps,
-the same particle ids with the same types, in the same square periodic box, and the
+the same particle ids with the same types, in the same periodic box, and the
 replicas of one configuration must start from the same positions (within
 ``import.start_tolerance``).  Anything else is a one-line ``InputError`` naming the file.
+
+Boxes are orthogonal and periodic in x and y: square or rectangular (L_x != L_y); a tilted
+(triclinic) box is refused.  Each side must exceed twice the bond radius that the
+observables follow (``dynamics.check_sides``, checked by ``importing``).
 
 The model enters here only through ``model_species`` (the names that types map to); the
 cage and bond cutoffs (sigma_ab) enter through ``simfile.observables``.
@@ -218,27 +222,46 @@ def _dump_shape(path):
 
 @dataclass
 class Replica:
-    """One trajectory as read: steps (F,), box side, ids (N,) sorted, raw types (N,),
-    positions at t = 0 wrapped into [0, L) (N, 2), displacements (F - 1, N, 2) since t = 0."""
+    """One trajectory as read: steps (F,), box sides (L_x, L_y) (2,), ids (N,) sorted, raw
+    types (N,), positions at t = 0 wrapped into the box (N, 2), displacements (F - 1, N, 2)
+    since t = 0."""
     steps: np.ndarray
-    box: float
+    box: np.ndarray
     ids: np.ndarray
     types: np.ndarray
     positions0: np.ndarray
     displacements: np.ndarray
 
 
-def _square_side(where, sides):
-    lx, ly = float(sides[0]), float(sides[1])
-    if not (lx > 0 and abs(lx - ly) <= 1e-9 * lx):
-        raise InputError(f"{where}: box {lx:g} x {ly:g} is not square; mpi_glass handles "
-                         f"square periodic boxes only")
-    return lx
+def _box_sides(where, sides):
+    """The sides (L_x, L_y) of an orthogonal box as float64 (2,), both positive and finite.
+
+    Examples
+    --------
+    >>> _box_sides("r0.dump", [9.0, 14.0, 1.0]).tolist()
+    [9.0, 14.0]
+    """
+    sides = np.array(np.asarray(sides, dtype=np.float64)[:2])
+    if not np.all(np.isfinite(sides) & (sides > 0)):
+        raise InputError(f"{where}: box {box_text(sides)}: the sides must be positive")
+    return sides
+
+
+def box_text(sides):
+    """A box for messages: "L" when square, "L_x x L_y" when not.
+
+    Examples
+    --------
+    >>> box_text(np.array([10.0, 10.0])), box_text([9.0, 14.5])
+    ('10', '9 x 14.5')
+    """
+    lx, ly = (float(v) for v in np.broadcast_to(np.asarray(sides, dtype=np.float64), (2,)))
+    return f"{lx:g}" if lx == ly else f"{lx:g} x {ly:g}"
 
 
 def _unwrap(frames_xy, side, images=None):
     """Unwrapped positions (F, N, 2) from wrapped ones: with images, x + i L; without, by the
-    minimum image between successive frames."""
+    minimum image between successive frames.  ``side`` is (L_x, L_y) (or one side)."""
     if images is not None:
         return frames_xy + images * side
     steps = np.diff(frames_xy, axis=0)
@@ -313,7 +336,7 @@ def read_lammps_dump(path):
         if not (np.array_equal(f["lo"], lo) and np.array_equal(f["sides"], sides)):
             raise InputError(f"{where}: the box changes at timestep {f['step']}; mpi_glass "
                              f"needs a fixed box")
-    side = _square_side(where, sides)
+    side = _box_sides(where, sides)
     ids, types = frames[0]["ids"], frames[0]["types"]
     for f in frames[1:]:
         if not np.array_equal(f["ids"], ids):
@@ -360,7 +383,8 @@ def _dump_frames(where, lines):
             raise InputError(f"{where}: line {k + 1}: a frame that is not a LAMMPS text dump "
                              f"frame (truncated?)") from None
         if any(tilt in bounds for tilt in ("xy", "xz", "yz")):
-            raise InputError(f"{where}: triclinic box; mpi_glass handles square boxes only")
+            raise InputError(f"{where}: triclinic box; mpi_glass handles orthogonal (square or "
+                             f"rectangular) boxes only")
         if bounds[3:5] != ["pp", "pp"]:
             raise InputError(f"{where}: box bounds {' '.join(bounds[3:])}: x and y must be "
                              f"periodic (pp)")
@@ -479,8 +503,9 @@ def read_gsd(path):
             raise InputError(f"{where}: the particles or their types change at step "
                              f"{f.configuration.step}")
     if np.any(box[3:] != 0):
-        raise InputError(f"{where}: tilted box; mpi_glass handles square boxes only")
-    side = _square_side(where, box[:2])
+        raise InputError(f"{where}: tilted box; mpi_glass handles orthogonal (square or "
+                         f"rectangular) boxes only")
+    side = _box_sides(where, box[:2])
     positions = np.stack([np.asarray(f.particles.position, dtype=np.float64) for f in frames])
     if first.configuration.dimensions != 2:
         _check_flat(where, positions[..., 2].ravel())
@@ -518,8 +543,9 @@ def _same_trajectory_frame(imp, ref_file, ref, source, rep):
         raise InputError(f"{where}: frames at steps {_steps_text(rep.steps)} but "
                          f"{first} has {_steps_text(ref.steps)}; every replica must record "
                          f"the same times")
-    if rep.box != ref.box:
-        raise InputError(f"{where}: box side {rep.box:g} differs from {first}'s {ref.box:g}")
+    if not np.array_equal(rep.box, ref.box):
+        raise InputError(f"{where}: box {box_text(rep.box)} differs from {first}'s "
+                         f"{box_text(ref.box)}")
     if not np.array_equal(rep.ids, ref.ids):
         raise InputError(f"{where}: particle ids differ from {first}'s")
     if not np.array_equal(rep.types, ref.types):
@@ -562,12 +588,13 @@ def read_propensity_file(imp, names, source):
         _check_flat(where, positions[:, 2])
     n = len(positions)
     if "box" in arrays:
-        box = np.atleast_1d(np.asarray(arrays["box"], dtype=np.float64))
-        side = _square_side(where, box if box.size > 1 else (box[0], box[0]))
-    elif imp.box > 0:
-        side = imp.box
+        box = np.atleast_1d(np.asarray(arrays["box"], dtype=np.float64)).ravel()
+        side = _box_sides(where, box if box.size > 1 else (box[0], box[0]))
+    elif np.all(np.asarray(imp.box) > 0):
+        side = _box_sides("import.box", np.broadcast_to(np.asarray(imp.box, float), (2,)))
     else:
-        raise InputError(f"{where}: no 'box' array; give the box side as import.box")
+        raise InputError(f"{where}: no 'box' array; give the box as import.box (a side, or "
+                         f"[L_x, L_y])")
     types = np.asarray(arrays["types"])
     if types.shape != (n,):
         raise InputError(f"{where}: types: expected ({n},), got {types.shape}")

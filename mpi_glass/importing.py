@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .importers import (SourceFile, check_types_key, model_species, propensity_steps,
+from .dynamics import BOND_FACTOR, CAGE_FACTOR, check_sides
+from .importers import (SourceFile, box_text, check_types_key, model_species, propensity_steps,
                         read_configuration, read_propensity_file, source_paths, source_shape)
 from .outdir import folder_lock
 from .progress import log
@@ -140,8 +141,8 @@ class Import:
         return mine, files
 
     def _consistent(self, meta, files):
-        """Every configuration records the same steps, particle count and box (all ranks
-        hold ``meta`` {c: (steps, n, box)})."""
+        """Every configuration records the same steps, particle count and box sides (all
+        ranks hold ``meta`` {c: (steps, n, box (2,))})."""
         first = meta[0]
         name = {key[0]: f.name for key, f in sorted(files.items(), reverse=True)}
         for c in range(1, self.imp.configurations):
@@ -152,8 +153,9 @@ class Import:
                                  f"times")
             if n != first[1]:
                 raise InputError(f"{name[c]}: {n} particles, {name[0]} has {first[1]}")
-            if box != first[2]:
-                raise InputError(f"{name[c]}: box side {box:g}, {name[0]} has {first[2]:g}")
+            if not np.array_equal(box, first[2]):
+                raise InputError(f"{name[c]}: box {box_text(box)}, {name[0]} has "
+                                 f"{box_text(first[2])}")
 
     # -- trajectories: LAMMPS dumps and GSD files ------------------------------------------
     def _trajectories(self, paths):
@@ -174,6 +176,8 @@ class Import:
             every_file.update(part)
         self._consistent(meta, every_file)
         steps, n, box = meta[0]
+        first = every_file[min(every_file)].name
+        check_sides(box, max(CAGE_FACTOR, BOND_FACTOR), self.cfg.model, where=f"{first}: box")
         source = Trajectories(C, R, n, box, steps[1:], load=lambda c: _trajectory_of(mine[c]),
                               model=self.cfg.model, time_unit=self.imp.time_unit,
                               time_per_step=self.imp.time_per_step)
@@ -215,9 +219,11 @@ class Import:
 
     # -- the file ---------------------------------------------------------------------------
     def _attrs(self, n, box):
+        """The sim file's attributes; ``box`` (L_x, L_y), the density n / (L_x L_y)."""
         temperature = self.imp.temperature if self.imp.temperature > 0 else float("nan")
+        sides = np.broadcast_to(np.asarray(box, dtype=np.float64), (2,)).copy()
         return provenance_attrs(self.cfg, "sim", extra={
-            "n": n, "box": np.array([box, box]), "density": n / box ** 2,
+            "n": n, "box": sides, "density": n / float(sides[0] * sides[1]),
             "temperature": temperature, "time_unit": self.imp.time_unit,
             "time_per_step": self.imp.time_per_step, "imported_format": self.imp.format,
             "io_path": io_path(self.dist), "ranks": self.dist.size})

@@ -12,9 +12,11 @@ Callers and the guarantee each relies on:
   one particle at a time, queried before each insertion.
 
 A Verlet list holds, for every particle i, the particles j whose minimum-image distance was
-below a pair-dependent list radius (interaction cutoff + skin) when the list was built.  It is
-stored compactly as CSR: row i is ``neighbours[start[i]:start[i + 1]]`` (uint32, so indexing
-needs no negative-index wraparound), **sorted by particle index**.  A loop over a row
+below a pair-dependent list radius (interaction cutoff + skin) when the list was built; the
+box is square (a float: the MC's) or rectangular ((Lx, Ly): imported data), each side at
+least twice the largest list radius.  It is stored compactly as CSR: row i is
+``neighbours[start[i]:start[i + 1]]`` (uint32, so indexing needs no negative-index
+wraparound), **sorted by particle index**.  A loop over a row
 therefore meets the interacting neighbours in an order that depends only on which particles
 interact, not on when the list was built or which idle skin members it carries, so a
 floating-point sum over a row does not depend on the build either.
@@ -25,21 +27,48 @@ side r).  The cells of one block row are contiguous in the cell-ordered copies o
 coordinates, so each row of the block is one or two straight scans that append candidates
 without branching.  Each pair is tested once, from the particle earlier in cell order (the
 forward half of its block: half the distance tests), and entered in both rows; transposing
-the (symmetric) list then sorts the rows.  A box too narrow for the block is scanned whole;
-the torus distance is a metric, so the skin argument holds for any box at least twice the
-interaction cutoff.
+the (symmetric) list then sorts the rows.  A box too narrow for the block (in x or in y) is
+scanned whole; the torus distance is a metric, so the skin argument holds for any box at
+least twice the interaction cutoff.
 """
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
-__all__ = ["verlet_list", "verlet_pairs", "cell_grid", "ImageCells", "image_cell", "minimum_image",
-           "linked_cells", "linked_cell_of", "add_to_cell", "clear_of"]
+__all__ = ["verlet_list", "verlet_pairs", "box_sides", "cell_grid", "ImageCells", "image_cell",
+           "minimum_image", "linked_cells", "linked_cell_of", "add_to_cell", "clear_of"]
 
 #: Cells are at least 1 / SUBDIVISION of the largest list radius wide, and a
 #: (2 SUBDIVISION + 1)^2 block of them is searched.  2 measured fastest (N = 4000).
 SUBDIVISION = 2
+
+
+def box_sides(box):
+    """(Lx, Ly) of a periodic box given as one side (square) or two, in Python and in kernels.
+
+    In a kernel a float box stays that very value on both sides (the MC's square box: same
+    arithmetic, same bits as before rectangles), a 2-tuple or 2-array gives its entries.
+
+    Examples
+    --------
+    >>> box_sides(10.0), box_sides((9.0, 14.0)), box_sides(np.array([9.0, 14.0]))
+    ((10.0, 10.0), (9.0, 14.0), (9.0, 14.0))
+    """
+    sides = np.broadcast_to(np.asarray(box, dtype=np.float64), (2,))
+    return float(sides[0]), float(sides[1])
+
+
+@overload(box_sides, inline="always")
+def _box_sides_in_kernels(box):
+    if isinstance(box, types.Float):
+        return lambda box: (box, box)
+    if isinstance(box, types.Integer):
+        return lambda box: (float(box), float(box))
+    if isinstance(box, (types.Array, types.BaseTuple)):
+        return lambda box: (float(box[0]), float(box[1]))
+    return None
 
 
 @njit(cache=True, inline="always")
@@ -79,13 +108,13 @@ def cell_grid(positions, box, shape):
 
 
 @njit(cache=True, inline="always")
-def _scan(lo, hi, xs, ys, ss, members, x, y, radii2, box, half, row, dist, length):
+def _scan(lo, hi, xs, ys, ss, members, x, y, radii2, lx, hx, ly, hy, row, dist, length):
     """Append to row[length:] those of members[lo:hi] within the list radius of a particle
     at (x, y) whose squared radii against species s are radii2[s], and their squared
-    distances to dist[length:]."""
+    distances to dist[length:]; the box is lx x ly, hx and hy its half sides."""
     for k in range(lo, hi):
-        dx = minimum_image(xs[k] - x, box, half)
-        dy = minimum_image(ys[k] - y, box, half)
+        dx = minimum_image(xs[k] - x, lx, hx)
+        dy = minimum_image(ys[k] - y, ly, hy)
         cut2 = radii2[ss[k]]
         r2 = dx * dx + dy * dy
         row[length] = members[k]          # written always, kept only if close: no branch
@@ -95,10 +124,10 @@ def _scan(lo, hi, xs, ys, ss, members, x, y, radii2, box, half, row, dist, lengt
 
 
 @njit(cache=True)
-def _block_row(cstart, m, reach, cx, cy, oy):
-    """The cell ranges [a, b) and [c, d) covering the block's cells in grid row cy + oy
-    (the second is empty unless the block wraps around the box in x)."""
-    base = ((cy + oy) % m) * m
+def _block_row(cstart, m, my, reach, cx, cy, oy):
+    """The cell ranges [a, b) and [c, d) covering the block's cells in grid row cy + oy of
+    an m x my grid (the second is empty unless the block wraps around the box in x)."""
+    base = ((cy + oy) % my) * m
     lo, hi = cx - reach, cx + reach + 1
     a, b = base + max(lo, 0), base + min(hi, m)
     c = d = base
@@ -111,8 +140,8 @@ def _block_row(cstart, m, reach, cx, cy, oy):
 
 @njit(cache=True)
 def _forward_cells(cstart, m, reach, cx, cy):
-    """The cell ranges [a, b) and [c, d) of cells cx + 1 ... cx + reach in grid row cy
-    (the second is empty unless they wrap around the box in x)."""
+    """The cell ranges [a, b) and [c, d) of cells cx + 1 ... cx + reach in grid row cy of a
+    grid m cells wide (the second is empty unless they wrap around the box in x)."""
     base = cy * m
     hi = cx + reach + 1
     a, b = base + cx + 1, base + min(hi, m)
@@ -180,10 +209,12 @@ def _symmetric_rows(members, hstart, half):
 def _half_pairs(positions, species, box, cut2, with_r2):
     """Every pair within its list radius, found once (see ``verlet_pairs``); the squared
     distances only ``with_r2`` (else an empty array)."""
-    n, half, reach = positions.shape[0], 0.5 * box, SUBDIVISION
-    m = max(1, int(box / (math.sqrt(cut2.max()) / reach)))     # cells >= radius / reach wide
-    cstart, members, cell_xy = cell_grid(positions, np.full(2, box), np.full(2, m))
-    whole = m < 2 * reach + 1       # the block would wrap onto itself: scan everything
+    lx, ly = box_sides(box)
+    n, hx, hy, reach = positions.shape[0], 0.5 * lx, 0.5 * ly, SUBDIVISION
+    mx = max(1, int(lx / (math.sqrt(cut2.max()) / reach)))   # cells >= radius / reach wide
+    my = max(1, int(ly / (math.sqrt(cut2.max()) / reach)))
+    cstart, members, cell_xy = cell_grid(positions, np.array([lx, ly]), np.array([mx, my]))
+    whole = min(mx, my) < 2 * reach + 1     # the block would wrap onto itself: scan all
     xs, ys, ss = np.empty(n), np.empty(n), np.empty(n, np.uint64)
     for k in range(n):              # cell-ordered copies: the scans read memory in order
         j = members[k]
@@ -198,22 +229,22 @@ def _half_pairs(positions, species, box, cut2, with_r2):
         x, y, a = xs[p], ys[p], ss[p]
         radii2 = cut2[a]
         if whole:
-            length = _scan(p + 1, n, xs, ys, ss, members, x, y, radii2, box, half, row,
+            length = _scan(p + 1, n, xs, ys, ss, members, x, y, radii2, lx, hx, ly, hy, row,
                            dist, 0)
         else:
             cx, cy = cell_xy[members[p], 0], cell_xy[members[p], 1]
-            length = _scan(p + 1, cstart[cy * m + cx + 1], xs, ys, ss, members, x, y, radii2,
-                           box, half, row, dist, 0)
-            a0, b0, a1, b1 = _forward_cells(cstart, m, reach, cx, cy)
-            length = _scan(a0, b0, xs, ys, ss, members, x, y, radii2, box, half, row,
+            length = _scan(p + 1, cstart[cy * mx + cx + 1], xs, ys, ss, members, x, y, radii2,
+                           lx, hx, ly, hy, row, dist, 0)
+            a0, b0, a1, b1 = _forward_cells(cstart, mx, reach, cx, cy)
+            length = _scan(a0, b0, xs, ys, ss, members, x, y, radii2, lx, hx, ly, hy, row,
                            dist, length)
-            length = _scan(a1, b1, xs, ys, ss, members, x, y, radii2, box, half, row,
+            length = _scan(a1, b1, xs, ys, ss, members, x, y, radii2, lx, hx, ly, hy, row,
                            dist, length)
             for oy in range(1, reach + 1):
-                a0, b0, a1, b1 = _block_row(cstart, m, reach, cx, cy, oy)
-                length = _scan(a0, b0, xs, ys, ss, members, x, y, radii2, box, half,
+                a0, b0, a1, b1 = _block_row(cstart, mx, my, reach, cx, cy, oy)
+                length = _scan(a0, b0, xs, ys, ss, members, x, y, radii2, lx, hx, ly, hy,
                                row, dist, length)
-                length = _scan(a1, b1, xs, ys, ss, members, x, y, radii2, box, half,
+                length = _scan(a1, b1, xs, ys, ss, members, x, y, radii2, lx, hx, ly, hy,
                                row, dist, length)
         if with_r2:
             out_r2, _ = _append(out_r2, hstart[p], dist, length)
@@ -225,6 +256,7 @@ def _half_pairs(positions, species, box, cut2, with_r2):
 def verlet_pairs(positions, species, box, cut2):
     """Every pair with minimum-image distance^2 < cut2[species_i, species_j], once, with
     that distance^2: for the callers that order rows themselves (``mc``'s banded lists).
+    ``box`` is a side (square) or (Lx, Ly), as for ``verlet_list``.
 
     Returns (first, hstart, partners, r2): the partners of particle first[p] are
     ``partners[hstart[p]:hstart[p + 1]]`` (each pair listed from one end only) and r2[k] is
@@ -240,7 +272,9 @@ def verlet_list(positions, species, box, cut2):
 
     ``cut2`` is a symmetric (K, K) table of squared list radii, K the model's species.  Returns (start int64 (N+1,),
     neighbours uint32): row i, sorted by index and without i, is
-    ``neighbours[start[i]:start[i + 1]]``.
+    ``neighbours[start[i]:start[i + 1]]``.  ``box`` is the side of a square box (a float:
+    the MC's, compiled as such) or the sides (Lx, Ly) of a rectangular one (a 2-tuple or
+    2-array); each side must be at least twice the largest list radius (one image a pair).
 
     Examples
     --------
@@ -248,6 +282,13 @@ def verlet_list(positions, species, box, cut2):
     >>> start, nbr = verlet_list(pos, np.zeros(3, np.int64), 10.0, np.full((3, 3), 4.0))
     >>> start.tolist(), nbr.tolist()
     ([0, 1, 2, 2], [1, 0])
+
+    A rectangle: 0 and 2 are neighbours across the short side only.
+
+    >>> pos = np.array([[1.0, 0.5], [1.0, 3.0], [1.0, 5.5]])
+    >>> start, nbr = verlet_list(pos, np.zeros(3, np.int64), (10.0, 6.0), np.full((3, 3), 4.0))
+    >>> start.tolist(), nbr.tolist()
+    ([0, 1, 1, 2], [2, 0])
     """
     members, hstart, half, _ = _half_pairs(positions, species, box, cut2, False)
     return _symmetric_rows(members, hstart, half)

@@ -490,7 +490,10 @@ class SimData:
 
     @property
     def box(self):
-        return float(np.asarray(self.attrs["box"]).ravel()[0])
+        """The box sides (L_x, L_y), float64 (2,): equal for simulate's square box and for
+        files of any schema before rectangles (which stored (L, L) or one L)."""
+        sides = np.asarray(self.attrs["box"], dtype=np.float64).ravel()
+        return np.broadcast_to(sides[:2] if sides.size > 1 else sides, (2,)).copy()
 
     @property
     def temperature(self):

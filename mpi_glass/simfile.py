@@ -47,7 +47,7 @@ class Trajectories:
     configurations: int
     replicas: int
     n: int
-    box: float
+    box: float          # the side of a square box, or (L_x, L_y) (imported data)
     times: np.ndarray
     load: Callable
     model: PairModel

@@ -154,3 +154,25 @@ def test_model_table_picks_or_defines_the_model():
                         '[system]\nn = 400\ncomposition = [0.25, 0.25, 0.25, 0.25]\n')
     assert quad.model.n_species == 4 and quad.counts.tolist() == [100] * 4
     assert quad.model.max_cutoff == 2.2 * 1.2
+
+
+IMPORT = '[import]\nformat = "npz"\npath = "c{c}.npz"\npropensity_keys = ["p"]\n' \
+         'propensity_times = [1.0]\n'
+
+
+@pytest.mark.parametrize("value, expected", [("12.5", 12.5), ("[9, 14.5]", (9.0, 14.5)),
+                                             ("0", 0.0)])
+def test_import_box_is_one_side_or_two(value, expected):
+    cfg = parse_config(IMPORT + f"box = {value}\n")
+    assert cfg.imported.box == expected
+
+
+@pytest.mark.parametrize("value, pattern", [
+    ("[9.0, 0.0]", r"import.box: the sides \[L_x, L_y\] must both be > 0"),
+    ("[9.0, 14.0, 1.0]", "import.box: expected a number or a list of two numbers"),
+    ("['9', 14.0]", "import.box: expected a number or a list of two numbers"),
+    ("[-9.0, 14.0]", "import.box: must be >= 0")])
+def test_import_box_refuses_anything_else_in_one_line(value, pattern):
+    with pytest.raises(InputError, match=pattern) as err:
+        parse_config(IMPORT + f"box = {value}\n", origin="bad.toml")
+    assert "\n" not in str(err.value) and str(err.value).startswith("bad.toml")

@@ -223,6 +223,109 @@ def test_propensities_agree_with_the_parts():
                                                  indices).mean(axis=0))
 
 
+# --- rectangular boxes (imported data) -------------------------------------------------------
+
+def rectangle_configuration(n, sides, seed):
+    """Random positions in an Lx x Ly box with particles pinned against every edge and
+    corner, pairs close across each edge."""
+    rng = np.random.default_rng(seed)
+    lx, ly = sides
+    pos = rng.uniform(0.0, 1.0, size=(n, 2)) * sides
+    eps = 0.02
+    pos[:8] = [[eps, 1.0], [lx - eps, 1.0], [2.0, eps], [2.0, ly - eps],
+               [eps, eps], [lx - eps, ly - eps], [eps, ly - eps], [lx - eps, eps]]
+    return pos, rng.integers(0, 3, size=n).astype(np.int8)
+
+
+def numpy_cage(pos, species, sides):
+    """(r0 (N, N, 2) minimum-image r_j - r_i, cage (N, N) bool) over all pairs in numpy."""
+    sigma = SIGMA[species[:, None], species[None, :]]
+    r0 = pos[None, :, :] - pos[:, None, :]
+    r0 -= sides * np.rint(r0 / sides)
+    return r0, (np.hypot(r0[..., 0], r0[..., 1]) < 1.4 * sigma) & ~np.eye(len(pos), dtype=bool)
+
+
+def numpy_cage_relative(cage, d):
+    """Delta r^CR of one frame d (N, 2): drift removed, minus the cage mean (n_i > 0)."""
+    n0 = cage.sum(axis=1)
+    d = d - d.mean(axis=0)
+    return d - np.where(n0[:, None] > 0, (cage @ d) / np.maximum(n0, 1)[:, None], 0.0)
+
+
+def numpy_propensities(pos, species, sides, disp):
+    """p, q (T, N), F_s^CR (T,) by the definitions over all pairs in plain numpy (as
+    test_import's reference): cages within 1.4 sigma_ab, bonds within 1.8 sigma_ab, the
+    minimum image taken on each side; disp (R, T, N, 2)."""
+    sigma = SIGMA[species[:, None], species[None, :]]
+    r0, cage = numpy_cage(pos, species, sides)
+    n0 = cage.sum(axis=1)
+    p, q = np.zeros(disp.shape[1:3]), np.zeros(disp.shape[1:3])
+    fs = np.zeros(disp.shape[1])
+    for replica in disp:
+        for t, d in enumerate(replica.astype(np.float64)):
+            dcr = numpy_cage_relative(cage, d)
+            d = d - d.mean(axis=0)
+            p[t] += np.hypot(dcr[:, 0], dcr[:, 1])
+            fs[t] += j0(6.3 * np.hypot(dcr[:, 0], dcr[:, 1])).mean()
+            rt = r0 + d[None, :, :] - d[:, None, :]
+            rt -= sides * np.rint(rt / sides)
+            kept = (np.hypot(rt[..., 0], rt[..., 1]) < 1.8 * sigma) & cage
+            q[t] += np.where(n0 > 0, kept.sum(axis=1) / np.maximum(n0, 1), 1.0)
+    return p / len(disp), q / len(disp), fs / len(disp)
+
+
+@pytest.mark.parametrize("sides", [(9.0, 14.0), (14.0, 9.0)])
+@pytest.mark.parametrize("factor", [1.4, 1.8])
+def test_cage_neighbours_in_a_rectangle_match_brute_force(sides, factor):
+    pos, species = rectangle_configuration(300, np.array(sides), seed=21)
+    offsets, indices = dynamics.cage_neighbours(pos, species, sides, cutoff_factor=factor)
+    rows = rows_of(offsets, indices)
+    assert rows == brute_force_neighbours(pos, species, np.array(sides), factor)
+    assert 1 in rows[0] and 3 in rows[2] and 5 in rows[4]      # across x, y and the corner
+
+
+def test_bond_survival_in_a_rectangle_matches_brute_force():
+    sides = np.array([9.0, 14.0])
+    pos, species = rectangle_configuration(250, sides, seed=22)
+    disp = np.random.default_rng(23).normal(scale=0.5, size=(3, 250, 2))
+    disp[2] += 3.5 * sides      # unwrapped displacements many boxes long, unequal in x, y
+    offsets, indices = dynamics.cage_neighbours(pos, species, sides)
+    got = dynamics.bond_survival(disp, pos, species, sides, offsets, indices)
+    for t in range(3):
+        assert np.allclose(got[t], brute_force_survival(pos, species, sides, disp[t]))
+
+
+def test_propensities_in_a_rectangle_match_numpy():
+    """p, q, F_s^CR and the cage-relative displacements in a 9 x 14 box against the plain
+    numpy definitions; a bond stretched across the short side breaks only there."""
+    sides = np.array([9.0, 14.0])
+    pos, species = rectangle_configuration(200, sides, seed=24)
+    disp = np.random.default_rng(25).normal(scale=0.45, size=(3, 4, 200, 2))
+    disp[:, 3] += [4.5, 7.0]    # half a box each way: a pure drift, removed
+    p, q, fs = dynamics.propensities(disp.astype(np.float32), pos, species, tuple(sides))
+    ref_p, ref_q, ref_fs = numpy_propensities(pos, species, sides,
+                                              disp.astype(np.float32).astype(np.float64))
+    assert np.allclose(p, ref_p, rtol=1e-12, atol=1e-12)
+    assert np.allclose(fs, ref_fs, rtol=0, atol=1e-12)
+    assert np.array_equal(q, ref_q)
+    offsets, indices = dynamics.cage_neighbours(pos, species, sides)
+    dcr = dynamics.cage_relative(disp[1], offsets, indices)
+    cage = numpy_cage(pos, species, sides)[1]
+    for t in range(4):
+        assert np.allclose(dcr[t], numpy_cage_relative(cage, disp[1, t]), atol=1e-13)
+
+
+@pytest.mark.parametrize("sides, name", [((9.0, 4.0), "L_y = 4"), ((4.2, 9.0), "L_x = 4.2")])
+def test_a_side_too_short_for_the_reach_is_refused_by_name(sides, name):
+    """Both sides exceed twice the cage reach (1.4 sigma_LL = 1.65) but one not twice the
+    bond reach (1.8 sigma_LL = 2.12) that propensities follow: refused, naming that side."""
+    pos, species = rectangle_configuration(20, np.array(sides), seed=26)
+    dynamics.cage_neighbours(pos, species, sides)
+    with pytest.raises(InputError, match=f"box: side {name} must exceed twice the neighbour "
+                                         f"reach 2.116"):
+        dynamics.propensities(np.zeros((1, 1, 20, 2)), pos, species, sides)
+
+
 # --- times -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("per_decade", [8, 64])

@@ -77,8 +77,9 @@ def _write_tables(path):
 
 
 def _write_data(path, positions, species, box):
+    lx, ly = np.broadcast_to(np.asarray(box, dtype=float), (2,))
     lines = ["mpi_glass start", "", f"{len(positions)} atoms", "3 atom types", "",
-             f"0 {box:.17g} xlo xhi", f"0 {box:.17g} ylo yhi", "-0.5 0.5 zlo zhi", "",
+             f"0 {lx:.17g} xlo xhi", f"0 {ly:.17g} ylo yhi", "-0.5 0.5 zlo zhi", "",
              "Masses", "", "1 1.0", "2 1.0", "3 1.0", "", "Atoms # atomic", ""]
     lines += [f"{i + 1} {s + 1} {x:.17g} {y:.17g} 0.0"
               for i, ((x, y), s) in enumerate(zip(positions, species))]
@@ -120,16 +121,42 @@ def md_set(tmp_path_factory):
     return folder
 
 
-def make_md_set(folder):
+@pytest.fixture(scope="module")
+def md_rect_set(tmp_path_factory):
+    """The same in a RECT_X x (N / density / RECT_X) box (L_y about 1.8 L_x)."""
+    folder = tmp_path_factory.mktemp("md_rect")
+    subprocess.run([sys.executable, __file__, str(folder), "rect"], env=lammps_env(),
+                   check=True, cwd=Path(__file__).parent)
+    return folder
+
+
+RECT_X = 9.0
+
+
+def rectangle_start(counts, sides, seed):
+    """N sites of a jittered nx x ny grid filling an L_x x L_y box (LAMMPS minimises it)."""
+    rng = np.random.default_rng(seed)
+    n = int(sum(counts))
+    nx = int(round(sides[0]))
+    ny = -(-n // nx)
+    grid = np.stack(np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij"), -1).reshape(-1, 2)
+    sites = grid[rng.permutation(len(grid))[:n]]
+    return (sites + 0.5 + rng.uniform(-0.05, 0.05, (n, 2))) * sides / (nx, ny)
+
+
+def make_md_set(folder, rect=False):
     from mpi_glass import mc
     md = folder / "md"
     md.mkdir()
     counts = model.composition_counts(N, model.PAPER_FRACTIONS)
     box = model.box_side(N, model.PAPER_DENSITY)
+    if rect:
+        box = np.array([RECT_X, N / model.PAPER_DENSITY / RECT_X])
     _write_tables(md / "pair.table")
     for c in range(CONFIGURATIONS):
-        start = mc.initial_configuration(counts, box,
-                                         mc.new_rng_state(np.random.SeedSequence([5, c])))
+        seeds = np.random.SeedSequence([5, c])
+        start = rectangle_start(counts, box, [6, c]) if rect else \
+            mc.initial_configuration(counts, box, mc.new_rng_state(seeds))
         _write_data(md / f"c{c}.data", start, model.species_array(counts), box)
         for r in range(REPLICAS):
             _run_replica(md / f"c{c}.data", md / "pair.table", 100 + 7 * r + 31 * c,
@@ -139,25 +166,28 @@ def make_md_set(folder):
 # -- the independent reference ---------------------------------------------------------------
 
 def read_reference_dump(path):
-    """(steps, box, types (N,), unwrapped (F, N, 2)) of a sorted 'id type xu yu' dump."""
+    """(steps, box sides (2,), types (N,), unwrapped (F, N, 2)) of a sorted 'id type xu yu'
+    dump."""
     lines = Path(path).read_text().splitlines()
     steps, frames = [], []
     for k, line in enumerate(lines):
         if line == "ITEM: TIMESTEP":
             steps.append(int(lines[k + 1]))
             n = int(lines[k + 3])
-            lo, hi = map(float, lines[k + 5].split())
+            bounds = np.array([lines[k + 5].split(), lines[k + 6].split()], dtype=float)
             rows = np.array([row.split() for row in lines[k + 9:k + 9 + n]], dtype=float)
             assert np.all(np.diff(rows[:, 0]) > 0)
             frames.append(rows)
     frames = np.array(frames)
-    return np.array(steps), hi - lo, frames[0, :, 1].astype(int) - 1, frames[:, :, 2:4]
+    return (np.array(steps), bounds[:, 1] - bounds[:, 0], frames[0, :, 1].astype(int) - 1,
+            frames[:, :, 2:4])
 
 
 def reference_observables(x0, species, box, disp):
     """p, q (T, N) and F_s^CR (T,) by the definitions, over all pairs: cage neighbours within
     1.4 sigma_ab at t = 0, centre-of-mass drift removed, bonds surviving within 1.8 sigma_ab,
-    F_s = <J0(6.3 |dr^CR|)>; disp (R, T, N, 2) float64."""
+    F_s = <J0(6.3 |dr^CR|)>; disp (R, T, N, 2) float64; box (L_x, L_y), the minimum image
+    taken side by side."""
     sigma = model.SIGMA[species[:, None], species[None, :]]
     r0 = x0[None, :, :] - x0[:, None, :]              # r0[i, j] = x_j - x_i, minimum image
     r0 -= box * np.rint(r0 / box)
@@ -189,10 +219,14 @@ def reference_tau_alpha(times, fs):
 
 @pytest.fixture(scope="module")
 def reference(md_set):
-    """{positions, species, times (tau_LJ), p, q, fs, tau_alpha} from the .ref dumps."""
+    """{positions, species, times (tau_LJ), p, q, fs, tau_alpha, box} from the .ref dumps."""
+    return reference_of(md_set)
+
+
+def reference_of(folder):
     out = {key: [] for key in ("positions", "species", "p", "q", "fs", "unwrapped")}
     for c in range(CONFIGURATIONS):
-        runs = [read_reference_dump(md_set / "md" / f"c{c}_r{r}.ref") for r in range(REPLICAS)]
+        runs = [read_reference_dump(folder / "md" / f"c{c}_r{r}.ref") for r in range(REPLICAS)]
         steps, box, species, u = runs[0]
         unwrapped = np.stack([run[3] for run in runs])
         disp = unwrapped[:, 1:] - unwrapped[:, :1]
@@ -289,10 +323,11 @@ def test_unwrapped_sorted_columns_import_the_same(md_set, lammps_import):
 
 # -- GSD ---------------------------------------------------------------------------------------
 
-def _write_gsd(path, unwrapped, species, box, steps, images_every_frame=True):
-    """HOOMD-style: box centred on 0, positions wrapped into [-L/2, L/2), images; type names
-    in another order than the model's (mapped by name)."""
+def _write_gsd(path, unwrapped, species, box, steps, images_every_frame=True, tilt=0.0):
+    """HOOMD-style: box (a side or L_x, L_y) centred on 0, positions wrapped into
+    [-L/2, L/2), images; type names in another order than the model's (mapped by name)."""
     import gsd.hoomd
+    box = np.broadcast_to(np.asarray(box, dtype=float), (2,))
     names = ["L", "S", "M"]
     typeid = np.array([names.index(model.SPECIES_NAMES[s]) for s in species], dtype=np.uint32)
     with gsd.hoomd.open(str(path), "w") as trajectory:
@@ -300,7 +335,7 @@ def _write_gsd(path, unwrapped, species, box, steps, images_every_frame=True):
             frame = gsd.hoomd.Frame()
             frame.configuration.step = int(step)
             frame.configuration.dimensions = 2
-            frame.configuration.box = [box, box, 0.0, 0.0, 0.0, 0.0]
+            frame.configuration.box = [box[0], box[1], 0.0, tilt, 0.0, 0.0]
             image = np.floor((u + box / 2) / box)
             frame.particles.N = len(u)
             frame.particles.types = names
@@ -347,7 +382,7 @@ def test_propensity_files_import_p_as_given(md_set, reference, suffix):
     for c in range(CONFIGURATIONS):
         arrays = {"types": reference["species"][c] + 1,
                   "initial_positions": reference["positions"][c] - reference["box"] / 2,
-                  "box": np.array([reference["box"]] * 2),
+                  "box": reference["box"],
                   **{key: reference["p"][c, k] for key, k in zip(keys, picks)}}
         if suffix == "npz":
             np.savez(folder / f"c{c}.npz", **arrays)
@@ -378,23 +413,25 @@ def test_propensity_files_import_p_as_given(md_set, reference, suffix):
 
 def write_dump(path, steps, types, unwrapped, box, columns="x y ix iy", z=None, ids=None,
                boxes=None, seed=0):
-    """A LAMMPS-style text dump of unwrapped positions (F, N, 2), rows in random order."""
+    """A LAMMPS-style text dump of unwrapped positions (F, N, 2), rows in random order; box
+    (each of ``boxes``) a side or (L_x, L_y)."""
     rng = np.random.default_rng(seed)
     n = unwrapped.shape[1]
     ids = np.arange(1, n + 1) if ids is None else ids
     out = []
     for k, (step, u) in enumerate(zip(steps, unwrapped)):
-        side = box if boxes is None else boxes[k]
+        side = np.broadcast_to(np.asarray(box if boxes is None else boxes[k], float), (2,))
         image = np.floor(u / side).astype(int)
         x = u - image * side
         cols = {"x": x[:, 0], "y": x[:, 1], "ix": image[:, 0], "iy": image[:, 1],
-                "xu": u[:, 0], "yu": u[:, 1], "xs": x[:, 0] / side, "ys": x[:, 1] / side,
-                "xsu": u[:, 0] / side, "ysu": u[:, 1] / side}
+                "xu": u[:, 0], "yu": u[:, 1], "xs": x[:, 0] / side[0], "ys": x[:, 1] / side[1],
+                "xsu": u[:, 0] / side[0], "ysu": u[:, 1] / side[1]}
         if z is not None:
             cols["z"] = z[k]
         names = columns.split() + (["z"] if z is not None else [])
         out += ["ITEM: TIMESTEP", str(step), "ITEM: NUMBER OF ATOMS", str(n),
-                "ITEM: BOX BOUNDS pp pp pp", f"0 {side!r}", f"0 {side!r}", "-0.5 0.5",
+                "ITEM: BOX BOUNDS pp pp pp", f"0 {float(side[0])!r}", f"0 {float(side[1])!r}",
+                "-0.5 0.5",
                 "ITEM: ATOMS id type " + " ".join(names)]
         for i in rng.permutation(n):
             out.append(f"{ids[i]} {types[i]} " + " ".join(
@@ -403,22 +440,25 @@ def write_dump(path, steps, types, unwrapped, box, columns="x y ix iy", z=None, 
     Path(path).write_text("\n".join(out) + "\n")
 
 
+@pytest.mark.parametrize("box", [8.0, (8.0, 11.0)])
 @pytest.mark.parametrize("columns", ["x y ix iy", "x y", "xu yu", "xs ys ix iy", "xs ys",
                                      "xsu ysu"])
-def test_every_dump_coordinate_layout_reads_the_trajectory_written(tmp_path, columns):
+def test_every_dump_coordinate_layout_reads_the_trajectory_written(tmp_path, columns, box):
     """Wrapped, unwrapped and scaled (fractions of the box) columns, with or without image
-    flags: the positions at t = 0 and the displacements of the walk that was written."""
+    flags, square and rectangular boxes: the positions at t = 0 and the displacements of the
+    walk that was written."""
     from mpi_glass.importers import read_lammps_dump
     rng = np.random.default_rng(4)
-    box, steps = 8.0, np.arange(5) * 10
+    steps = np.arange(5) * 10
     walk = np.cumsum(rng.normal(0, 0.3, (5, 40, 2)), axis=0)
     walk[0] = 0.0
-    unwrapped = rng.uniform(0, box, (40, 2)) + walk
+    unwrapped = rng.uniform(0, 1, (40, 2)) * np.asarray(box) + walk
     write_dump(tmp_path / "r.dump", steps, rng.integers(1, 4, 40), unwrapped, box,
                columns=columns)
     replica = read_lammps_dump(tmp_path / "r.dump")
     np.testing.assert_allclose(replica.positions0, unwrapped[0], atol=1e-12)
     np.testing.assert_allclose(replica.displacements, unwrapped[1:] - unwrapped[0], atol=1e-5)
+    assert replica.box.tolist() == list(np.broadcast_to(box, (2,)))
 
 
 def synthetic_set(folder, configurations=2, replicas=2, n=120, frames=6, seed=1):
@@ -509,6 +549,24 @@ def _renumber(fields):
     fields[0] = str(int(fields[0]) + 1000)
 
 
+def _short_y(lines):
+    """Every frame's y bounds 0 .. 4: a rectangle too short for the bond reach 2 x 2.12."""
+    return ["0 4.0" if k >= 2 and lines[k - 2].startswith("ITEM: BOX BOUNDS") else line
+            for k, line in enumerate(lines)]
+
+
+def _tilt(lines):
+    """A triclinic box: LAMMPS's header and a tilt factor after each pair of bounds."""
+    out = []
+    for k, line in enumerate(lines):
+        if line.startswith("ITEM: BOX BOUNDS"):
+            line = "ITEM: BOX BOUNDS xy xz yz pp pp pp"
+        elif any(lines[k - d].startswith("ITEM: BOX BOUNDS") for d in (1, 2, 3) if k >= d):
+            line += " 0.0" if lines[k - 3].startswith("ITEM: BOX") else " 0.5"
+        out.append(line)
+    return out
+
+
 BAD_DUMPS = {
     "species": ("md/c1_r0.dump md/c1_r1.dump", _edit_atoms(_type_3_to_4),
                 "type 4 names no species of the model"),
@@ -518,6 +576,9 @@ BAD_DUMPS = {
     "3d": ("md/c1_r0.dump", _add_z(vary=True), "2-D only"),
     "ids": ("md/c1_r1.dump", _edit_atoms(_renumber), "particle ids differ"),
     "pattern": ("md/c1_r1.dump", None, "no such file (import.path"),
+    "short side": ("md/c0_r0.dump md/c0_r1.dump md/c1_r0.dump md/c1_r1.dump", _short_y,
+                   "box: side L_y = 4 must exceed twice the neighbour reach 2.116"),
+    "tilted": ("md/c1_r0.dump", _tilt, "triclinic box"),
 }
 
 
@@ -619,6 +680,85 @@ def test_import_needs_an_import_table_and_simulate_refuses_one(tmp_path, tiny_co
     assert proc.returncode == 2 and "[system] does not apply to imported data" in proc.stderr
 
 
+# -- rectangular boxes -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rect_reference(md_rect_set):
+    """The reference of the LAMMPS set in a 9 x 16.3 box."""
+    ref = reference_of(md_rect_set)
+    assert ref["box"][0] == RECT_X and ref["box"][1] > 1.5 * RECT_X
+    return ref
+
+
+def test_rectangular_lammps_import_equals_the_independent_computation(md_rect_set,
+                                                                       rect_reference):
+    """p, q, F_s^CR and tau_alpha in an L_x != L_y box against the reference, which takes
+    the minimum image side by side; the sides and density n / (L_x L_y) are recorded, and
+    select runs end to end on the import."""
+    config = import_toml(md_rect_set / "imported.toml")
+    cli("import", "--config", config, "--out", md_rect_set / "out")
+    sim = read_sim(md_rect_set / "out" / "sim.h5")
+    assert sim.box.tolist() == rect_reference["box"].tolist()
+    with h5py.File(md_rect_set / "out" / "sim.h5") as f:
+        assert f.attrs["density"] == pytest.approx(N / np.prod(rect_reference["box"]),
+                                                   rel=1e-12)
+    assert np.all(sim.positions < rect_reference["box"])
+    assert np.any(sim.positions[..., 1] > RECT_X + 1)      # the long side is used
+    assert_matches_reference(sim, rect_reference)
+    run_select(md_rect_set / "out")
+
+
+def test_rectangular_gsd_import_equals_the_independent_computation(md_rect_set,
+                                                                   rect_reference):
+    folder = md_rect_set / "gsd"
+    folder.mkdir()
+    steps = np.arange(0, STEPS + 1, EVERY)
+    for c in range(CONFIGURATIONS):
+        for r in range(REPLICAS):
+            _write_gsd(folder / f"c{c}_r{r}.gsd", rect_reference["unwrapped"][c, r],
+                       rect_reference["species"][c], rect_reference["box"], steps)
+    config = import_toml(folder / "gsd.toml", fmt="gsd", pattern="c{c}_r{r}.gsd")
+    cli("import", "--config", config, "--out", folder / "out")
+    sim = read_sim(folder / "out" / "sim.h5")
+    box = rect_reference["box"]
+    shifted = np.mod(rect_reference["positions"] + box / 2, box)    # HOOMD: centred on 0
+    assert_matches_reference(sim, dict(rect_reference, positions=shifted), q_exact=False,
+                             position_error=1e-5)
+    assert np.allclose(sim.q, rect_reference["q"], atol=0.02)
+
+
+def test_import_box_takes_two_sides_for_propensity_files(tmp_path, rect_reference):
+    """import.box = [L_x, L_y] when the NPZ files hold no 'box' array."""
+    box = rect_reference["box"]
+    for c in range(CONFIGURATIONS):
+        np.savez(tmp_path / f"c{c}.npz", types=rect_reference["species"][c] + 1,
+                 initial_positions=rect_reference["positions"][c] - box / 2,
+                 p_t4=rect_reference["p"][c, 4])
+    time = f"{rect_reference['times'][4]:.6g}"
+    config = import_toml(tmp_path / "p.toml", fmt="npz", pattern="c{c}.npz", time=time,
+                         replicas=1, extra=f'propensity_keys = ["p_t4"]\n'
+                                           f'propensity_times = [{time}]\n'
+                                           f'box = [{float(box[0])!r}, {float(box[1])!r}]\n')
+    cli("import", "--config", config, "--out", tmp_path / "out")
+    sim = read_sim(tmp_path / "out" / "sim.h5")
+    assert sim.box.tolist() == box.tolist()
+    assert np.allclose(sim.positions, np.mod(rect_reference["positions"] - box / 2, box),
+                       atol=1e-12)
+    assert np.array_equal(sim.p[:, 0], rect_reference["p"][:, 4])
+
+
+def test_a_tilted_gsd_box_is_refused(tmp_path, md_set, reference):
+    _write_gsd(tmp_path / "c0_r0.gsd", reference["unwrapped"][0, 0][:3],
+               reference["species"][0], reference["box"], [0, 40, 80], tilt=0.2)
+    config = import_toml(tmp_path / "g.toml", fmt="gsd", pattern="c{c}_r{r}.gsd",
+                         configurations=1, replicas=1)
+    proc = cli("import", "--config", config, "--out", tmp_path / "out", check=False)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "c0_r0.gsd: tilted box" in errors[0], proc.stderr
+    assert not (tmp_path / "out" / "sim.h5").exists()
+
+
 # -- schema 4 and older files ----------------------------------------------------------------
 
 def test_schema_3_sim_files_read_as_mc_sweeps(tmp_path):
@@ -660,5 +800,5 @@ def test_import_under_two_ranks_writes_the_serial_bits():
     assert_on_every_rank(dist, check)
 
 
-if __name__ == "__main__":          # the md_set fixture's child process
-    make_md_set(Path(sys.argv[1]))
+if __name__ == "__main__":          # the md_set (md_rect_set) fixture's child process
+    make_md_set(Path(sys.argv[1]), rect=sys.argv[2:] == ["rect"])

@@ -60,3 +60,55 @@ def test_linked_cells_answer_like_brute_force():
                            min_sep2) == brute
         pos[i] = x, y
         nb.add_to_cell(head, nxt, m, cx, cy, i)
+
+
+def brute_force_rows(pos, species, sides, cut2):
+    """Rows j != i with minimum-image distance^2 < cut2[s_i, s_j] in an Lx x Ly box, all
+    pairs in plain numpy."""
+    d = pos[None, :, :] - pos[:, None, :]
+    d -= sides * np.rint(d / sides)
+    close = (d**2).sum(-1) < cut2[species[:, None], species[None, :]]
+    np.fill_diagonal(close, False)
+    return [np.flatnonzero(row).tolist() for row in close]
+
+
+@pytest.mark.parametrize("sides, scale", [((9.0, 14.0), 1.0), ((14.0, 9.0), 1.0),
+                                          ((4.5, 14.0), 1.6)])   # 4.5: too narrow, scanned whole
+@pytest.mark.parametrize("as_tuple", [True, False])
+def test_verlet_list_in_a_rectangle_matches_brute_force(sides, scale, as_tuple):
+    """Lx != Ly, with pairs placed across each edge and the corner; the list radius differs
+    by species pair.  verlet_pairs finds the same pairs, once each, with their distance^2."""
+    rng = np.random.default_rng(11)
+    lx, ly = sides
+    n = 260
+    pos = rng.uniform(0, 1, (n, 2)) * sides
+    pos[:8] = [[0.1, 3.0], [lx - 0.2, 3.1], [2.0, 0.05], [2.3, ly - 0.3],
+               [0.02, 0.03], [lx - 0.1, ly - 0.1], [lx / 2, 0.1], [lx / 2, ly - 0.2]]
+    species = rng.integers(0, 3, n).astype(np.uint8)
+    cut2 = (scale * np.array([[0.9, 1.0, 1.1], [1.0, 1.2, 1.3], [1.1, 1.3, 1.4]])) ** 2
+    box = sides if as_tuple else np.array(sides)
+    start, nbr = nb.verlet_list(pos, species, box, cut2)
+    rows = [nbr[start[i]:start[i + 1]].tolist() for i in range(n)]
+    brute = brute_force_rows(pos, species, np.array(sides), cut2)
+    assert rows == brute
+    assert 1 in rows[0] and 3 in rows[2] and 5 in rows[4] and 7 in rows[6]  # across edges
+    first, hstart, partners, r2 = nb.verlet_pairs(pos, species, box, cut2)
+    pairs = sorted((min(first[p], j), max(first[p], j)) for p in range(n)
+                   for j in partners[hstart[p]:hstart[p + 1]])
+    assert pairs == sorted((i, j) for i in range(n) for j in brute[i] if i < j)
+    for p in range(n):
+        for k in range(hstart[p], hstart[p + 1]):
+            d = pos[partners[k]] - pos[first[p]]
+            d -= np.array(sides) * np.rint(d / sides)
+            assert r2[k] == pytest.approx(d @ d, rel=1e-12)
+
+
+def test_a_float_box_is_the_square_of_that_side():
+    rng = np.random.default_rng(12)
+    pos = rng.uniform(0, 8.0, (150, 2))
+    species = rng.integers(0, 3, 150).astype(np.uint8)
+    cut2 = np.full((3, 3), 1.3**2)
+    a = nb.verlet_list(pos, species, 8.0, cut2)
+    b = nb.verlet_list(pos, species, (8.0, 8.0), cut2)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert nb.box_sides(8.0) == (8.0, 8.0) and nb.box_sides([3, 4]) == (3.0, 4.0)

@@ -271,3 +271,21 @@ def test_jsonable_turns_nan_into_null():
     assert doc == {"a": [1.0, None], "b": 2.5, "c": [None]}
     json.dumps(doc, allow_nan=False)
 
+
+
+@pytest.mark.parametrize("box, extent", [(np.array([9.0, 14.0]), (9.0, 14.0)),
+                                         (np.array([8.0, 8.0]), (8.0, 8.0)),
+                                         (np.float64(8.0), (8.0, 8.0))])   # older payloads
+def test_maps_span_each_side_of_the_box(box, extent):
+    """A rectangular box is drawn L_x wide and L_y high, positions wrapped side by side."""
+    from matplotlib.figure import Figure
+    from mpi_glass.report import figures
+    rng = np.random.default_rng(1)
+    unwrapped = rng.uniform(-1, 2, (50, 2)) * extent
+    ax = Figure(figsize=(8, 8)).add_subplot()
+    figures._map(ax, {"box": box, "positions": unwrapped, "species": np.zeros(50, int)},
+                 rng.random(50), "p", "viridis")
+    assert ax.get_xlim() == (0.0, extent[0]) and ax.get_ylim() == (0.0, extent[1])
+    xy = ax.collections[0].get_offsets()
+    assert np.all((xy >= 0) & (xy < extent))
+    assert np.allclose(xy, np.mod(unwrapped, extent))

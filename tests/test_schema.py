@@ -79,7 +79,7 @@ def test_sim_round_trip_is_exact(files):
             assert a.tobytes() == b.tobytes() and a.shape == b.shape, name
             assert b.dtype == schema.SIM_FIELDS[name].h5_dtype(), name
     assert read.displacements is not None and schema.read_sim(path).displacements is None
-    assert read.box == written.box
+    assert np.array_equal(read.box, written.box) and read.box.shape == (2,)
     assert read.temperature == load_config("ci").system.temperature
     assert isinstance(read.attrs["config_toml"], str)
 
@@ -194,3 +194,18 @@ def test_every_field_is_documented_with_known_dimensions():
             assert all(dim in schema.DIMS for dim in spec.dims), name
             assert not spec.scale or len(spec.dims) == 1, name
     assert Path(schema.__file__).name == "schema.py"
+
+
+@pytest.mark.parametrize("stored, sides", [(np.array([12.5, 12.5]), [12.5, 12.5]),
+                                           (12.5, [12.5, 12.5]),
+                                           (np.array([9.0, 14.0]), [9.0, 14.0])])
+def test_box_reads_both_sides_and_square_files_as_before(tmp_path, stored, sides):
+    """Square files (box (L, L), or one L) read as (L, L); a rectangle as (L_x, L_y)."""
+    data = SimData(positions=np.zeros((1, 4, 2)), species=np.zeros((1, 4), np.int8),
+                   times=np.array([1, 10]), tau_alpha=5.0, p=np.zeros((1, 2, 4)),
+                   attrs={"mpi_glass_file": "sim", "schema_version": schema.SCHEMA_VERSION,
+                          "box": stored})
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        schema.write_sim(f, data)
+    box = schema.read_sim(tmp_path / "s.h5").box
+    assert box.dtype == np.float64 and box.tolist() == sides

@@ -31,7 +31,7 @@ scan_tau_alpha      (K,)         their tau_alpha
 configuration       scalar       index c of the configuration shown in the maps (Figs. 2, 8)
 positions           (N, 2)       its particle positions (wrapped into the box for drawing)
 species             (N,)         its species codes 0 S, 1 M, 2 L
-box                 scalar       box side
+box                 (2,)         box sides L_x, L_y (a scalar in older payloads: the side)
 p, q                (N,)         its propensities at the main time (q optional)
 feature             (N,)         its raw values of ``feature_name`` (Fig. 2c)
 feature_name        str          default ``theta_l2.0``

@@ -132,18 +132,31 @@ def fig_fs_cr(doc, a):
     return fig
 
 
+def box_sides(box):
+    """(L_x, L_y) float64 (2,) of a payload's box: two sides, or one (a square, older files).
+
+    Examples
+    --------
+    >>> box_sides(np.float64(10.0)).tolist(), box_sides(np.array([9.0, 14.0])).tolist()
+    ([10.0, 10.0], [9.0, 14.0])
+    """
+    sides = np.asarray(box, dtype=np.float64).ravel()
+    return np.broadcast_to(sides[:2] if sides.size > 1 else sides, (2,)).copy()
+
+
 def _map(ax, a, values, title, cmap):
     """Particles as discs of their species' size at their (wrapped) positions, coloured."""
-    box = float(a["box"])
-    xy = np.mod(a["positions"], box)
+    sides = box_sides(a["box"])
+    xy = np.mod(a["positions"], sides)
     size = np.asarray(a["species_sizes"] if "species_sizes" in a else SPECIES_SIZE)
     size = size[a["species"].astype(int)]
-    points_per_unit = 0.72 * ax.get_figure().get_figwidth() * 72 / 2 / box  # 2 map columns
+    # 2 map columns; the longer side fills its panel (equal aspect)
+    points_per_unit = 0.72 * ax.get_figure().get_figwidth() * 72 / 2 / sides.max()
     low, high = np.percentile(values, [2, 98])
     art = ax.scatter(xy[:, 0], xy[:, 1], c=values, s=(size * points_per_unit) ** 2, cmap=cmap,
                      vmin=low, vmax=high, linewidths=0)
-    ax.set_xlim(0, box)
-    ax.set_ylim(0, box)
+    ax.set_xlim(0, sides[0])
+    ax.set_ylim(0, sides[1])
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
