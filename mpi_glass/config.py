@@ -186,8 +186,8 @@ class ImportConfig:
                                    "time_per_step", ())
     tau_alpha: float = _key("npz: tau_alpha of the data in time_unit (0: unknown; then give "
                             "select.time as a time)", 0.0, low=0.0)
-    box: float = _key("npz: box side when the files hold no 'box' array (0: from the files)",
-                      0.0, low=0.0, pair_ok=True)   # or [L_x, L_y]: a rectangular box
+    box: float = _key("npz: box side, or [L_x, L_y], when the files hold no 'box' array "
+                      "(0: from the files)", 0.0, low=0.0, pair_ok=True)
     first_type: int = _key("npz: the integer type code of the model's first species", 1,
                            low=0)
 

@@ -382,7 +382,7 @@ PROVENANCE_ATTRS = (
     Attr("temperature", "float", UNITS["temperature"], "temperature of the main ensemble"),
     Attr("n", "int", ONE, "number of particles N"),
     Attr("box", "float (2,)", UNITS["length"], "box sides L_x, L_y"),
-    Attr("density", "float", "1 / sigma_LS^2", "number density N / L^2"),
+    Attr("density", "float", "1 / sigma_LS^2", "number density N / (L_x L_y)"),
     Attr("sigma", "float (K, K)", UNITS["length"], "sigma_ab of the model (the paper's: S, M, L)"),
     Attr("epsilon", "float (K, K)", UNITS["energy"], "epsilon_ab of the model"),
     Attr("species_names", "str", ONE, "the model's species, comma-separated (S,M,L)"),
