@@ -21,9 +21,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from scipy.special import j0
 
 from conftest import assert_identical_files, cli, lammps_env
+from propensity_reference import numpy_propensities
 from mpi_glass import model
 from mpi_glass.config import load_config
 from mpi_glass.errors import InputError
@@ -183,32 +183,6 @@ def read_reference_dump(path):
             frames[:, :, 2:4])
 
 
-def reference_observables(x0, species, box, disp):
-    """p, q (T, N) and F_s^CR (T,) by the definitions, over all pairs: cage neighbours within
-    1.4 sigma_ab at t = 0, centre-of-mass drift removed, bonds surviving within 1.8 sigma_ab,
-    F_s = <J0(6.3 |dr^CR|)>; disp (R, T, N, 2) float64; box (L_x, L_y), the minimum image
-    taken side by side."""
-    sigma = model.SIGMA[species[:, None], species[None, :]]
-    r0 = x0[None, :, :] - x0[:, None, :]              # r0[i, j] = x_j - x_i, minimum image
-    r0 -= box * np.rint(r0 / box)
-    cage = (np.hypot(r0[..., 0], r0[..., 1]) < 1.4 * sigma) & ~np.eye(len(x0), dtype=bool)
-    n0 = cage.sum(axis=1)
-    n_rep, n_times = disp.shape[:2]
-    p, q, fs = np.zeros((n_times, len(x0))), np.zeros((n_times, len(x0))), np.zeros(n_times)
-    for replica in disp:
-        for t, d in enumerate(replica):
-            d = d - d.mean(axis=0)
-            cage_mean = (cage.astype(float) @ d) / np.maximum(n0, 1)[:, None]
-            dcr = d - np.where(n0[:, None] > 0, cage_mean, 0.0)
-            p[t] += np.hypot(dcr[:, 0], dcr[:, 1])
-            fs[t] += j0(6.3 * np.hypot(dcr[:, 0], dcr[:, 1])).mean()
-            rt = r0 + d[None, :, :] - d[:, None, :]
-            rt -= box * np.rint(rt / box)
-            kept = (np.hypot(rt[..., 0], rt[..., 1]) < 1.8 * sigma) & cage
-            q[t] += np.where(n0 > 0, kept.sum(axis=1) / np.maximum(n0, 1), 1.0)
-    return p / n_rep, q / n_rep, fs / n_rep
-
-
 def reference_tau_alpha(times, fs):
     """First crossing of 1/e by fs, linear in log t between the bracketing records."""
     below = np.flatnonzero(fs <= math.exp(-1))
@@ -230,7 +204,7 @@ def reference_of(folder):
         steps, box, species, u = runs[0]
         unwrapped = np.stack([run[3] for run in runs])
         disp = unwrapped[:, 1:] - unwrapped[:, :1]
-        p, q, fs = reference_observables(np.mod(u[0], box), species, box, disp)
+        p, q, fs = numpy_propensities(np.mod(u[0], box), species, box, disp)
         for key, value in dict(positions=np.mod(u[0], box), species=species, p=p, q=q, fs=fs,
                                unwrapped=unwrapped).items():
             out[key].append(value)
