@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .validation import check_box
 
 __all__ = ["model_species", "species_codes", "source_paths", "read_lammps_dump", "read_gsd",
            "read_configuration", "read_propensity_file", "SourceFile", "Replica"]
@@ -234,17 +235,19 @@ class Replica:
 
 
 def _box_sides(where, sides):
-    """The sides (L_x, L_y) of an orthogonal box as float64 (2,), both positive and finite.
+    """The sides (L_x, L_y) of an orthogonal box as float64 (2,), from one side (a square) or
+    the first two of several, both positive and finite (``validation.check_box``).
 
     Examples
     --------
-    >>> _box_sides("r0.dump", [9.0, 14.0, 1.0]).tolist()
-    [9.0, 14.0]
+    >>> _box_sides("r0.dump", [9.0, 14.0, 1.0]).tolist(), _box_sides("c0.npz", 12.0).tolist()
+    ([9.0, 14.0], [12.0, 12.0])
     """
-    sides = np.array(np.asarray(sides, dtype=np.float64)[:2])
-    if not np.all(np.isfinite(sides) & (sides > 0)):
-        raise InputError(f"{where}: box {box_text(sides)}: the sides must be positive")
-    return sides
+    sides = np.atleast_1d(np.asarray(sides, dtype=np.float64)).ravel()[:2]
+    try:
+        return check_box(sides)
+    except InputError:
+        raise InputError(f"{where}: box {box_text(sides)}: the sides must be positive") from None
 
 
 def box_text(sides):
@@ -588,10 +591,9 @@ def read_propensity_file(imp, names, source):
         _check_flat(where, positions[:, 2])
     n = len(positions)
     if "box" in arrays:
-        box = np.atleast_1d(np.asarray(arrays["box"], dtype=np.float64)).ravel()
-        side = _box_sides(where, box if box.size > 1 else (box[0], box[0]))
+        side = _box_sides(where, arrays["box"])
     elif np.all(np.asarray(imp.box) > 0):
-        side = _box_sides("import.box", np.broadcast_to(np.asarray(imp.box, float), (2,)))
+        side = _box_sides("import.box", imp.box)
     else:
         raise InputError(f"{where}: no 'box' array; give the box as import.box (a side, or "
                          f"[L_x, L_y])")

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from ..methods import REGISTRY
 from ..model import DEFAULT_MODEL
 from ..store import write_atomically
+from ..validation import check_box
 from .data import (DATA_FILE, II_METHODS, METHOD_LABELS, SPECIES, arr, load_figure_data,
                    mean_std, num, species_groups, studies_of, time_note)
 
@@ -132,21 +133,9 @@ def fig_fs_cr(doc, a):
     return fig
 
 
-def box_sides(box):
-    """(L_x, L_y) float64 (2,) of a payload's box: two sides, or one (a square, older files).
-
-    Examples
-    --------
-    >>> box_sides(np.float64(10.0)).tolist(), box_sides(np.array([9.0, 14.0])).tolist()
-    ([10.0, 10.0], [9.0, 14.0])
-    """
-    sides = np.asarray(box, dtype=np.float64).ravel()
-    return np.broadcast_to(sides[:2] if sides.size > 1 else sides, (2,)).copy()
-
-
 def _map(ax, a, values, title, cmap):
     """Particles as discs of their species' size at their (wrapped) positions, coloured."""
-    sides = box_sides(a["box"])
+    sides = check_box(a["box"])    # two sides, or one (a square, older payloads)
     xy = np.mod(a["positions"], sides)
     size = np.asarray(a["species_sizes"] if "species_sizes" in a else SPECIES_SIZE)
     size = size[a["species"].astype(int)]
