@@ -234,9 +234,9 @@ def _survival(d, bonds):
 
 def _bonds(positions0, species, box, offsets, indices, cutoff_factor, model):
     """(offsets, indices, r0, cut2, sides): per bond k = (i, indices[k]) the t = 0
-    minimum-image vector r_j - r_i and the squared survival radius; sides (L_x, L_y).  Following a bond from
-    its t = 0 vector needs no positions later on, and unwrapped displacements of any size
-    are fine."""
+    minimum-image vector r_j - r_i and the squared survival radius; sides (L_x, L_y).
+    Following a bond from its t = 0 vector needs no positions later on, and unwrapped
+    displacements of any size are fine."""
     positions0, species, box = _configuration(positions0, species, box, cutoff_factor, model)
     i = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     r0 = positions0[indices] - positions0[i]
